@@ -1,0 +1,324 @@
+"""The cleaning pipeline: read -> fetch media -> rules -> decode -> score -> route -> write.
+
+`build` lays out the Beam graph from a validated `RunConfig`; `run` executes it. The last step
+writes summary.json and `_SUCCESS` only after every file write has finished and the counts add
+up, so `_SUCCESS` means the whole run landed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import apache_beam as beam
+import fsspec
+from apache_beam.io.parquetio import ReadAllFromParquet
+from apache_beam.ml.inference.base import RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from models.base import RewardModelHandler, ScoreOutcome
+from models.registry import loader_for
+from pipelines.config import RunConfig
+from pipelines.steps import ERRORS_TAG, SplitErrors, apply_step
+from transforms import report
+from transforms.decode_media import decode_sample
+from transforms.fetch_media import fetch_media
+from transforms.parquet_rows import row_to_sample
+from transforms.read_manifest import read_manifest
+from transforms.read_webdataset import read_webdataset_shard
+from transforms.record import ErrorRecord, Sample
+from transforms.route import (
+    CLEAN,
+    ERRORS,
+    QUANTILE_POINTS,
+    REVIEW,
+    percentile_cut,
+    route_by_cut,
+    route_by_threshold,
+)
+from transforms.rules import check_rules
+from transforms.video_archives import archive_key, attach_archive_video, iter_archive_videos
+from transforms.write_shards import WriteSamples
+
+
+class DataMissingError(FileNotFoundError):
+    """The configured dataset is not where the config says; the message says how to fix it."""
+
+
+def _expand(root: str, patterns: tuple[str, ...]) -> list[str]:
+    fs, _, _ = fsspec.get_fs_token_paths(root or ".")
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    found = []
+    for pattern in patterns:
+        matches = sorted(fs.glob(f"{root.rstrip('/')}/{pattern}"))
+        prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+        found.extend(f"{prefix}{m}" if prefix and "://" not in m else m for m in matches)
+    return found
+
+
+def discover_inputs(config: RunConfig) -> dict[str, dict[str, list[str]]]:
+    """Resolve every source's globs now, so missing data fails before any worker starts."""
+    resolved = {}
+    for source in config.sources:
+        manifests = _expand(config.root, source.manifests)
+        if not manifests:
+            wanted = ", ".join(f"{config.root}/{p}" for p in source.manifests)
+            raise DataMissingError(
+                f"source {source.name!r}: no input matches {wanted}.\n{config.layout_help}".strip()
+            )
+        archives = _expand(config.root, source.video_archives)
+        if source.video_archives and not archives:
+            wanted = ", ".join(f"{config.root}/{p}" for p in source.video_archives)
+            raise DataMissingError(
+                f"source {source.name!r}: no video archive matches {wanted}.\n"
+                f"{config.layout_help}".strip()
+            )
+        resolved[source.name] = {"manifests": manifests, "archives": archives}
+    return resolved
+
+
+def media_roots(config: RunConfig) -> dict[str, str]:
+    root = config.root.rstrip("/")
+    roots = {s.name: f"{root}/{s.media_root}" if s.media_root else root for s in config.sources}
+    return {"": root, **roots}
+
+
+def _read_source(p, config: RunConfig, source, files: list[str]):
+    label = f"Read[{source.name}]"
+    if source.format == "llava":
+        return (
+            p
+            | f"{label}/Files" >> beam.Create(files)
+            | f"{label}/Records" >> beam.FlatMap(read_manifest, source.name)
+        )
+    if source.format == "webdataset":
+        return (
+            p
+            | f"{label}/Files" >> beam.Create(files)
+            | f"{label}/Shards" >> beam.FlatMap(read_webdataset_shard, source.name)
+        )
+    return (
+        p
+        | f"{label}/Files" >> beam.Create(files)
+        | f"{label}/Rows" >> ReadAllFromParquet(with_filename=True)
+        | f"{label}/Samples"
+        >> beam.Map(lambda named, name: row_to_sample(named[1], name, named[0]), source.name)
+    )
+
+
+def _join_archive_videos(p, samples, archives: list[str]):
+    """Give samples their video bytes from the archives, by member path."""
+    if not archives:
+        return samples
+    videos = (
+        p
+        | "Archives" >> beam.Create(archives)
+        | "StreamArchiveVideos" >> beam.FlatMap(iter_archive_videos)
+    )
+    parts = samples | "NeedsArchive" >> beam.Partition(
+        lambda sample, _: 0 if archive_key(sample) else 1, 2
+    )
+    keyed = parts[0] | "KeyByVideoPath" >> beam.Map(lambda sample: (archive_key(sample), sample))
+    joined = (
+        {"samples": keyed, "videos": videos}
+        | "JoinVideosByPath" >> beam.CoGroupByKey()
+        | "AttachVideos" >> beam.FlatMap(attach_archive_video)
+    )
+    return (joined, parts[1]) | "AllSamples" >> beam.Flatten()
+
+
+def _scored(outcome_result) -> Sample | ErrorRecord:
+    sample: Sample = outcome_result.example
+    outcome: ScoreOutcome = outcome_result.inference
+    sample = sample.replace(decoded=None)
+    if outcome.score is None:
+        reason = "non_finite_score" if "non-finite" in (outcome.error or "") else "model_error"
+        return ErrorRecord.for_sample(sample, "score", reason, outcome.error or "no score")
+    sample.timings["score"] = outcome.seconds
+    return sample.replace(score=outcome.score)
+
+
+def _rule_route(sample: Sample):
+    broken = check_rules(sample)
+    if broken is None:
+        return sample
+    reason, detail = broken
+    return beam.pvalue.TaggedOutput(REVIEW, sample.replace(reason=reason, detail=detail))
+
+
+def _route(scored, config: RunConfig):
+    """(clean, review) from scored samples, by threshold or by per-source percentile."""
+    if config.threshold is not None:
+        routed = scored | "RouteByScore" >> beam.Map(route_by_threshold, config.threshold)
+    else:
+        quantiles = (
+            scored
+            | "KeyScoreBySource" >> beam.Map(lambda s: (s.source, s.score))
+            | "SourceQuantiles" >> beam.ApproximateQuantiles.PerKey(QUANTILE_POINTS)
+        )
+        routed = scored | "RouteByPercentile" >> beam.Map(
+            lambda s, q, pct: route_by_cut(s, percentile_cut(q[s.source], pct), pct),
+            beam.pvalue.AsDict(quantiles),
+            config.percentile,
+        )
+    parts = routed | "SplitRoutes" >> beam.Partition(
+        lambda pair, _: 0 if pair[0] == CLEAN else 1, 2
+    )
+    clean = parts[0] | "CleanSamples" >> beam.Map(lambda pair: pair[1])
+    review = parts[1] | "ReviewSamples" >> beam.Map(lambda pair: pair[1])
+    return clean, review
+
+
+def _sum_timings(timings_list) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for timings in timings_list:
+        for stage, seconds in timings.items():
+            total[stage] = total.get(stage, 0.0) + seconds
+    return total
+
+
+def _finish(_, prefix, settings, started_at, inputs, routed, reasons, stage_seconds, written):
+    summary = report.build_summary(
+        dict(inputs),
+        report.count_table(routed),
+        dict(reasons),
+        stage_seconds,
+        {**settings, "files_written": written},
+        started_at,
+    )
+    report.write_json(f"{prefix}/report/summary.json", summary)
+    report.check_conservation(summary)  # raises: the run fails and gets no _SUCCESS
+    report.write_success(prefix)
+    yield summary
+
+
+def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) -> None:
+    started_at = time.time() if started_at is None else started_at
+    inputs = discover_inputs(config)
+    prefix = config.output.rstrip("/")
+
+    reads = [
+        _read_source(p, config, source, inputs[source.name]["manifests"])
+        for source in config.sources
+    ]
+    everything_read = tuple(reads) | "AllReads" >> beam.Flatten()
+    read = everything_read | "SplitReadErrors" >> beam.ParDo(SplitErrors()).with_outputs(
+        ERRORS_TAG, main="samples"
+    )
+    archives = sorted({a for source in inputs.values() for a in source["archives"]})
+    samples = read.samples | "SpreadSamples" >> beam.Reshuffle()
+    samples = _join_archive_videos(p, samples, archives)
+    samples, fetch_errors = apply_step(
+        samples,
+        "FetchMedia",
+        "fetch",
+        fetch_media,
+        media_roots(config),
+        config.allow_media_outside_root,
+    )
+    checked = samples | "CheckRules" >> beam.Map(_rule_route).with_outputs(REVIEW, main="pass")
+    decoded, decode_errors = apply_step(
+        checked["pass"],
+        "DecodeMedia",
+        "decode",
+        decode_sample,
+        config.decode.max_side,
+        config.decode.video_fps,
+        config.decode.max_frames,
+    )
+    handler = RewardModelHandler(
+        loader_for(config.model), config.model, max_batch_size=config.batch_size
+    )
+    scored = (
+        decoded
+        | "ScoreSamples" >> RunInference(handler)
+        | "AttachScores" >> beam.Map(_scored)
+        | "SplitScoreErrors" >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="ok")
+    )
+    clean, low = _route(scored.ok, config)
+    review = (checked[REVIEW], low) | "AllReview" >> beam.Flatten()
+    errors = (
+        read[ERRORS_TAG],
+        fetch_errors,
+        decode_errors,
+        scored[ERRORS_TAG],
+    ) | "AllErrors" >> beam.Flatten()
+
+    written = [
+        clean | "WriteClean" >> WriteSamples(f"{prefix}/clean", config.format, config.num_shards),
+        review
+        | "WriteReview" >> WriteSamples(f"{prefix}/review", config.format, config.num_shards),
+        errors
+        | "ErrorsToJson" >> beam.Map(lambda e: json.dumps(e.to_json(), ensure_ascii=False))
+        | "WriteErrors"
+        >> beam.io.WriteToText(f"{prefix}/errors/errors", file_name_suffix=".jsonl"),
+        review
+        | "FlaggedToJson" >> beam.Map(report.flagged_json_line)
+        | "WriteFlaggedJsonl"
+        >> beam.io.WriteToText(f"{prefix}/report/flagged.jsonl", shard_name_template=""),
+        review
+        | "FlaggedToCsv" >> beam.Map(report.flagged_csv_line)
+        | "WriteFlaggedCsv"
+        >> beam.io.WriteToText(
+            f"{prefix}/report/flagged.csv",
+            shard_name_template="",
+            header=report.FLAGGED_CSV_HEADER,
+        ),
+    ]
+    files_written = tuple(written) | "AllWrittenFiles" >> beam.Flatten()
+    routed_keys = (
+        clean | "KeyClean" >> beam.Map(lambda s: (s.source, CLEAN)),
+        review | "KeyReview" >> beam.Map(lambda s: (s.source, REVIEW)),
+        errors | "KeyErrors" >> beam.Map(lambda e: (e.source, ERRORS)),
+    ) | "AllRouted" >> beam.Flatten()
+    settings = {
+        "dataset": config.name,
+        "input": config.root,
+        "output": prefix,
+        "model": config.model,
+        "threshold": config.threshold,
+        "percentile": config.percentile,
+        "format": config.format,
+        "runner": p.options.get_all_options().get("runner") or "DirectRunner",
+    }
+    (
+        p
+        | "StartFinish" >> beam.Create([None])
+        | "WriteSummaryAndSuccess"
+        >> beam.FlatMap(
+            _finish,
+            prefix,
+            settings,
+            started_at,
+            beam.pvalue.AsList(
+                everything_read
+                | "InputSource" >> beam.Map(lambda r: r.source)
+                | "CountInputs" >> beam.combiners.Count.PerElement()
+            ),
+            beam.pvalue.AsList(routed_keys | "CountRouted" >> beam.combiners.Count.PerElement()),
+            beam.pvalue.AsList(
+                errors
+                | "ErrorReason" >> beam.Map(lambda e: f"{e.stage}/{e.reason}")
+                | "CountReasons" >> beam.combiners.Count.PerElement()
+            ),
+            beam.pvalue.AsSingleton(
+                (clean, review)
+                | "Kept" >> beam.Flatten()
+                | "Timings" >> beam.Map(lambda s: s.timings)
+                | "SumTimings" >> beam.CombineGlobally(_sum_timings)
+            ),
+            beam.pvalue.AsSingleton(
+                files_written | "CountFiles" >> beam.combiners.Count.Globally()
+            ),
+        )
+    )
+
+
+def run(config: RunConfig, beam_args: list[str] | None = None) -> dict:
+    """Run the pipeline to completion and return the summary it wrote."""
+    started_at = time.time()
+    options = PipelineOptions(beam_args or [])
+    with beam.Pipeline(options=options) as p:
+        build(p, config, started_at)
+    with fsspec.open(f"{config.output.rstrip('/')}/report/summary.json") as handle:
+        return json.load(handle)

@@ -1,0 +1,101 @@
+"""`rmclean`: clean a dataset, generate the sample dataset, or rebuild a run's report.
+
+Our own flags are parsed here; everything else is handed to Beam untouched, so any runner
+option (`--runner`, `--direct_num_workers`, `--project`, ...) works as Beam documents it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from pipelines.config import ConfigError, load_config
+
+
+def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipelines.clean import DataMissingError, run
+    from transforms.report import CountsNotConservedError
+
+    try:
+        config = load_config(args.config).with_overrides(
+            root=args.input,
+            output=args.output,
+            threshold=args.threshold,
+            percentile=args.percentile,
+            model=args.model,
+            format=args.format,
+        )
+    except ConfigError as exc:
+        print(f"rmclean: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    print(f"rmclean: cleaning {config.name} from {config.root} -> {config.output}", flush=True)
+    try:
+        summary = run(config, beam_args)
+    except DataMissingError as exc:
+        print(f"rmclean: input data not found: {exc}", file=sys.stderr)
+        return 2
+    except CountsNotConservedError as exc:
+        print(f"rmclean: run failed: {exc}", file=sys.stderr)
+        return 1
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    total = summary["counts"]["total"]
+    prefix = summary["output"]
+    print(
+        f"rmclean: {total['input']} samples -> {total['clean']} clean, {total['review']} review, "
+        f"{total['errors']} errors in {summary['durations']['wall_seconds']:.1f}s"
+    )
+    for name in ("clean/", "review/", "errors/", "report/summary.json", "report/flagged.csv"):
+        print(f"  {prefix}/{name}")
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from synth.dataset import write_sample_dataset
+
+    summary = write_sample_dataset(Path(args.output), seed=args.seed)
+    print(json.dumps(summary, indent=2))
+    print(f"rmclean: sample dataset written to {args.output}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="rmclean", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    clean = commands.add_parser(
+        "clean", help="score and route a dataset", epilog="Unknown flags are passed to Beam."
+    )
+    clean.add_argument("--config", required=True, help="YAML config, e.g. configs/sample.yaml")
+    clean.add_argument("--input", help="dataset root (overrides the config's root)")
+    clean.add_argument("--output", help="output prefix for this run (local path or URL)")
+    cut = clean.add_mutually_exclusive_group()
+    cut.add_argument("--threshold", type=float, help="review samples scoring below this")
+    cut.add_argument("--percentile", type=float, help="review the lowest P%% of each source")
+    clean.add_argument("--model", help="reward backend name (default from the config)")
+    clean.add_argument("--format", choices=("parquet", "webdataset"), help="output shard format")
+
+    sample = commands.add_parser("sample", help="write the generated sample dataset")
+    sample.add_argument("--output", required=True, help="directory to write the dataset into")
+    sample.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args, beam_args = parser().parse_known_args(argv)
+    if args.command == "clean":
+        return _clean(args, beam_args)
+    if beam_args:
+        print(f"rmclean: unknown arguments {beam_args}", file=sys.stderr)
+        return 2
+    return _sample(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

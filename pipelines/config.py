@@ -1,0 +1,114 @@
+"""YAML run configuration -> a validated, frozen `RunConfig`.
+
+Everything the pipeline needs to know comes through here, so a typo in a config fails before a
+worker starts, with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FORMATS = ("parquet", "webdataset")
+SOURCE_FORMATS = ("llava", "parquet", "webdataset")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One subset of a dataset: manifests (globs relative to the root) and where media lives."""
+
+    name: str
+    manifests: tuple[str, ...]
+    format: str = "llava"
+    media_root: str = ""
+    video_archives: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    video_fps: float = 1.0
+    max_frames: int = 32
+    max_side: int = 1024
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    root: str
+    sources: tuple[SourceConfig, ...]
+    output: str
+    model: str = "demo"
+    threshold: float | None = -2.0
+    percentile: float | None = None
+    format: str = "parquet"
+    num_shards: int = 0
+    batch_size: int = 16
+    allow_media_outside_root: bool = False
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    layout_help: str = ""
+
+    def with_overrides(self, **overrides: Any) -> RunConfig:
+        """Apply CLI flags (None means 'not given'); threshold and percentile exclude each other."""
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        if "percentile" in changes:
+            changes.setdefault("threshold", None)
+        if "threshold" in changes:
+            changes.setdefault("percentile", None)
+        return _validated(dataclasses.replace(self, **changes))
+
+
+def _validated(config: RunConfig) -> RunConfig:
+    if config.format not in FORMATS:
+        raise ConfigError(f"format must be one of {FORMATS}, got {config.format!r}")
+    if (config.threshold is None) == (config.percentile is None):
+        raise ConfigError("give exactly one of threshold or percentile")
+    if config.percentile is not None and not 0 < config.percentile < 100:
+        raise ConfigError(f"percentile must be between 0 and 100, got {config.percentile}")
+    if not config.sources:
+        raise ConfigError("the config lists no sources")
+    for source in config.sources:
+        if source.format not in SOURCE_FORMATS:
+            raise ConfigError(f"source {source.name}: format must be one of {SOURCE_FORMATS}")
+    if config.batch_size < 1:
+        raise ConfigError("batch_size must be at least 1")
+    return config
+
+
+def _source(raw: dict[str, Any]) -> SourceConfig:
+    unknown = set(raw) - {f.name for f in dataclasses.fields(SourceConfig)}
+    if unknown or "name" not in raw or "manifests" not in raw:
+        raise ConfigError(f"source entries need name and manifests; unknown keys: {unknown}")
+    as_tuple = lambda v: tuple(v) if isinstance(v, list) else (v,)  # noqa: E731
+    return SourceConfig(
+        name=raw["name"],
+        manifests=as_tuple(raw["manifests"]),
+        format=raw.get("format", "llava"),
+        media_root=raw.get("media_root", ""),
+        video_archives=as_tuple(raw.get("video_archives", ())),
+    )
+
+
+def load_config(path: str | os.PathLike[str]) -> RunConfig:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config {path} not found; see configs/ for the bundled ones")
+    raw = yaml.safe_load(path.read_text()) or {}
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    for required in ("name", "root", "sources", "output"):
+        if required not in raw:
+            raise ConfigError(f"{path}: missing required key {required!r}")
+    raw["sources"] = tuple(_source(s) for s in raw["sources"])
+    raw["decode"] = DecodeConfig(**raw.get("decode", {}))
+    return _validated(RunConfig(**raw))

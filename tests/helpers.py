@@ -1,0 +1,78 @@
+"""Tiny datasets and models built inside the tests (no network, no downloads)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from models import registry
+
+
+def jpeg_bytes(colour=(200, 30, 30), size=(64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def mp4_bytes(frames: int = 16, fps: int = 8, size=(64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for index in range(frames):
+            pixels = np.full((size[1], size[0], 3), 230, np.uint8)
+            pixels[10:20, 2 + 2 * index : 12 + 2 * index] = (0, 0, 255)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def conversation(question: str, answer: str, placeholder: str = "<image>\n") -> list[dict]:
+    return [{"from": "human", "value": placeholder + question}, {"from": "gpt", "value": answer}]
+
+
+def write_tar_gz(path: Path, members: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def write_json(path: Path, payload) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload))
+
+
+class AnswerLengthModel:
+    """A reward model whose score is known in advance: log of the answer's word count minus 1.
+
+    One-word answers score -1, 'bad' anywhere in the answer scores -5, NaN for 'nan'.
+    """
+
+    name = "answer-length"
+
+    def score(self, samples):
+        scores = []
+        for sample in samples:
+            answer = sample.assistant_turns()[-1]
+            if "nan" in answer.split():
+                scores.append(float("nan"))
+            elif "bad" in answer.split():
+                scores.append(-5.0)
+            else:
+                scores.append(float(np.log(len(answer.split()))) - 1.0)
+        return scores
+
+
+def register_test_model() -> str:
+    registry.LOADERS["answer-length"] = AnswerLengthModel
+    return "answer-length"

@@ -1,0 +1,41 @@
+"""Load each media reference's bytes from the dataset root (local disk or any fsspec URL)."""
+
+from __future__ import annotations
+
+import fsspec
+
+from transforms.media_paths import UnsafePathError, join_inside
+from transforms.record import ErrorRecord, Sample
+
+
+def fetch_media(
+    sample: Sample, media_roots: dict[str, str], allow_outside_root: bool = False
+) -> Sample | ErrorRecord:
+    """Fill in `data` for media not yet loaded (archive videos and shard media already are).
+
+    `media_roots` maps a source name to the directory its media paths are relative to; the
+    "" entry is the dataset root, for sources named by the data rather than the config.
+    """
+    if all(ref.data is not None for ref in sample.media):
+        return sample
+    root = media_roots.get(sample.source, media_roots[""])
+    media = []
+    for ref in sample.media:
+        if ref.data is not None:
+            media.append(ref)
+            continue
+        try:
+            location = join_inside(root, ref.path, allow_outside_root)
+        except UnsafePathError as exc:
+            return ErrorRecord.for_sample(sample, "fetch", "unsafe_media_path", str(exc))
+        try:
+            with fsspec.open(location, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            detail = f"{ref.kind} {ref.path!r} not found (looked for {location})"
+            return ErrorRecord.for_sample(sample, "fetch", "media_missing", detail)
+        except (IsADirectoryError, PermissionError, OSError) as exc:
+            detail = f"{ref.kind} {ref.path!r} could not be read: {exc}"
+            return ErrorRecord.for_sample(sample, "fetch", "media_unreadable", detail)
+        media.append(ref.__class__(ref.kind, ref.path, data))
+    return sample.replace(media=media)

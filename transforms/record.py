@@ -1,0 +1,119 @@
+"""The one record type that flows between pipeline steps.
+
+Readers turn storage formats into `Sample`s and writers turn them back; every step in between
+sees only these types. A sample that cannot go on becomes an `ErrorRecord` with the stage and a
+reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+IMAGE = "image"
+VIDEO = "video"
+
+HUMAN_ROLES = ("human", "user")
+ASSISTANT_ROLES = ("gpt", "assistant")
+
+
+@dataclass
+class MediaRef:
+    """One image or video a sample refers to.
+
+    `path` is the reference exactly as the manifest wrote it (relative to the dataset root, or
+    the member path inside a video archive); `data` holds the raw file bytes once fetched, so
+    writers can embed the original media unchanged.
+    """
+
+    kind: str
+    path: str
+    data: bytes | None = None
+
+    @property
+    def extension(self) -> str:
+        name = self.path.rsplit("/", 1)[-1]
+        return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+@dataclass
+class Sample:
+    """A conversation with its media, original fields and, later, its score and route.
+
+    `fields` holds every original field the reader did not interpret (e.g. ALLaVA's
+    `original_caption`, `url`, LLaVA-Video's `data_source`); writers put them back unchanged.
+    `decoded` holds model-ready pixels (an (H, W, 3) uint8 array per image, (T, H, W, 3) per
+    video) between decoding and scoring only; it is dropped before anything is written.
+    """
+
+    id: str
+    source: str
+    conversations: list[dict[str, Any]]
+    media: list[MediaRef] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""
+    decoded: list[Any] | None = None
+    score: float | None = None
+    reason: str | None = None
+    detail: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_text_only(self) -> bool:
+        return not self.media
+
+    def human_turns(self) -> list[str]:
+        return [t.get("value", "") for t in self.conversations if t.get("from") in HUMAN_ROLES]
+
+    def assistant_turns(self) -> list[str]:
+        return [t.get("value", "") for t in self.conversations if t.get("from") in ASSISTANT_ROLES]
+
+    def replace(self, **changes: Any) -> Sample:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class ErrorRecord:
+    """A sample (or an unreadable piece of input) that could not be processed.
+
+    `stage` is the step that failed (read, fetch, decode, score), `reason` a short stable code
+    for grouping, `detail` the human-readable explanation, `origin` the file it came from and
+    `record` the original fields (without media bytes) so the sample can be found and re-run.
+    """
+
+    source: str
+    stage: str
+    reason: str
+    detail: str
+    origin: str = ""
+    id: str | None = None
+    record: dict[str, Any] | None = None
+
+    @classmethod
+    def for_sample(cls, sample: Sample, stage: str, reason: str, detail: str) -> ErrorRecord:
+        return cls(
+            source=sample.source,
+            stage=stage,
+            reason=reason,
+            detail=detail,
+            origin=sample.origin,
+            id=sample.id,
+            record=sample_to_record(sample),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def sample_to_record(sample: Sample) -> dict[str, Any]:
+    """The sample's original fields as a plain dict, media as paths (no bytes)."""
+    record: dict[str, Any] = {"id": sample.id, "conversations": sample.conversations}
+    for ref in sample.media:
+        record.setdefault(ref.kind, [])
+        record[ref.kind].append(ref.path)
+    for kind in (IMAGE, VIDEO):
+        if kind in record and len(record[kind]) == 1:
+            record[kind] = record[kind][0]
+    record.update(sample.fields)
+    return record

@@ -1,0 +1,61 @@
+"""Sample <-> WebDataset sample (files sharing a key in a tar: `<key>.json` plus media).
+
+Follows the img2dataset/video2dataset convention so `webdataset.WebDataset(...)` reads our
+shards directly: one media file is `<key>.<ext>`; several are `<key>.<n>.<ext>`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from transforms.record import MediaRef, Sample
+
+_UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-]")
+
+
+def sample_key(sample_id: str) -> str:
+    """WebDataset splits keys at the first dot, so dots and slashes cannot appear in a key."""
+    return _UNSAFE_KEY_CHARS.sub("_", sample_id)
+
+
+def media_suffixes(sample: Sample) -> list[str]:
+    if len(sample.media) == 1:
+        return [sample.media[0].extension or "bin"]
+    return [f"{i}.{ref.extension or 'bin'}" for i, ref in enumerate(sample.media)]
+
+
+def sample_to_files(sample: Sample) -> dict[str, bytes]:
+    """Suffix -> bytes for one sample; `json` holds every field and the media paths."""
+    metadata: dict[str, Any] = {
+        "id": sample.id,
+        "source": sample.source,
+        "conversations": sample.conversations,
+        "media": [
+            {"kind": ref.kind, "path": ref.path, "file": suffix}
+            for ref, suffix in zip(sample.media, media_suffixes(sample), strict=True)
+        ],
+        "fields": sample.fields,
+        "score": sample.score,
+        "reason": sample.reason,
+        "detail": sample.detail,
+    }
+    files = {"json": json.dumps(metadata, ensure_ascii=False).encode("utf-8")}
+    for ref, suffix in zip(sample.media, media_suffixes(sample), strict=True):
+        files[suffix] = ref.data or b""
+    return files
+
+
+def files_to_sample(files: dict[str, bytes], default_source: str, origin: str) -> Sample:
+    """Inverse of `sample_to_files`; raises KeyError/ValueError on a malformed sample."""
+    metadata = json.loads(files["json"].decode("utf-8"))
+    media = [MediaRef(m["kind"], m["path"], files[m["file"]]) for m in metadata.get("media", [])]
+    return Sample(
+        id=str(metadata["id"]),
+        source=metadata.get("source") or default_source,
+        conversations=metadata["conversations"],
+        media=media,
+        fields=metadata.get("fields", {}),
+        origin=origin,
+    )
