@@ -9,9 +9,11 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from models import registry
+from pipelines.config import RunConfig, SourceConfig
 
 
 def jpeg_bytes(colour=(200, 30, 30), size=(64, 48)) -> bytes:
@@ -76,3 +78,23 @@ class AnswerLengthModel:
 def register_test_model() -> str:
     registry.LOADERS["answer-length"] = AnswerLengthModel
     return "answer-length"
+
+
+def tiny_config(root: Path, output: Path, **overrides) -> RunConfig:
+    config = RunConfig(
+        name="tiny",
+        root=str(root),
+        output=str(output),
+        model=register_test_model(),
+        sources=(
+            SourceConfig("images", ("images.json",)),
+            SourceConfig("videos", ("videos.json",), video_archives=("videos_*.tar.gz",)),
+            SourceConfig("text", ("text.json",)),
+        ),
+    )
+    return config.with_overrides(**overrides)
+
+
+def read_parquet_dir(directory: Path) -> pd.DataFrame:
+    files = sorted(directory.glob("*.parquet"))
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)

@@ -3,108 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from pipelines.clean import DataMissingError, run
-from pipelines.config import RunConfig, SourceConfig
-from tests.helpers import (
-    conversation,
-    jpeg_bytes,
-    mp4_bytes,
-    register_test_model,
-    write_json,
-    write_tar_gz,
-)
-
-
-@pytest.fixture()
-def tiny_dataset(tmp_path: Path) -> Path:
-    root = tmp_path / "data"
-    (root / "images").mkdir(parents=True)
-    (root / "images" / "good.jpg").write_bytes(jpeg_bytes())
-    (root / "images" / "broken.jpg").write_bytes(jpeg_bytes()[:200])
-    write_json(
-        root / "images.json",
-        [
-            {
-                "id": "img-good",
-                "image": "images/good.jpg",
-                "url": "u1",
-                "conversations": conversation("What is shown?", "A red square on white."),
-            },
-            {
-                "id": "img-bad",
-                "image": "images/good.jpg",
-                "conversations": conversation("What is shown?", "bad answer here"),
-            },
-            {
-                "id": "img-empty",
-                "image": "images/good.jpg",
-                "conversations": conversation("What is shown?", "N/A"),
-            },
-            {
-                "id": "img-missing",
-                "image": "images/nowhere.jpg",
-                "conversations": conversation("What is shown?", "Something."),
-            },
-            {
-                "id": "img-broken",
-                "image": "images/broken.jpg",
-                "conversations": conversation("What is shown?", "Something red."),
-            },
-            {
-                "id": "img-nan",
-                "image": "images/good.jpg",
-                "conversations": conversation("What is shown?", "nan nan"),
-            },
-        ],
-    )
-    video = mp4_bytes()
-    write_tar_gz(root / "videos_1.tar.gz", {"vids/a.mp4": video, "vids/b.mp4": video})
-    write_json(
-        root / "videos.json",
-        [
-            {
-                "id": "vid-good",
-                "video": "vids/a.mp4",
-                "data_source": "x",
-                "conversations": conversation("Describe.", "A blue bar moves right.", "<video>\n"),
-            },
-            {
-                "id": "vid-bad",
-                "video": "vids/b.mp4",
-                "conversations": conversation("Describe.", "bad bad", "<video>\n"),
-            },
-        ],
-    )
-    write_json(
-        root / "text.json",
-        [{"idx": "txt-1", "conversations": conversation("Say hi.", "Hello there friend.", "")}],
-    )
-    return root
-
-
-def tiny_config(root: Path, output: Path, **overrides) -> RunConfig:
-    config = RunConfig(
-        name="tiny",
-        root=str(root),
-        output=str(output),
-        model=register_test_model(),
-        sources=(
-            SourceConfig("images", ("images.json",)),
-            SourceConfig("videos", ("videos.json",), video_archives=("videos_*.tar.gz",)),
-            SourceConfig("text", ("text.json",)),
-        ),
-    )
-    return config.with_overrides(**overrides)
-
-
-def read_parquet_dir(directory: Path) -> pd.DataFrame:
-    files = sorted(directory.glob("*.parquet"))
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+from tests.helpers import read_parquet_dir, tiny_config
 
 
 def test_tiny_run_routes_every_sample_and_conserves_counts(tiny_dataset, tmp_path):

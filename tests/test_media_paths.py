@@ -1,0 +1,38 @@
+import pytest
+
+from transforms.fetch_media import fetch_media
+from transforms.media_paths import UnsafePathError, join_inside, normalize_member
+from transforms.record import ErrorRecord, MediaRef, Sample
+
+
+@pytest.mark.parametrize("path", ["../../etc/passwd", "/etc/passwd", "a/../../b", "s3://x/y"])
+def test_paths_escaping_the_root_are_refused(path):
+    with pytest.raises(UnsafePathError):
+        join_inside("/data", path)
+
+
+def test_paths_inside_the_root_resolve():
+    assert join_inside("/data/", "a/./b/../c.jpg") == "/data/a/c.jpg"
+    assert join_inside("s3://bucket/root", "img/1.jpg") == "s3://bucket/root/img/1.jpg"
+
+
+@pytest.mark.parametrize(
+    "name, expected", [("./v/a.mp4", "v/a.mp4"), ("/abs.mp4", None), ("../x.mp4", None)]
+)
+def test_archive_member_names(name, expected):
+    assert normalize_member(name) == expected
+
+
+def test_fetch_reads_bytes_and_reports_missing_and_unsafe(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"xyz")
+    roots = {"": str(tmp_path)}
+
+    def fetch(path):
+        return fetch_media(Sample("s", "src", [], [MediaRef("image", path)]), roots)
+
+    assert fetch("a.jpg").media[0].data == b"xyz"
+    missing = fetch("b.jpg")
+    assert isinstance(missing, ErrorRecord) and missing.reason == "media_missing"
+    assert "b.jpg" in missing.detail and missing.stage == "fetch"
+    unsafe = fetch("../a.jpg")
+    assert isinstance(unsafe, ErrorRecord) and unsafe.reason == "unsafe_media_path"

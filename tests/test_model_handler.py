@@ -1,0 +1,58 @@
+import math
+
+import pytest
+
+from models.base import RewardModelHandler, score_isolating_failures
+from models.registry import loader_for
+from transforms.record import Sample
+
+
+def samples(*answers):
+    return [
+        Sample(f"s{i}", "src", [{"from": "human", "value": "Q"}, {"from": "gpt", "value": a}])
+        for i, a in enumerate(answers)
+    ]
+
+
+class PoisonModel:
+    """Fails any batch that contains the answer 'poison'; counts calls."""
+
+    name = "poison"
+
+    def __init__(self):
+        self.calls = 0
+
+    def score(self, batch):
+        self.calls += 1
+        answers = [s.assistant_turns()[-1] for s in batch]
+        if "poison" in answers:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return [math.inf if a == "inf" else float(len(a)) for a in answers]
+
+
+def test_one_bad_sample_fails_alone_and_scores_stay_paired():
+    batch = samples("a", "bb", "poison", "dddd", "inf", "ffffff", "g", "hh")
+    outcomes = score_isolating_failures(PoisonModel(), batch)
+    assert [o.score for o in outcomes] == [1.0, 2.0, None, 4.0, None, 6.0, 1.0, 2.0]
+    assert "out of memory" in outcomes[2].error
+    assert "non-finite" in outcomes[4].error
+
+
+def test_halving_costs_log_calls_not_one_per_sample():
+    model = PoisonModel()
+    score_isolating_failures(model, samples(*(["ok"] * 15 + ["poison"])))
+    assert model.calls <= 2 * 4 + 1
+
+
+def test_handler_loads_in_load_model_and_returns_prediction_results():
+    handler = RewardModelHandler(PoisonModel, "poison", max_batch_size=4)
+    assert handler.batch_elements_kwargs()["max_batch_size"] == 4
+    model = handler.load_model()
+    results = list(handler.run_inference(samples("abc", "poison"), model))
+    assert results[0].example.id == "s0" and results[0].inference.score == 3.0
+    assert results[1].inference.score is None and results[1].model_id == "poison"
+
+
+def test_unknown_model_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="demo"):
+        loader_for("nope")
