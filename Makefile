@@ -16,6 +16,7 @@ MODEL ?=
 FORMAT ?=
 RUNNER ?=
 BEAM_ARGS ?=
+OVERWRITE ?=
 # One prefix per run: a fresh timestamped folder unless OUTPUT is given.
 OUTPUT ?= out/$(DATASET)/$(shell date -u +%Y%m%d-%H%M%S)
 SAMPLE_DIR ?= data/sample
@@ -24,14 +25,15 @@ PYTEST_ARGS ?=
 CLEAN_ARGS := --config configs/$(DATASET).yaml --output $(OUTPUT) \
 	$(if $(THRESHOLD),--threshold $(THRESHOLD)) $(if $(PERCENTILE),--percentile $(PERCENTILE)) \
 	$(if $(INPUT),--input $(INPUT)) $(if $(MODEL),--model $(MODEL)) \
-	$(if $(FORMAT),--format $(FORMAT)) $(if $(RUNNER),--runner $(RUNNER)) $(BEAM_ARGS)
+	$(if $(FORMAT),--format $(FORMAT)) $(if $(RUNNER),--runner $(RUNNER)) \
+	$(if $(OVERWRITE),--overwrite) $(BEAM_ARGS)
 
 .DEFAULT_GOAL := help
 .PHONY: help install clean sample test test-fast lint format bench distclean
 
 help: ## List the targets and the variables `make clean` takes
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
-	@echo "  variables: DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER BEAM_ARGS"
+	@echo "  variables: DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER OVERWRITE BEAM_ARGS"
 
 install: $(VENV)/.installed ## Create .venv with CPU torch and the project (editable)
 

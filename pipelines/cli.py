@@ -17,6 +17,7 @@ from pipelines.config import ConfigError, load_config
 
 def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines.clean import DataMissingError, run
+    from pipelines.output_prefix import OutputExistsError, prepare_output
     from transforms.report import CountsNotConservedError
 
     try:
@@ -33,7 +34,11 @@ def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
         return 2
     print(f"rmclean: cleaning {config.name} from {config.root} -> {config.output}", flush=True)
     try:
+        prepare_output(config.output, args.overwrite)
         summary = run(config, beam_args)
+    except OutputExistsError as exc:
+        print(f"rmclean: {exc}", file=sys.stderr)
+        return 2
     except DataMissingError as exc:
         print(f"rmclean: input data not found: {exc}", file=sys.stderr)
         return 2
@@ -79,6 +84,9 @@ def parser() -> argparse.ArgumentParser:
     cut.add_argument("--percentile", type=float, help="review the lowest P%% of each source")
     clean.add_argument("--model", help="reward backend name (default from the config)")
     clean.add_argument("--format", choices=("parquet", "webdataset"), help="output shard format")
+    clean.add_argument(
+        "--overwrite", action="store_true", help="replace a finished run at --output"
+    )
 
     sample = commands.add_parser("sample", help="write the generated sample dataset")
     sample.add_argument("--output", required=True, help="directory to write the dataset into")

@@ -87,7 +87,7 @@ def _source(raw: dict[str, Any]) -> SourceConfig:
     unknown = set(raw) - {f.name for f in dataclasses.fields(SourceConfig)}
     if unknown or "name" not in raw or "manifests" not in raw:
         raise ConfigError(f"source entries need name and manifests; unknown keys: {unknown}")
-    as_tuple = lambda v: tuple(v) if isinstance(v, list) else (v,)  # noqa: E731
+    as_tuple = lambda v: tuple(v) if isinstance(v, (list, tuple)) else (v,)  # noqa: E731
     return SourceConfig(
         name=raw["name"],
         manifests=as_tuple(raw["manifests"]),

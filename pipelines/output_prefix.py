@@ -1,0 +1,32 @@
+"""One output prefix per run: never mix a new run's files with an old run's.
+
+Beam's file sinks replace files matching their own shard pattern but leave other shards
+behind, so a rerun with a different shard count would silently mix runs. We clear the
+prefix's run folders first; a prefix holding a finished run (`_SUCCESS`) is only cleared
+when the user says `--overwrite`. A prefix without `_SUCCESS` is a dead run's leftovers and
+is always safe to clear.
+"""
+
+from __future__ import annotations
+
+import fsspec
+
+RUN_ENTRIES = ("clean", "review", "errors", "report", "_SUCCESS")
+
+
+class OutputExistsError(FileExistsError):
+    pass
+
+
+def prepare_output(prefix: str, overwrite: bool) -> None:
+    fs, _, (path,) = fsspec.get_fs_token_paths(prefix)
+    path = path.rstrip("/")
+    if fs.exists(f"{path}/_SUCCESS") and not overwrite:
+        raise OutputExistsError(
+            f"{prefix} already holds a finished run; pass --overwrite (OVERWRITE=1 with make) "
+            "or choose another --output"
+        )
+    for entry in RUN_ENTRIES:
+        target = f"{path}/{entry}"
+        if fs.exists(target):
+            fs.rm(target, recursive=True)

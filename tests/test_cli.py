@@ -1,0 +1,60 @@
+"""The `rmclean clean` contract: exit codes, output-prefix safety, Beam flags passed through."""
+
+from __future__ import annotations
+
+import yaml
+
+from pipelines.cli import main
+from tests.helpers import register_test_model
+
+
+def write_config(tmp_path, root):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "root": str(root),
+                "output": str(tmp_path / "unused"),
+                "model": register_test_model(),
+                "threshold": -2.0,
+                "sources": [
+                    {"name": "images", "manifests": "images.json"},
+                    {"name": "videos", "manifests": "videos.json",
+                     "video_archives": "videos_*.tar.gz"},
+                    {"name": "text", "manifests": "text.json"},
+                ],
+                "layout_help": "make the tiny dataset",
+            }
+        )
+    )
+    return str(path)
+
+
+def test_finished_run_is_not_overwritten_without_the_flag(tiny_dataset, tmp_path, capsys):
+    config = write_config(tmp_path, tiny_dataset)
+    out = tmp_path / "run"
+    args = ["clean", "--config", config, "--output", str(out), "--direct_num_workers=1"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert f"{out}/clean/" in printed and "9 samples -> 3 clean, 3 review, 3 errors" in printed
+    assert main(args) == 2
+    assert "already holds a finished run" in capsys.readouterr().err
+    assert main([*args, "--overwrite", "--percentile", "50"]) == 0
+
+
+def test_a_dead_runs_leftovers_are_cleared_before_a_rerun(tiny_dataset, tmp_path):
+    config = write_config(tmp_path, tiny_dataset)
+    out = tmp_path / "run"
+    (out / "clean").mkdir(parents=True)
+    stale = out / "clean" / "part-00007-of-00009.parquet"
+    stale.write_bytes(b"half-written")
+    assert main(["clean", "--config", config, "--output", str(out)]) == 0
+    assert not stale.exists() and (out / "_SUCCESS").exists()
+
+
+def test_missing_data_exits_2_with_the_layout_help(tmp_path, capsys):
+    config = write_config(tmp_path, tmp_path / "nowhere")
+    assert main(["clean", "--config", config, "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere/images.json" in err and "make the tiny dataset" in err
