@@ -147,18 +147,29 @@ def _rule_route(sample: Sample):
 
 
 def _route(scored, config: RunConfig):
-    """(clean, review) from scored samples, by threshold or by per-source percentile."""
+    """(clean, review, cuts) from scored samples, by threshold or by per-source percentile.
+
+    `cuts` holds (source, score cut) pairs so the report can mark the cut on each histogram.
+    """
     if config.threshold is not None:
         routed = scored | "RouteByScore" >> beam.Map(route_by_threshold, config.threshold)
+        cuts = (
+            scored
+            | "ScoredSources" >> beam.Map(lambda s: s.source)
+            | "DistinctSources" >> beam.Distinct()
+            | "ThresholdCut" >> beam.Map(lambda source, t: (source, t), config.threshold)
+        )
     else:
-        quantiles = (
+        cuts = (
             scored
             | "KeyScoreBySource" >> beam.Map(lambda s: (s.source, s.score))
             | "SourceQuantiles" >> beam.ApproximateQuantiles.PerKey(QUANTILE_POINTS)
+            | "PercentileCut"
+            >> beam.Map(lambda kv, pct: (kv[0], percentile_cut(kv[1], pct)), config.percentile)
         )
         routed = scored | "RouteByPercentile" >> beam.Map(
-            lambda s, q, pct: route_by_cut(s, percentile_cut(q[s.source], pct), pct),
-            beam.pvalue.AsDict(quantiles),
+            lambda s, cut, pct: route_by_cut(s, cut[s.source], pct),
+            beam.pvalue.AsDict(cuts),
             config.percentile,
         )
     parts = routed | "SplitRoutes" >> beam.Partition(
@@ -166,7 +177,7 @@ def _route(scored, config: RunConfig):
     )
     clean = parts[0] | "CleanSamples" >> beam.Map(lambda pair: pair[1])
     review = parts[1] | "ReviewSamples" >> beam.Map(lambda pair: pair[1])
-    return clean, review
+    return clean, review, cuts
 
 
 def _sum_timings(timings_list) -> dict[str, float]:
@@ -177,13 +188,13 @@ def _sum_timings(timings_list) -> dict[str, float]:
     return total
 
 
-def _finish(_, prefix, settings, started_at, inputs, routed, reasons, stage_seconds, written):
+def _finish(_, prefix, settings, started_at, inputs, routed, reasons, stage_seconds, cuts, written):
     summary = report.build_summary(
         dict(inputs),
         report.count_table(routed),
         dict(reasons),
         stage_seconds,
-        {**settings, "files_written": written},
+        {**settings, "cuts": dict(sorted(cuts.items())), "files_written": written},
         started_at,
     )
     report.write_json(f"{prefix}/report/summary.json", summary)
@@ -235,7 +246,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         | "AttachScores" >> beam.Map(_scored)
         | "SplitScoreErrors" >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="ok")
     )
-    clean, low = _route(scored.ok, config)
+    clean, low, cuts = _route(scored.ok, config)
     review = (checked[REVIEW], low) | "AllReview" >> beam.Flatten()
     errors = (
         read[ERRORS_TAG],
@@ -307,6 +318,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
                 | "Timings" >> beam.Map(lambda s: s.timings)
                 | "SumTimings" >> beam.CombineGlobally(_sum_timings)
             ),
+            beam.pvalue.AsDict(cuts),
             beam.pvalue.AsSingleton(
                 files_written | "CountFiles" >> beam.combiners.Count.Globally()
             ),

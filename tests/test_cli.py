@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
 from pipelines.cli import main
@@ -20,8 +22,11 @@ def write_config(tmp_path, root):
                 "threshold": -2.0,
                 "sources": [
                     {"name": "images", "manifests": "images.json"},
-                    {"name": "videos", "manifests": "videos.json",
-                     "video_archives": "videos_*.tar.gz"},
+                    {
+                        "name": "videos",
+                        "manifests": "videos.json",
+                        "video_archives": "videos_*.tar.gz",
+                    },
                     {"name": "text", "manifests": "text.json"},
                 ],
                 "layout_help": "make the tiny dataset",
@@ -41,6 +46,8 @@ def test_finished_run_is_not_overwritten_without_the_flag(tiny_dataset, tmp_path
     assert main(args) == 2
     assert "already holds a finished run" in capsys.readouterr().err
     assert main([*args, "--overwrite", "--percentile", "50"]) == 0
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert summary["percentile"] == 50.0 and set(summary["cuts"]) == {"images", "videos", "text"}
 
 
 def test_a_dead_runs_leftovers_are_cleared_before_a_rerun(tiny_dataset, tmp_path):
