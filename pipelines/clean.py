@@ -19,6 +19,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from models.base import RewardModelHandler, ScoreOutcome
 from models.registry import loader_for
 from pipelines.config import RunConfig
+from pipelines.progress import READ, SCORED, CountProgress
 from pipelines.steps import ERRORS_TAG, SplitErrors, apply_step
 from transforms import report
 from transforms.decode_media import decode_sample
@@ -212,7 +213,9 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         _read_source(p, config, source, inputs[source.name]["manifests"])
         for source in config.sources
     ]
-    everything_read = tuple(reads) | "AllReads" >> beam.Flatten()
+    everything_read = (
+        tuple(reads) | "AllReads" >> beam.Flatten() | "CountRead" >> beam.ParDo(CountProgress(READ))
+    )
     read = everything_read | "SplitReadErrors" >> beam.ParDo(SplitErrors()).with_outputs(
         ERRORS_TAG, main="samples"
     )
@@ -246,14 +249,19 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         | "AttachScores" >> beam.Map(_scored)
         | "SplitScoreErrors" >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="ok")
     )
-    clean, low, cuts = _route(scored.ok, config)
-    review = (checked[REVIEW], low) | "AllReview" >> beam.Flatten()
+    scored_ok = scored.ok | "CountScored" >> beam.ParDo(CountProgress(SCORED))
+    clean, low, cuts = _route(scored_ok, config)
+    clean = clean | "CountClean" >> beam.ParDo(CountProgress(CLEAN))
+    review = (
+        (checked[REVIEW], low)
+        | "AllReview" >> beam.Flatten()
+        | "CountReview" >> beam.ParDo(CountProgress(REVIEW))
+    )
     errors = (
-        read[ERRORS_TAG],
-        fetch_errors,
-        decode_errors,
-        scored[ERRORS_TAG],
-    ) | "AllErrors" >> beam.Flatten()
+        (read[ERRORS_TAG], fetch_errors, decode_errors, scored[ERRORS_TAG])
+        | "AllErrors" >> beam.Flatten()
+        | "CountErrors" >> beam.ParDo(CountProgress(ERRORS))
+    )
 
     written = [
         clean | "WriteClean" >> WriteSamples(f"{prefix}/clean", config.format, config.num_shards),
