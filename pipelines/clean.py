@@ -189,7 +189,19 @@ def _sum_timings(timings_list) -> dict[str, float]:
     return total
 
 
-def _finish(_, prefix, settings, started_at, inputs, routed, reasons, stage_seconds, cuts, written):
+def _finish(
+    _,
+    prefix,
+    max_error_fraction,
+    settings,
+    started_at,
+    inputs,
+    routed,
+    reasons,
+    stage_seconds,
+    cuts,
+    written,
+):
     summary = report.build_summary(
         dict(inputs),
         report.count_table(routed),
@@ -199,7 +211,9 @@ def _finish(_, prefix, settings, started_at, inputs, routed, reasons, stage_seco
         started_at,
     )
     report.write_json(f"{prefix}/report/summary.json", summary)
-    report.check_conservation(summary)  # raises: the run fails and gets no _SUCCESS
+    # Either check raising fails the run: summary.json stays for diagnosis, _SUCCESS never lands.
+    report.check_conservation(summary)
+    report.check_error_fraction(summary, max_error_fraction)
     report.write_success(prefix)
     yield summary
 
@@ -307,6 +321,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         >> beam.FlatMap(
             _finish,
             prefix,
+            config.max_error_fraction,
             settings,
             started_at,
             beam.pvalue.AsList(

@@ -18,7 +18,7 @@ from pipelines.config import ConfigError, load_config
 def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines.clean import DataMissingError, run
     from pipelines.output_prefix import OutputExistsError, prepare_output
-    from transforms.report import CountsNotConservedError
+    from transforms.report import CountsNotConservedError, TooManyErrorsError
 
     try:
         config = load_config(args.config).with_overrides(
@@ -28,6 +28,7 @@ def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
             percentile=args.percentile,
             model=args.model,
             format=args.format,
+            max_error_fraction=args.max_error_fraction,
         )
     except ConfigError as exc:
         print(f"rmclean: bad configuration: {exc}", file=sys.stderr)
@@ -42,7 +43,7 @@ def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
     except DataMissingError as exc:
         print(f"rmclean: input data not found: {exc}", file=sys.stderr)
         return 2
-    except CountsNotConservedError as exc:
+    except (CountsNotConservedError, TooManyErrorsError) as exc:
         print(f"rmclean: run failed: {exc}", file=sys.stderr)
         return 1
     _print_summary(summary)
@@ -84,6 +85,11 @@ def parser() -> argparse.ArgumentParser:
     cut.add_argument("--percentile", type=float, help="review the lowest P%% of each source")
     clean.add_argument("--model", help="reward backend name (default from the config)")
     clean.add_argument("--format", choices=("parquet", "webdataset"), help="output shard format")
+    clean.add_argument(
+        "--max-error-fraction",
+        type=float,
+        help="fail the run (no _SUCCESS) when more than this share of samples errs (0.05)",
+    )
     clean.add_argument(
         "--overwrite", action="store_true", help="replace a finished run at --output"
     )

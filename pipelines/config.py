@@ -53,6 +53,8 @@ class RunConfig:
     num_shards: int = 0
     batch_size: int = 16
     allow_media_outside_root: bool = False
+    # Above this share of input samples in errors/, the run fails and writes no _SUCCESS.
+    max_error_fraction: float = 0.05
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     layout_help: str = ""
 
@@ -78,6 +80,8 @@ def _validated(config: RunConfig) -> RunConfig:
     for source in config.sources:
         if source.format not in SOURCE_FORMATS:
             raise ConfigError(f"source {source.name}: format must be one of {SOURCE_FORMATS}")
+    if not 0 <= config.max_error_fraction <= 1:
+        raise ConfigError(f"max_error_fraction must be in [0, 1], got {config.max_error_fraction}")
     if config.batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
     return config

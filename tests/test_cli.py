@@ -20,6 +20,7 @@ def write_config(tmp_path, root):
                 "output": str(tmp_path / "unused"),
                 "model": register_test_model(),
                 "threshold": -2.0,
+                "max_error_fraction": 0.5,
                 "sources": [
                     {"name": "images", "manifests": "images.json"},
                     {
@@ -65,3 +66,16 @@ def test_missing_data_exits_2_with_the_layout_help(tmp_path, capsys):
     assert main(["clean", "--config", config, "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "nowhere/images.json" in err and "make the tiny dataset" in err
+
+
+def test_too_many_errors_fails_without_success_and_names_the_reasons(
+    tiny_dataset, tmp_path, capsys
+):
+    config = write_config(tmp_path, tiny_dataset)
+    out = tmp_path / "run"
+    args = ["clean", "--config", config, "--output", str(out), "--max-error-fraction", "0.2"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "3 of 9 samples (33.3%) failed" in err and "fetch/media_missing (1)" in err
+    assert not (out / "_SUCCESS").exists()
+    assert (out / "report" / "summary.json").exists()

@@ -31,6 +31,10 @@ class CountsNotConservedError(RuntimeError):
     """input != clean + review + errors for some source: a sample was lost or duplicated."""
 
 
+class TooManyErrorsError(RuntimeError):
+    """More of the input failed than the run allows: likely a broken dataset or setup."""
+
+
 def _excerpt(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
@@ -110,6 +114,20 @@ def check_conservation(summary: dict[str, Any]) -> None:
     ]
     if broken:
         raise CountsNotConservedError("sample counts do not add up: " + "; ".join(broken))
+
+
+def check_error_fraction(summary: dict[str, Any], max_fraction: float) -> None:
+    total = summary["counts"]["total"]
+    if not total["input"] or total[ERRORS] / total["input"] <= max_fraction:
+        return
+    commonest = ", ".join(
+        f"{reason} ({number})" for reason, number in list(summary["errors_by_reason"].items())[:3]
+    )
+    raise TooManyErrorsError(
+        f"{total[ERRORS]} of {total['input']} samples ({total[ERRORS] / total['input']:.1%}) "
+        f"failed, above --max-error-fraction {max_fraction:g}; commonest: {commonest}. "
+        "See errors/ for each sample's stage and reason."
+    )
 
 
 def write_json(path: str, payload: dict[str, Any]) -> None:
