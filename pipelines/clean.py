@@ -39,6 +39,7 @@ from transforms.route import (
 )
 from transforms.rules import check_rules
 from transforms.video_archives import archive_key, attach_archive_video, iter_archive_videos
+from transforms.video_worker import KillableVideoDecoder
 from transforms.write_shards import WriteSamples
 
 
@@ -253,6 +254,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         config.decode.max_side,
         config.decode.video_fps,
         config.decode.max_frames,
+        KillableVideoDecoder(config.decode.video_timeout_s),
     )
     handler = RewardModelHandler(
         loader_for(config.model), config.model, max_batch_size=config.batch_size

@@ -38,6 +38,8 @@ class DecodeConfig:
     video_fps: float = 1.0
     max_frames: int = 32
     max_side: int = 1024
+    # A video still decoding after this many seconds is killed and becomes an error record.
+    video_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)

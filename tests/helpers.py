@@ -99,3 +99,17 @@ def tiny_config(root: Path, output: Path, **overrides) -> RunConfig:
 def read_parquet_dir(directory: Path) -> pd.DataFrame:
     files = sorted(directory.glob("*.parquet"))
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def hang_forever(*_args):
+    """A stand-in decoder that never returns, like decord on a lying container."""
+    import time
+
+    while True:
+        time.sleep(1)
+
+
+def crash_process(*_args):
+    import os
+
+    os._exit(3)

@@ -108,20 +108,23 @@ def decode_video(
     return frames
 
 
-def decode_sample(sample, max_side: int, video_fps: float, max_frames: int):
+def decode_sample(sample, max_side: int, video_fps: float, max_frames: int, decode_video_fn=None):
     """Decode every media item of a sample into `sample.decoded`; the first failure is an error.
 
-    Returns the sample, or an ErrorRecord naming the media path and why it did not decode.
+    `decode_video_fn` (same signature as `decode_video`) lets the pipeline decode videos in a
+    killable child process. Returns the sample, or an ErrorRecord naming the media path and why
+    it did not decode.
     """
     from transforms.record import IMAGE, ErrorRecord
 
+    video = decode_video_fn or decode_video
     decoded = []
     for ref in sample.media:
         try:
             if ref.kind == IMAGE:
                 decoded.append(decode_image(ref.data, max_side))
             else:
-                decoded.append(decode_video(ref.data, video_fps, max_frames, max_side))
+                decoded.append(video(ref.data, video_fps, max_frames, max_side))
         except DecodeError as exc:
             detail = f"{ref.kind} {ref.path!r}: {exc.detail}"
             return ErrorRecord.for_sample(sample, "decode", exc.reason, detail)
