@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from models import registry
 from pipelines.config import RunConfig, SourceConfig
 
 
@@ -75,9 +74,8 @@ class AnswerLengthModel:
         return scores
 
 
-def register_test_model() -> str:
-    registry.LOADERS["answer-length"] = AnswerLengthModel
-    return "answer-length"
+# The test model named as a user would name their own backend: an importable factory.
+TEST_MODEL = "tests.helpers:AnswerLengthModel"
 
 
 def tiny_config(root: Path, output: Path, **overrides) -> RunConfig:
@@ -85,7 +83,7 @@ def tiny_config(root: Path, output: Path, **overrides) -> RunConfig:
         name="tiny",
         root=str(root),
         output=str(output),
-        model=register_test_model(),
+        model=TEST_MODEL,
         max_error_fraction=1.0,  # a third of the tiny dataset is broken on purpose
         sources=(
             SourceConfig("images", ("images.json",)),

@@ -7,7 +7,7 @@ import json
 import yaml
 
 from pipelines.cli import main
-from tests.helpers import register_test_model
+from tests.helpers import TEST_MODEL
 
 
 def write_config(tmp_path, root):
@@ -18,7 +18,7 @@ def write_config(tmp_path, root):
                 "name": "tiny",
                 "root": str(root),
                 "output": str(tmp_path / "unused"),
-                "model": register_test_model(),
+                "model": TEST_MODEL,
                 "threshold": -2.0,
                 "max_error_fraction": 0.5,
                 "sources": [

@@ -56,3 +56,10 @@ def test_handler_loads_in_load_model_and_returns_prediction_results():
 def test_unknown_model_name_lists_the_known_ones():
     with pytest.raises(ValueError, match="demo"):
         loader_for("nope")
+
+
+def test_factories_load_by_import_path():
+    model = loader_for("tests.helpers:AnswerLengthModel")()
+    assert model.name == "answer-length"
+    with pytest.raises(ValueError, match="cannot load"):
+        loader_for("tests.helpers:NoSuchModel")
