@@ -24,6 +24,7 @@ from pipelines.steps import ERRORS_TAG, SplitErrors, apply_step
 from transforms import report
 from transforms.decode_media import decode_sample
 from transforms.fetch_media import fetch_media
+from transforms.html_report import write_html_report
 from transforms.parquet_rows import row_to_sample
 from transforms.read_manifest import read_manifest
 from transforms.read_webdataset import read_webdataset_shard
@@ -215,6 +216,8 @@ def _finish(
     # Either check raising fails the run: summary.json stays for diagnosis, _SUCCESS never lands.
     report.check_conservation(summary)
     report.check_error_fraction(summary, max_error_fraction)
+    # The shards are finalized (side inputs), so the page can read them back.
+    write_html_report(prefix, summary)
     report.write_success(prefix)
     yield summary
 

@@ -70,6 +70,19 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from transforms.html_report import write_html_report
+    from transforms.report_scan import ReportInputError
+
+    try:
+        index = write_html_report(args.output, max_rows_per_source=args.max_rows)
+    except ReportInputError as exc:
+        print(f"rmclean: {exc}", file=sys.stderr)
+        return 2
+    print(index)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="rmclean", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -97,6 +110,15 @@ def parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="write the generated sample dataset")
     sample.add_argument("--output", required=True, help="directory to write the dataset into")
     sample.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+
+    report = commands.add_parser("report", help="rebuild report/index.html for a finished run")
+    report.add_argument("output", help="the run's output prefix (local path or URL)")
+    report.add_argument(
+        "--max-rows",
+        type=int,
+        default=500,
+        help="flagged samples and errors shown per source (default 500)",
+    )
     return root
 
 
@@ -108,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     if beam_args:
         print(f"rmclean: unknown arguments {beam_args}", file=sys.stderr)
         return 2
+    if args.command == "report":
+        return _report(args)
     return _sample(args)
 
 

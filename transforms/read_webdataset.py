@@ -11,7 +11,7 @@ from transforms.record import ErrorRecord, Sample
 from transforms.webdataset_rows import files_to_sample
 
 
-def _split_name(name: str) -> tuple[str, str]:
+def split_member_name(name: str) -> tuple[str, str]:
     directory, _, base = name.rpartition("/")
     key, _, suffix = base.partition(".")
     return (f"{directory}/{key}" if directory else key), suffix
@@ -34,7 +34,7 @@ def read_webdataset_shard(path: str, source: str) -> Iterator[Sample | ErrorReco
             for member in tar:
                 if not member.isfile():
                     continue
-                member_key, suffix = _split_name(member.name)
+                member_key, suffix = split_member_name(member.name)
                 if member_key != key and key is not None:
                     yield emit(key, files)
                     files = {}
