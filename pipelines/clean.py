@@ -23,6 +23,7 @@ from pipelines.progress import READ, SCORED, CountProgress
 from pipelines.steps import ERRORS_TAG, SplitErrors, apply_step
 from transforms import report
 from transforms.decode_media import decode_sample
+from transforms.dedupe import dedupe_key, drop_exact_duplicates
 from transforms.fetch_media import fetch_media
 from transforms.html_report import write_html_report
 from transforms.parquet_rows import row_to_sample
@@ -238,7 +239,15 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         ERRORS_TAG, main="samples"
     )
     archives = sorted({a for source in inputs.values() for a in source["archives"]})
-    samples = read.samples | "SpreadSamples" >> beam.Reshuffle()
+    # Grouping by (source, id) also spreads a big manifest's records across workers.
+    deduped = (
+        read.samples
+        | "KeyById" >> beam.Map(lambda sample: (dedupe_key(sample), sample))
+        | "GroupById" >> beam.GroupByKey()
+        | "DropExactDuplicates" >> beam.FlatMap(drop_exact_duplicates)
+        | "SplitDuplicates" >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="samples")
+    )
+    samples = deduped.samples
     samples = _join_archive_videos(p, samples, archives)
     samples, fetch_errors = apply_step(
         samples,
@@ -277,7 +286,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         | "CountReview" >> beam.ParDo(CountProgress(REVIEW))
     )
     errors = (
-        (read[ERRORS_TAG], fetch_errors, decode_errors, scored[ERRORS_TAG])
+        (read[ERRORS_TAG], deduped[ERRORS_TAG], fetch_errors, decode_errors, scored[ERRORS_TAG])
         | "AllErrors" >> beam.Flatten()
         | "CountErrors" >> beam.ParDo(CountProgress(ERRORS))
     )

@@ -78,8 +78,10 @@ def test_malformed_records_are_errors_with_a_reason(tmp_path, record, reason):
     assert isinstance(item, ErrorRecord) and item.reason == reason and item.stage == "read"
 
 
-def test_non_utf8_manifest_is_an_error(tmp_path):
+def test_a_non_utf8_record_is_one_error_and_its_neighbours_survive(tmp_path):
     path = tmp_path / "m.json"
-    path.write_bytes(b'[{"id": "\xff\xfe"}]')
-    (item,) = list(read_manifest(str(path), "src"))
-    assert isinstance(item, ErrorRecord) and item.reason == "not_utf8"
+    good = json.dumps(GOOD).encode()
+    path.write_bytes(b"[" + good + b', {"id": "bad\xff\xfe", "conversations": []}, ' + good + b"]")
+    items = list(read_manifest(str(path), "src"))
+    assert [type(i).__name__ for i in items] == ["Sample", "ErrorRecord", "Sample"]
+    assert items[1].reason == "not_utf8" and items[1].origin.endswith("m.json[1]")

@@ -19,6 +19,7 @@ IMAGE = [MediaRef("image", "a.jpg")]
         ([("human", "<image>\nQ?"), ("gpt", "Fine answer.")], IMAGE, None),
         ([("human", "Q?"), ("gpt", "  ")], (), "empty_answer"),
         ([("human", "Q?"), ("gpt", "N/A")], (), "empty_answer"),
+        ([("human", "<image>\n "), ("gpt", "A red square.")], IMAGE, "empty_question"),
         ([("human", "How many?"), ("gpt", "None.")], (), None),
         ([("gpt", "answer")], (), "missing_turn"),
         ([("human", "Q?")], (), "missing_turn"),

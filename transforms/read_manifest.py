@@ -91,6 +91,21 @@ def record_to_sample(record: Any, source: str, origin: str) -> Sample | ErrorRec
 
     if not isinstance(record, dict):
         return error("not_an_object", f"expected a JSON object, got {type(record).__name__}")
+    try:
+        # Files are read with surrogateescape so one bad byte costs one record, not the file.
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = json.loads(json.dumps(record, ensure_ascii=True))
+        bad = {k: v for k, v in shown.items() if k in ID_KEYS}
+        return ErrorRecord(
+            source,
+            "read",
+            "not_utf8",
+            f"the record contains bytes that are not valid UTF-8 ({bad or 'no id'})",
+            origin,
+            None,
+            shown,
+        )
     id_key = next((k for k in ID_KEYS if k in record), None)
     if id_key is None or not isinstance(record[id_key], (str, int)) or record[id_key] == "":
         return error("missing_id", "the record has no 'id' (or 'idx') string")
@@ -121,13 +136,11 @@ def record_to_sample(record: Any, source: str, origin: str) -> Sample | ErrorRec
 def read_manifest(path: str, source: str) -> Iterator[Sample | ErrorRecord]:
     """Stream one manifest file (.json array or .jsonl) as samples and error records."""
     try:
-        with fsspec.open(path, "rt", encoding="utf-8", errors="strict") as stream:
+        with fsspec.open(path, "rt", encoding="utf-8", errors="surrogateescape") as stream:
             if path.endswith(".jsonl"):
                 yield from _read_jsonl(stream, path, source)
             else:
                 yield from _read_array(stream, path, source)
-    except UnicodeDecodeError as exc:
-        yield ErrorRecord(source, "read", "not_utf8", f"{path}: {exc}", path)
     except FileNotFoundError:
         yield ErrorRecord(source, "read", "manifest_missing", f"{path} does not exist", path)
 

@@ -24,6 +24,9 @@ def check_rules(sample: Sample) -> tuple[str, str] | None:
         return "missing_turn", "the conversation has no assistant turn"
     if roles[-1] in HUMAN_ROLES:
         return "missing_turn", "the last human turn has no answer"
+    for number, question in enumerate(sample.human_turns(), start=1):
+        if not _PLACEHOLDER.sub("", question).strip():
+            return "empty_question", f"human turn {number} is empty"
     for number, answer in enumerate(sample.assistant_turns(), start=1):
         if answer.strip().lower() in EMPTY_ANSWERS:
             shown = answer.strip() or "empty"

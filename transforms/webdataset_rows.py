@@ -10,14 +10,19 @@ import json
 import re
 from typing import Any
 
+from transforms.dedupe import content_hash
 from transforms.record import MediaRef, Sample
 
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-]")
 
 
-def sample_key(sample_id: str) -> str:
-    """WebDataset splits keys at the first dot, so dots and slashes cannot appear in a key."""
-    return _UNSAFE_KEY_CHARS.sub("_", sample_id)
+def sample_key(sample: Sample) -> str:
+    """A key unique per sample: the id made safe plus a short content hash.
+
+    WebDataset splits keys at the first dot, so dots and slashes cannot appear; the hash keeps
+    samples that share an id (LLaVA-Video repeats a video's id per question) apart in a shard.
+    """
+    return f"{_UNSAFE_KEY_CHARS.sub('_', sample.id)}-{content_hash(sample)[:10]}"
 
 
 def media_suffixes(sample: Sample) -> list[str]:

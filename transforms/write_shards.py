@@ -27,7 +27,7 @@ class WebDatasetSink(fileio.FileSink):
         self._mtime = time.time()
 
     def write(self, sample: Sample) -> None:
-        key = sample_key(sample.id)
+        key = sample_key(sample)
         for suffix, data in sample_to_files(sample).items():
             info = tarfile.TarInfo(f"{key}.{suffix}")
             info.size = len(data)
