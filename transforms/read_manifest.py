@@ -95,7 +95,9 @@ def record_to_sample(record: Any, source: str, origin: str) -> Sample | ErrorRec
         # Files are read with surrogateescape so one bad byte costs one record, not the file.
         json.dumps(record, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        shown = json.loads(json.dumps(record, ensure_ascii=True))
+        # Keep the record for the person fixing it, the bad bytes shown as "?".
+        text = json.dumps(record, ensure_ascii=False)
+        shown = json.loads(text.encode("utf-8", "replace").decode("utf-8"))
         bad = {k: v for k, v in shown.items() if k in ID_KEYS}
         return ErrorRecord(
             source,
