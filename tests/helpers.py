@@ -78,7 +78,7 @@ class AnswerLengthModel:
 TEST_MODEL = "tests.helpers:AnswerLengthModel"
 
 
-def tiny_config(root: Path, output: Path, **overrides) -> RunConfig:
+def tiny_config(root: Path | str, output: Path | str, **overrides) -> RunConfig:
     config = RunConfig(
         name="tiny",
         root=str(root),
