@@ -17,6 +17,8 @@ FORMAT ?=
 RUNNER ?=
 BEAM_ARGS ?=
 OVERWRITE ?=
+# Scores are cached here by model and sample content: reruns score only what is new.
+SCORE_CACHE ?= out/$(DATASET)/score-cache
 # One prefix per run: a fresh timestamped folder unless OUTPUT is given.
 OUTPUT ?= out/$(DATASET)/$(shell date -u +%Y%m%d-%H%M%S)
 SAMPLE_DIR ?= data/sample
@@ -26,14 +28,14 @@ CLEAN_ARGS := --config configs/$(DATASET).yaml --output $(OUTPUT) \
 	$(if $(THRESHOLD),--threshold $(THRESHOLD)) $(if $(PERCENTILE),--percentile $(PERCENTILE)) \
 	$(if $(INPUT),--input $(INPUT)) $(if $(MODEL),--model $(MODEL)) \
 	$(if $(FORMAT),--format $(FORMAT)) $(if $(RUNNER),--runner $(RUNNER)) \
-	$(if $(OVERWRITE),--overwrite) $(BEAM_ARGS)
+	$(if $(OVERWRITE),--overwrite) $(if $(SCORE_CACHE),--score-cache $(SCORE_CACHE)) $(BEAM_ARGS)
 
 .DEFAULT_GOAL := help
 .PHONY: help install clean sample test test-fast lint format bench distclean
 
 help: ## List the targets and the variables `make clean` takes
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
-	@echo "  variables: DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER OVERWRITE BEAM_ARGS"
+	@echo "  variables: DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER OVERWRITE SCORE_CACHE BEAM_ARGS"
 
 install: $(VENV)/.installed ## Create .venv with CPU torch and the project (editable)
 

@@ -40,6 +40,15 @@ from transforms.route import (
     route_by_threshold,
 )
 from transforms.rules import check_rules
+from transforms.score_cache import (
+    CACHED,
+    PersistScores,
+    cache_files,
+    cache_key,
+    model_cache_id,
+    read_cache_file,
+    split_cached,
+)
 from transforms.video_archives import archive_key, attach_archive_video, iter_archive_videos
 from transforms.video_worker import KillableVideoDecoder
 from transforms.write_shards import WriteSamples
@@ -192,6 +201,12 @@ def _sum_timings(timings_list) -> dict[str, float]:
     return total
 
 
+def _how_scored(sample: Sample) -> str:
+    if sample.cached:
+        return "from_cache"
+    return "scored" if sample.score is not None else "not_scored"
+
+
 def _finish(
     _,
     prefix,
@@ -203,6 +218,7 @@ def _finish(
     reasons,
     stage_seconds,
     cuts,
+    how_scored,
     written,
 ):
     summary = report.build_summary(
@@ -210,7 +226,14 @@ def _finish(
         report.count_table(routed),
         dict(reasons),
         stage_seconds,
-        {**settings, "cuts": dict(sorted(cuts.items())), "files_written": written},
+        {
+            **settings,
+            "cuts": dict(sorted(cuts.items())),
+            "scoring": {
+                k: dict(how_scored).get(k, 0) for k in ("scored", "from_cache", "not_scored")
+            },
+            "files_written": written,
+        },
         started_at,
     )
     report.write_json(f"{prefix}/report/summary.json", summary)
@@ -258,8 +281,25 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         config.allow_media_outside_root,
     )
     checked = samples | "CheckRules" >> beam.Map(_rule_route).with_outputs(REVIEW, main="pass")
+    to_score, from_cache, cache_dir = checked["pass"], None, None
+    if config.score_cache:
+        cache_dir = f"{config.score_cache.rstrip('/')}/{model_cache_id(config.model)}"
+        known_scores = (
+            p
+            | "CacheFiles" >> beam.Create(cache_files(cache_dir))
+            | "ReadCache" >> beam.FlatMap(read_cache_file)
+        )
+        looked_up = (
+            {
+                "samples": to_score | "KeyByContent" >> beam.Map(lambda s: (cache_key(s), s)),
+                "scores": known_scores,
+            }
+            | "JoinScoreCache" >> beam.CoGroupByKey()
+            | "SplitCached" >> beam.FlatMap(split_cached).with_outputs(CACHED, main="fresh")
+        )
+        to_score, from_cache = looked_up.fresh, looked_up[CACHED]
     decoded, decode_errors = apply_step(
-        checked["pass"],
+        to_score,
         "DecodeMedia",
         "decode",
         decode_sample,
@@ -278,6 +318,12 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         | "SplitScoreErrors" >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="ok")
     )
     scored_ok = scored.ok | "CountScored" >> beam.ParDo(CountProgress(SCORED))
+    if cache_dir:
+        # Persisted before routing: a retried or killed run keeps what it already scored.
+        scored_ok = scored_ok | "PersistScores" >> beam.ParDo(
+            PersistScores(cache_dir, config.score_cache_flush_every)
+        )
+        scored_ok = (scored_ok, from_cache) | "ScoredAndCached" >> beam.Flatten()
     clean, low, cuts = _route(scored_ok, config)
     clean = clean | "CountClean" >> beam.ParDo(CountProgress(CLEAN))
     review = (
@@ -356,6 +402,12 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
                 | "SumTimings" >> beam.CombineGlobally(_sum_timings)
             ),
             beam.pvalue.AsDict(cuts),
+            beam.pvalue.AsList(
+                (clean, review)
+                | "KeptForScoring" >> beam.Flatten()
+                | "HowScored" >> beam.Map(_how_scored)
+                | "CountHowScored" >> beam.combiners.Count.PerElement()
+            ),
             beam.pvalue.AsSingleton(
                 files_written | "CountFiles" >> beam.combiners.Count.Globally()
             ),

@@ -29,6 +29,7 @@ def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
             model=args.model,
             format=args.format,
             max_error_fraction=args.max_error_fraction,
+            score_cache=args.score_cache,
         )
     except ConfigError as exc:
         print(f"rmclean: bad configuration: {exc}", file=sys.stderr)
@@ -98,6 +99,9 @@ def parser() -> argparse.ArgumentParser:
     cut.add_argument("--percentile", type=float, help="review the lowest P%% of each source")
     clean.add_argument("--model", help="reward backend name (default from the config)")
     clean.add_argument("--format", choices=("parquet", "webdataset"), help="output shard format")
+    clean.add_argument(
+        "--score-cache", help="folder of cached scores: rescore only new or changed samples"
+    )
     clean.add_argument(
         "--max-error-fraction",
         type=float,

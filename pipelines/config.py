@@ -57,6 +57,9 @@ class RunConfig:
     allow_media_outside_root: bool = False
     # Above this share of input samples in errors/, the run fails and writes no _SUCCESS.
     max_error_fraction: float = 0.05
+    # Folder of the score cache (one subfolder per model); None scores everything every run.
+    score_cache: str | None = None
+    score_cache_flush_every: int = 500
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     layout_help: str = ""
 

@@ -111,3 +111,17 @@ def crash_process(*_args):
     import os
 
     os._exit(3)
+
+
+class DyingModel(AnswerLengthModel):
+    """Kills its process, like a lost worker, on call number $RMCLEAN_TEST_DIE_AT_CALL."""
+
+    calls = 0
+
+    def score(self, samples):
+        import os
+
+        DyingModel.calls += 1
+        if DyingModel.calls == int(os.environ.get("RMCLEAN_TEST_DIE_AT_CALL", "0")):
+            os._exit(137)
+        return super().score(samples)

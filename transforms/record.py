@@ -58,6 +58,7 @@ class Sample:
     reason: str | None = None
     detail: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    cached: bool = False  # the score came from the score cache, not from the model
 
     @property
     def is_text_only(self) -> bool:

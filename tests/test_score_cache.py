@@ -1,0 +1,89 @@
+"""Incremental reruns: only new or changed samples are scored; a dead run's scores are kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+
+from pipelines.clean import run
+from tests.helpers import conversation, tiny_config, write_json
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def text_dataset(root: Path, count: int, start: int = 0) -> None:
+    records = [
+        {"id": f"t{i}", "conversations": conversation(f"Question {i}?", f"Answer number {i}.", "")}
+        for i in range(start, start + count)
+    ]
+    write_json(root / f"part-{start}.json", records)
+
+
+def test_rerun_scores_only_new_samples(tiny_dataset, tmp_path):
+    cache = str(tmp_path / "cache")
+    first = run(tiny_config(tiny_dataset, tmp_path / "a", score_cache=cache))
+    assert first["scoring"] == {"scored": 5, "from_cache": 0, "not_scored": 1}
+    second = run(tiny_config(tiny_dataset, tmp_path / "b", score_cache=cache))
+    assert second["scoring"] == {"scored": 0, "from_cache": 5, "not_scored": 1}
+    assert second["counts"] == first["counts"]
+
+    # A changed answer is new content, so it is scored again; 10% more samples, only those.
+    images = json.loads((tiny_dataset / "images.json").read_text())
+    images[0]["conversations"][1]["value"] = "A changed answer about the square."
+    (tiny_dataset / "images.json").write_text(json.dumps(images))
+    third = run(tiny_config(tiny_dataset, tmp_path / "c", score_cache=cache))
+    assert third["scoring"] == {"scored": 1, "from_cache": 4, "not_scored": 1}
+
+
+def test_ten_percent_new_samples_score_only_those(tmp_path):
+    root, cache = tmp_path / "data", str(tmp_path / "cache")
+    text_dataset(root, 100)
+    config = tiny_config(root, tmp_path / "a", score_cache=cache)
+    config = config.with_overrides(sources=(config.sources[2].__class__("text", ("*.json",)),))
+    assert run(config)["scoring"]["scored"] == 100
+    text_dataset(root, 10, start=100)
+    rerun = run(config.with_overrides(output=str(tmp_path / "b")))
+    assert rerun["scoring"] == {"scored": 10, "from_cache": 100, "not_scored": 0}
+
+
+def test_a_run_killed_mid_scoring_keeps_what_it_scored(tmp_path):
+    root, cache = tmp_path / "data", tmp_path / "cache"
+    text_dataset(root, 40)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "dying",
+                "root": str(root),
+                "output": str(tmp_path / "out"),
+                "model": "tests.helpers:DyingModel",
+                "threshold": -2.0,
+                "batch_size": 4,
+                "score_cache": str(cache),
+                "score_cache_flush_every": 1,
+                "sources": [{"name": "text", "manifests": "*.json"}],
+                "layout_help": "-",
+            }
+        )
+    )
+    command = [sys.executable, "-m", "pipelines.cli", "clean", "--config", str(config)]
+    died = subprocess.run(
+        command, cwd=REPO, capture_output=True, env={**os.environ, "RMCLEAN_TEST_DIE_AT_CALL": "6"}
+    )
+    assert died.returncode == 137 and not (tmp_path / "out" / "_SUCCESS").exists()
+    persisted = sum(pq.read_table(f).num_rows for f in cache.rglob("*.parquet"))
+    assert 0 < persisted < 40
+    assert subprocess.run(command, cwd=REPO, capture_output=True).returncode == 0
+    summary = json.loads((tmp_path / "out" / "report" / "summary.json").read_text())
+    # The rerun scored exactly what the dead run had not.
+    assert summary["scoring"] == {
+        "scored": 40 - persisted,
+        "from_cache": persisted,
+        "not_scored": 0,
+    }

@@ -1,0 +1,102 @@
+"""A score cache so weekly reruns score only what is new.
+
+Keyed by (model id, content of the sample: conversation and media bytes), kept as Parquet
+files under one folder per model id. Scores are persisted as they are computed, a few hundred
+at a time, so a run that dies has saved what it scored and a rerun skips those samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+
+import apache_beam as beam
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from transforms.record import Sample
+
+SCHEMA = pa.schema([("key", pa.string()), ("score", pa.float64())])
+CACHED = "cached"
+
+
+def model_cache_id(model: str, options: dict | None = None) -> str:
+    """A folder name for one model and its options: another checkpoint, another cache."""
+    described = json.dumps([model, options or {}], sort_keys=True)
+    readable = "".join(c if c.isalnum() or c in "-_" else "_" for c in model)[:40]
+    return f"{readable}-{hashlib.sha1(described.encode()).hexdigest()[:12]}"
+
+
+def cache_key(sample: Sample) -> str:
+    digest = hashlib.sha1()
+    digest.update(json.dumps(sample.conversations, sort_keys=True).encode("utf-8", "replace"))
+    for ref in sample.media:
+        digest.update(f"|{ref.kind}|".encode())
+        digest.update(hashlib.sha1(ref.data or b"").digest())
+    return digest.hexdigest()
+
+
+def cache_files(directory: str) -> list[str]:
+    fs, _, (path,) = fsspec.get_fs_token_paths(directory)
+    if not fs.exists(path):
+        return []
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+    return [f"{prefix}{p}" for p in sorted(fs.glob(f"{path.rstrip('/')}/*.parquet"))]
+
+
+def read_cache_file(path: str) -> Iterator[tuple[str, float]]:
+    with fsspec.open(path, "rb") as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=65536):
+            yield from zip(
+                batch.column("key").to_pylist(), batch.column("score").to_pylist(), strict=True
+            )
+
+
+def split_cached(joined: tuple[str, dict[str, Iterable]]):
+    """Samples whose content has a cached score skip decoding and scoring."""
+    _, groups = joined
+    scores = list(groups["scores"])
+    for sample in groups["samples"]:
+        if scores:
+            yield beam.pvalue.TaggedOutput(CACHED, sample.replace(score=scores[0], cached=True))
+        else:
+            yield sample
+
+
+class PersistScores(beam.DoFn):
+    """Pass scored samples through, appending (key, score) to the cache every `flush_every`."""
+
+    def __init__(self, directory: str, flush_every: int = 500):
+        self._directory = directory.rstrip("/")
+        self._flush_every = flush_every
+
+    def start_bundle(self):
+        self._rows: list[tuple[str, float]] = []
+
+    def process(self, sample: Sample):
+        self._rows.append((cache_key(sample), sample.score))
+        if len(self._rows) >= self._flush_every:
+            self._flush()
+        yield sample
+
+    def finish_bundle(self):
+        self._flush()
+
+    def _flush(self):
+        if not self._rows:
+            return
+        keys, scores = zip(*self._rows, strict=True)
+        table = pa.table({"key": list(keys), "score": list(scores)}, schema=SCHEMA)
+        name = f"{self._directory}/scores-{uuid.uuid4().hex}.parquet"
+        fs, _, (path,) = fsspec.get_fs_token_paths(name)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        # Write then rename, so a reader never sees half a file (a killed run leaves only
+        # an ignored .tmp).
+        with fs.open(path + ".tmp", "wb") as handle:
+            pq.write_table(table, handle)
+        fs.mv(path + ".tmp", path)
+        self._rows = []
