@@ -45,11 +45,11 @@ class RewardModelHandler(ModelHandler[Sample, PredictionResult, RewardModel]):
         self,
         loader: Callable[[], RewardModel],
         model_name: str,
-        max_batch_size: int = 16,
         large_model: bool = False,
         **batching: Any,
     ):
-        super().__init__(max_batch_size=max_batch_size, large_model=large_model, **batching)
+        batching.setdefault("max_batch_size", 16)
+        super().__init__(large_model=large_model, **batching)
         self._loader = loader
         self._model_name = model_name
 

@@ -1,36 +1,145 @@
 """Reward backends by name, as `--model` / `MODEL=` selects them.
 
+Every backend is a factory taking one options dict (the config's `model_options`: checkpoint
+`path`, `dtype`, `device`, batching and backend-specific keys) that loads the weights once and
+returns a `RewardModel`. `loader_for` binds the options into a zero-argument, picklable loader
+for the handler's `load_model`; `token_estimator_for` gives the matching `estimate_tokens`
+without loading any weights, for token-budget batching.
+
 Besides the built-in names, `package.module:factory` loads any importable factory that returns
-a `RewardModel`, so teams plug in their own backends without editing this file.
+a `RewardModel` (called with the options dict if it takes an argument), so teams plug in their
+own backends without editing this file.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
+import json
+import os
 from collections.abc import Callable
+from typing import Any
 
 from models.base import RewardModel
+from transforms.record import Sample
+
+Options = dict[str, Any]
 
 
-def _load_demo() -> RewardModel:
-    from models.demo.model import DemoRewardModel
+def _load_demo(options: Options | None = None) -> RewardModel:
+    from models.demo.model import DEFAULT_DIR, DemoRewardModel
 
-    return DemoRewardModel.from_pretrained()
+    options = dict(options or {})
+    unknown = set(options) - {"path"}
+    if unknown:
+        raise ValueError(f"demo: unknown model option(s) {sorted(unknown)}; known: ['path']")
+    return DemoRewardModel.from_pretrained(options.get("path") or DEFAULT_DIR)
 
 
-LOADERS: dict[str, Callable[[], RewardModel]] = {"demo": _load_demo}
+def _load_ixc25(options: Options | None = None) -> RewardModel:
+    from models.ixc25 import load_ixc25
+
+    return load_ixc25(options)
 
 
-def loader_for(name: str) -> Callable[[], RewardModel]:
-    if name in LOADERS:
-        return LOADERS[name]
+def _load_vlm_value_head(options: Options | None = None) -> RewardModel:
+    from models.vlm_value_head import load_vlm_value_head
+
+    return load_vlm_value_head(options)
+
+
+def _load_text_rm(options: Options | None = None) -> RewardModel:
+    from models.text_rm import load_text_rm
+
+    return load_text_rm(options)
+
+
+FACTORIES: dict[str, Callable[[Options | None], RewardModel]] = {
+    "demo": _load_demo,
+    "ixc25": _load_ixc25,
+    "vlm-value-head": _load_vlm_value_head,
+    "text-rm": _load_text_rm,
+}
+
+
+def _import_factory(name: str) -> Callable[..., RewardModel]:
+    module_name, _, attribute = name.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load reward model factory {name!r}: {exc}") from exc
+
+
+def _takes_options(factory: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters
+    )
+
+
+def loader_for(name: str, options: Options | None = None) -> Callable[[], RewardModel]:
+    """A zero-argument loader (picklable) that builds backend `name` with `options`."""
+    options = dict(options or {})
+    if name in FACTORIES:
+        return functools.partial(FACTORIES[name], options)
     if ":" in name:
-        module_name, _, attribute = name.partition(":")
-        try:
-            return getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"cannot load reward model factory {name!r}: {exc}") from exc
-    known = ", ".join(sorted(LOADERS))
+        factory = _import_factory(name)
+        if _takes_options(factory):
+            return functools.partial(factory, options)
+        if options:
+            raise ValueError(f"factory {name!r} takes no options, got {sorted(options)}")
+        return factory
+    known = ", ".join(sorted(FACTORIES))
     raise ValueError(
         f"unknown reward model {name!r}; choose one of: {known}, or give package.module:factory"
+    )
+
+
+def token_estimator_for(name: str, options: Options | None = None) -> Callable[[Sample], int]:
+    """`estimate_tokens` for backend `name` with `options`, built without loading weights.
+
+    Picklable, so it can be Beam's `element_size_fn`. The estimate equals the loaded
+    backend's own `estimate_tokens` (the backends build the same estimator classes).
+    """
+    from models import tokens
+
+    options = dict(options or {})
+    if name == "ixc25":
+        from models.ixc25 import DEFAULTS
+
+        merged = {**DEFAULTS, **options}
+        return tokens.IxcTokenEstimator(int(merged["hd_num"]), int(merged["video_tokens"]))
+    if name == "text-rm":
+        return tokens.TextTokenEstimator()
+    if name == "vlm-value-head":
+        from models.vlm_value_head import DEFAULTS
+
+        merged = {**DEFAULTS, **options}
+        saved = _saved_pixel_bounds(merged.get("path"))
+        return tokens.QwenTokenEstimator(
+            int(merged["min_pixels"] or saved[0]),
+            int(merged["max_pixels"] or saved[1]),
+            int(merged["video_max_pixels"]),
+            int(merged["video_max_frames"]),
+        )
+    # demo and plug-ins: a geometry-based estimate at Qwen-VL's default resolution.
+    return tokens.QwenTokenEstimator()
+
+
+def _saved_pixel_bounds(path: str | None) -> tuple[int, int]:
+    """(min_pixels, max_pixels) from a local checkpoint's preprocessor_config.json."""
+    default = (56 * 56, 28 * 28 * 1280)
+    config_file = os.path.join(path, "preprocessor_config.json") if path else ""
+    if not config_file or not os.path.exists(config_file):
+        return default
+    with open(config_file) as handle:
+        saved = json.load(handle)
+    size = saved.get("size") or {}
+    return (
+        int(size.get("shortest_edge", saved.get("min_pixels", default[0]))),
+        int(size.get("longest_edge", saved.get("max_pixels", default[1]))),
     )

@@ -17,7 +17,7 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from models.base import RewardModelHandler, ScoreOutcome
-from models.registry import loader_for
+from models.registry import loader_for, token_estimator_for
 from pipelines.config import RunConfig
 from pipelines.progress import READ, SCORED, CountProgress
 from pipelines.steps import ERRORS_TAG, SplitErrors, apply_step
@@ -149,6 +149,36 @@ def _scored(outcome_result) -> Sample | ErrorRecord:
         return ErrorRecord.for_sample(sample, "score", reason, outcome.error or "no score")
     sample.timings["score"] = outcome.seconds
     return sample.replace(score=outcome.score)
+
+
+def _handler(config: RunConfig, text: bool = False) -> RewardModelHandler:
+    """RunInference handler for the media model, or for the text-only model."""
+    name = config.text_model if text else config.model
+    options = config.backend_options(text)
+    batching = {"max_batch_size": config.batch_size}
+    if config.max_batch_tokens:
+        # Beam's own length-aware batching: with element_size_fn, BatchElements sizes batches
+        # by the sum of estimated tokens, so min = max gives a fixed token budget per batch.
+        batching = {
+            "min_batch_size": config.max_batch_tokens,
+            "max_batch_size": config.max_batch_tokens,
+            "element_size_fn": token_estimator_for(name, options),
+        }
+    return RewardModelHandler(
+        loader_for(name, options), name, large_model=config.large_model, **batching
+    )
+
+
+def _score_samples(decoded, config: RunConfig):
+    """PredictionResults for every decoded sample; text-only ones go to `text_model` if set."""
+    if not config.text_model:
+        return decoded | "ScoreSamples" >> RunInference(_handler(config))
+    parts = decoded | "SplitTextOnly" >> beam.Partition(
+        lambda sample, _: 1 if sample.is_text_only else 0, 2
+    )
+    media = parts[0] | "ScoreSamples" >> RunInference(_handler(config))
+    text = parts[1] | "ScoreTextSamples" >> RunInference(_handler(config, text=True))
+    return (media, text) | "AllScores" >> beam.Flatten()
 
 
 def _rule_route(sample: Sample):
@@ -283,7 +313,10 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
     checked = samples | "CheckRules" >> beam.Map(_rule_route).with_outputs(REVIEW, main="pass")
     to_score, from_cache, cache_dir = checked["pass"], None, None
     if config.score_cache:
-        cache_dir = f"{config.score_cache.rstrip('/')}/{model_cache_id(config.model)}"
+        models_used = [config.model, config.model_options]
+        if config.text_model:
+            models_used += [config.text_model, config.text_model_options]
+        cache_dir = f"{config.score_cache.rstrip('/')}/{model_cache_id(models_used)}"
         known_scores = (
             p
             | "CacheFiles" >> beam.Create(cache_files(cache_dir))
@@ -308,12 +341,8 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         config.decode.max_frames,
         KillableVideoDecoder(config.decode.video_timeout_s),
     )
-    handler = RewardModelHandler(
-        loader_for(config.model), config.model, max_batch_size=config.batch_size
-    )
     scored = (
-        decoded
-        | "ScoreSamples" >> RunInference(handler)
+        _score_samples(decoded, config)
         | "AttachScores" >> beam.Map(_scored)
         | "SplitScoreErrors" >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="ok")
     )

@@ -18,6 +18,7 @@ from pipelines.config import ConfigError, load_config
 def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines.clean import DataMissingError, run
     from pipelines.output_prefix import OutputExistsError, prepare_output
+    from pipelines.runners import beam_args_for
     from transforms.report import CountsNotConservedError, TooManyErrorsError
 
     try:
@@ -30,6 +31,7 @@ def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
             format=args.format,
             max_error_fraction=args.max_error_fraction,
             score_cache=args.score_cache,
+            trust_remote_code=True if args.trust_remote_code else None,
         )
     except ConfigError as exc:
         print(f"rmclean: bad configuration: {exc}", file=sys.stderr)
@@ -37,7 +39,7 @@ def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
     print(f"rmclean: cleaning {config.name} from {config.root} -> {config.output}", flush=True)
     try:
         prepare_output(config.output, args.overwrite)
-        summary = run(config, beam_args)
+        summary = run(config, beam_args_for(args.runner, beam_args))
     except OutputExistsError as exc:
         print(f"rmclean: {exc}", file=sys.stderr)
         return 2
@@ -100,10 +102,22 @@ def parser() -> argparse.ArgumentParser:
     clean.add_argument("--model", help="reward backend name (default from the config)")
     clean.add_argument("--format", choices=("parquet", "webdataset"), help="output shard format")
     clean.add_argument(
-        "--score-cache", help="folder of cached scores: rescore only new or changed samples"
+        "--trust-remote-code",
+        action="store_true",
+        help="allow checkpoints that ship their own code (ixc25) to run it",
+    )
+    clean.add_argument(
+        "--runner",
+        help="local, portable, spark, flink, dataflow (presets), or any Beam runner class name",
+    )
+    clean.add_argument(
+        "--score-cache",
+        "--score_cache",
+        help="folder of cached scores: rescore only new or changed samples",
     )
     clean.add_argument(
         "--max-error-fraction",
+        "--max_error_fraction",
         type=float,
         help="fail the run (no _SUCCESS) when more than this share of samples errs (0.05)",
     )

@@ -49,6 +49,18 @@ class RunConfig:
     sources: tuple[SourceConfig, ...]
     output: str
     model: str = "demo"
+    # Backend options (checkpoint path, dtype, device, ...): see README, "Reward backends".
+    model_options: dict[str, Any] = field(default_factory=dict)
+    # Optional second backend for text-only samples (e.g. a text-rm for ALLaVA's text subset).
+    text_model: str | None = None
+    text_model_options: dict[str, Any] = field(default_factory=dict)
+    # Code shipped inside a checkpoint runs only when the user opts in, globally or per path.
+    trust_remote_code: bool = False
+    remote_code_allowlist: tuple[str, ...] = ()
+    # Padded-token budget per forward pass; None batches by count (`batch_size`) only.
+    max_batch_tokens: int | None = None
+    # One model copy per machine instead of per worker process (for multi-GB checkpoints).
+    large_model: bool = False
     threshold: float | None = -2.0
     percentile: float | None = None
     format: str = "parquet"
@@ -62,6 +74,18 @@ class RunConfig:
     score_cache_flush_every: int = 500
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     layout_help: str = ""
+
+    def backend_options(self, text: bool = False) -> dict[str, Any]:
+        """The options a backend factory gets: its own plus the run-wide opt-ins it uses."""
+        name = self.text_model if text else self.model
+        options = dict(self.text_model_options if text else self.model_options)
+        if name == "ixc25":
+            options.setdefault("trust_remote_code", self.trust_remote_code)
+            options.setdefault("remote_code_allowlist", list(self.remote_code_allowlist))
+        if self.max_batch_tokens and name in ("ixc25", "vlm-value-head", "text-rm"):
+            # The backend sorts each batch by length and packs padded micro-batches.
+            options.setdefault("max_batch_tokens", self.max_batch_tokens)
+        return options
 
     def with_overrides(self, **overrides: Any) -> RunConfig:
         """Apply CLI flags (None means 'not given'); threshold and percentile exclude each other."""
@@ -87,6 +111,8 @@ def _validated(config: RunConfig) -> RunConfig:
             raise ConfigError(f"source {source.name}: format must be one of {SOURCE_FORMATS}")
     if not 0 <= config.max_error_fraction <= 1:
         raise ConfigError(f"max_error_fraction must be in [0, 1], got {config.max_error_fraction}")
+    if config.max_batch_tokens is not None and config.max_batch_tokens < 1:
+        raise ConfigError("max_batch_tokens must be at least 1")
     if config.batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
     return config
@@ -120,4 +146,5 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
             raise ConfigError(f"{path}: missing required key {required!r}")
     raw["sources"] = tuple(_source(s) for s in raw["sources"])
     raw["decode"] = DecodeConfig(**raw.get("decode", {}))
+    raw["remote_code_allowlist"] = tuple(raw.get("remote_code_allowlist", ()))
     return _validated(RunConfig(**raw))

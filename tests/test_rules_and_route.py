@@ -46,5 +46,5 @@ def test_percentile_cut_picks_the_lowest_share():
     quantiles = [float(i) for i in range(1001)]  # min 0 .. max 1000
     assert percentile_cut(quantiles, 10) == 100.0
     s = sample([("human", "Q"), ("gpt", "A")])
-    assert route_by_cut(s.replace(score=100.0), 100.0, 10)[0] == REVIEW
-    assert route_by_cut(s.replace(score=100.5), 100.0, 10)[0] == CLEAN
+    assert route_by_cut(s.replace(score=99.5), 100.0, 10)[0] == REVIEW
+    assert route_by_cut(s.replace(score=100.0), 100.0, 10)[0] == CLEAN

@@ -6,16 +6,10 @@ from __future__ import annotations
 import pytest
 
 from pipelines.clean import run
+from pipelines.runners import beam_args_for
 from tests.helpers import tiny_config
 
-RUNNERS = {
-    "portable": ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"],
-    "direct-multiprocess": [
-        "--runner=DirectRunner",
-        "--direct_running_mode=multi_processing",
-        "--direct_num_workers=2",
-    ],
-}
+RUNNERS = {name: beam_args_for(name, []) for name in ("local", "portable")}
 
 
 @pytest.mark.slow

@@ -29,7 +29,8 @@ def percentile_cut(quantiles: list[float], percentile: float) -> float:
 
 
 def route_by_cut(sample: Sample, cut: float, percentile: float) -> tuple[str, Sample]:
-    if sample.score <= cut:
+    # Strictly below: a source of one sample has nothing below its own percentile.
+    if sample.score < cut:
         detail = f"score {sample.score:.3f} is in the lowest {percentile:g}% of {sample.source}"
         return REVIEW, sample.replace(reason="low_percentile", detail=detail)
     return CLEAN, sample

@@ -23,10 +23,11 @@ SCHEMA = pa.schema([("key", pa.string()), ("score", pa.float64())])
 CACHED = "cached"
 
 
-def model_cache_id(model: str, options: dict | None = None) -> str:
-    """A folder name for one model and its options: another checkpoint, another cache."""
-    described = json.dumps([model, options or {}], sort_keys=True)
-    readable = "".join(c if c.isalnum() or c in "-_" else "_" for c in model)[:40]
+def model_cache_id(models_used: list) -> str:
+    """A folder name for the scoring setup (model names and options): another checkpoint or
+    option, another cache."""
+    described = json.dumps(models_used, sort_keys=True, default=str)
+    readable = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(models_used[0]))[:40]
     return f"{readable}-{hashlib.sha1(described.encode()).hexdigest()[:12]}"
 
 

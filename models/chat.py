@@ -1,0 +1,82 @@
+"""LLaVA conversation turns -> the chat messages reward models take.
+
+LLaVA-style data marks where media goes with `<image>` / `<video>` in the human turn; reward
+models insert the media themselves, so the placeholders are stripped (leaving them would score
+the literal string). Roles map human -> user and gpt -> assistant; anything else is an error
+that names the sample rather than a silently wrong prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from transforms.record import ASSISTANT_ROLES, HUMAN_ROLES, IMAGE, VIDEO, Sample
+
+PLACEHOLDER = re.compile(r"[ \t]*<(?:image|video)>[ \t]*\n?")
+SYSTEM_ROLES = ("system",)
+
+
+def strip_placeholders(text: str) -> str:
+    """Remove `<image>` / `<video>` markers and the newline LLaVA puts after them."""
+    return PLACEHOLDER.sub("", text).strip()
+
+
+def role_of(turn: dict[str, Any], sample_id: str) -> str:
+    role = turn.get("from", turn.get("role"))
+    if role in HUMAN_ROLES:
+        return "user"
+    if role in ASSISTANT_ROLES:
+        return "assistant"
+    if role in SYSTEM_ROLES:
+        return "system"
+    raise ValueError(f"sample {sample_id}: unknown conversation role {role!r}")
+
+
+def to_chat(sample: Sample, keep_system: bool = True) -> list[dict[str, str]]:
+    """[{role, content}] with placeholders stripped.
+
+    With `keep_system=False` (models that only know user/assistant, e.g. IXC-2.5-Reward) a
+    system turn is prepended to the next user turn instead of dropped.
+    """
+    chat: list[dict[str, str]] = []
+    pending_system = ""
+    for turn in sample.conversations:
+        role = role_of(turn, sample.id)
+        text = strip_placeholders(str(turn.get("value", turn.get("content", ""))))
+        if role == "system" and not keep_system:
+            pending_system = f"{pending_system}{text}\n\n"
+            continue
+        if role == "user" and pending_system:
+            text, pending_system = pending_system + text, ""
+        chat.append({"role": role, "content": text})
+    if not any(m["role"] == "assistant" for m in chat):
+        raise ValueError(f"sample {sample.id}: no assistant turn to score")
+    return chat
+
+
+def to_multimodal_chat(sample: Sample) -> list[dict[str, Any]]:
+    """Messages in the processor-template form: media entries first in the first user turn.
+
+    `{"type": "image"}` / `{"type": "video"}` entries appear once per media item, in the
+    sample's media order, which is also the order the pixels are passed in.
+    """
+    media = [{"type": "image" if ref.kind == IMAGE else "video"} for ref in sample.media]
+    unknown = {ref.kind for ref in sample.media} - {IMAGE, VIDEO}
+    if unknown:
+        raise ValueError(f"sample {sample.id}: unsupported media kind(s) {sorted(unknown)}")
+    messages: list[dict[str, Any]] = []
+    for message in to_chat(sample):
+        content: list[dict[str, Any]] = []
+        if message["role"] == "user" and media:
+            content, media = media, []
+        content.append({"type": "text", "text": message["content"]})
+        messages.append({"role": message["role"], "content": content})
+    if media:  # no user turn at all: the media still has to be seen
+        messages.insert(0, {"role": "user", "content": media})
+    return messages
+
+
+def text_length(sample: Sample) -> int:
+    """Characters of conversation text the model will read (placeholders excluded)."""
+    return sum(len(strip_placeholders(str(t.get("value", "")))) for t in sample.conversations)

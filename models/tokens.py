@@ -1,0 +1,227 @@
+"""How many tokens a sample costs a reward model, from media geometry and text length alone.
+
+Used for token-budget batching (Beam's `max_batch_weight` / `element_size_fn`, and the
+backends' own length-sorted micro-batches), so it must be cheap: it reads array shapes or an
+image header, never decodes pixels or loads weights. Estimates, not exact counts.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from models.chat import text_length
+from transforms.record import IMAGE, VIDEO, MediaRef, Sample
+
+CHARS_PER_TOKEN = 4
+# Fallback geometry when neither pixels nor a readable header are at hand.
+DEFAULT_IMAGE_HW = (560, 560)
+
+# IXC-2.5-Reward (REFERENCE.md): CLIP ViT-L/14 at 560 px, 400 tokens per crop plus a global
+# view, one separator per crop row; a video is tiled into one large image (~9k tokens).
+IXC_CROP_PX = 560
+IXC_TOKENS_PER_CROP = 400
+IXC_ROW_TOKENS = 20
+IXC_VIDEO_TOKENS = 9000
+
+# Qwen2-VL / Qwen2.5-VL: 14 px patches merged 2x2, so one token per 28x28 px, plus
+# <|vision_start|> and <|vision_end|>.
+QWEN_FACTOR = 28
+QWEN_MEDIA_WRAP = 2
+
+
+def text_tokens(text_chars: int | str, tokenizer: Any = None) -> int:
+    """The tokenizer's count when one is given, else characters / 4."""
+    if tokenizer is not None and isinstance(text_chars, str):
+        return len(tokenizer(text_chars, add_special_tokens=False)["input_ids"])
+    chars = len(text_chars) if isinstance(text_chars, str) else text_chars
+    return math.ceil(chars / CHARS_PER_TOKEN)
+
+
+def header_size(data: bytes | None) -> tuple[int, int] | None:
+    """(height, width) from an image's header (Pillow reads no pixel data for `.size`)."""
+    if not data:
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - an unreadable header just means "use the default"
+        return None
+    return height, width
+
+
+def media_geometry(
+    sample: Sample, index: int, prefer_bytes: bool = False
+) -> tuple[int, int, int] | None:
+    """(frames, height, width) of one media item: decoded array shape, else image header.
+
+    `prefer_bytes` is for models that read the original file (IXC), not the decoded pixels.
+    Returns None for a video that has not been decoded (its geometry needs a decoder).
+    """
+    ref: MediaRef = sample.media[index]
+    decoded = sample.decoded[index] if sample.decoded and index < len(sample.decoded) else None
+    shape = getattr(decoded, "shape", None)
+    if ref.kind == IMAGE:
+        size = header_size(ref.data) if prefer_bytes or shape is None else None
+        if size is None and shape is not None and len(shape) >= 2:
+            size = (int(shape[0]), int(shape[1]))
+        return (1, *(size or DEFAULT_IMAGE_HW))
+    if shape is not None and len(shape) == 4:
+        return int(shape[0]), int(shape[1]), int(shape[2])
+    return None
+
+
+def ixc_crop_grid(height: int, width: int, hd_num: int = 9) -> tuple[int, int]:
+    """(rows, cols) of 560 px crops for an image, long side laid horizontally.
+
+    The grid is as wide as the image needs (one crop per started 560 px of the long side) but
+    no wider than the largest `cols` whose `cols x ceil(cols / aspect)` grid fits in `hd_num`.
+    """
+    long_side, short_side = max(height, width), max(1, min(height, width))
+    aspect = long_side / short_side
+    cols = 1
+    while (cols + 1) * math.ceil((cols + 1) / aspect) <= hd_num:
+        cols += 1
+    cols = max(1, min(cols, math.ceil(long_side / IXC_CROP_PX)))
+    rows = max(1, math.ceil(cols / aspect - 1e-9))
+    return rows, cols
+
+
+def ixc_image_tokens(height: int, width: int, hd_num: int = 9) -> int:
+    """(h*w + 1) * 400 + 1 + (h + 1) * 20: 841 for one crop, 4,081 for 3x3 (REFERENCE.md)."""
+    rows, cols = ixc_crop_grid(height, width, hd_num)
+    return (rows * cols + 1) * IXC_TOKENS_PER_CROP + 1 + (rows + 1) * IXC_ROW_TOKENS
+
+
+def qwen_resized(
+    height: int, width: int, min_pixels: int, max_pixels: int, factor: int = QWEN_FACTOR
+) -> tuple[int, int]:
+    """The processor's resize: multiples of 28 px, area within [min_pixels, max_pixels]."""
+    height, width = max(1, height), max(1, width)
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def qwen_media_tokens(
+    frames: int, height: int, width: int, min_pixels: int, max_pixels: int, temporal: int = 2
+) -> int:
+    """Tokens for an image (frames=1) or a video: resized pixels / 28^2 per temporal pair."""
+    h_bar, w_bar = qwen_resized(height, width, min_pixels, max_pixels)
+    steps = math.ceil(frames / temporal) if frames > 1 else 1
+    return steps * (h_bar // QWEN_FACTOR) * (w_bar // QWEN_FACTOR) + QWEN_MEDIA_WRAP
+
+
+@dataclass(frozen=True)
+class IxcTokenEstimator:
+    """Tokens IXC-2.5-Reward spends on a sample (it reads the original file, not `decoded`)."""
+
+    hd_num: int = 9
+    video_tokens: int = IXC_VIDEO_TOKENS
+
+    def __call__(self, sample: Sample) -> int:
+        total = text_tokens(text_length(sample))
+        for i, ref in enumerate(sample.media):
+            if ref.kind == VIDEO:
+                total += self.video_tokens
+            else:
+                _, height, width = media_geometry(sample, i, prefer_bytes=True)
+                total += ixc_image_tokens(height, width, self.hd_num)
+        return total
+
+
+@dataclass(frozen=True)
+class QwenTokenEstimator:
+    """Tokens a Qwen2-VL-family model spends on a sample, after the processor's resize bounds."""
+
+    min_pixels: int = 56 * 56
+    max_pixels: int = 28 * 28 * 1280
+    video_max_pixels: int = 28 * 28 * 128
+    video_max_frames: int = 32
+    template_tokens: int = 20
+
+    def __call__(self, sample: Sample) -> int:
+        total = self.template_tokens + text_tokens(text_length(sample))
+        for i, ref in enumerate(sample.media):
+            geometry = media_geometry(sample, i)
+            if ref.kind == VIDEO:
+                frames, height, width = geometry or (self.video_max_frames, 10_000, 10_000)
+                frames = min(frames, self.video_max_frames)
+                total += qwen_media_tokens(
+                    frames, height, width, self.min_pixels, self.video_max_pixels
+                )
+            else:
+                _, height, width = geometry
+                total += qwen_media_tokens(1, height, width, self.min_pixels, self.max_pixels)
+        return total
+
+
+@dataclass(frozen=True)
+class TextTokenEstimator:
+    """Text-only reward models: characters / 4 plus the chat template's few tokens."""
+
+    template_tokens: int = 10
+
+    def __call__(self, sample: Sample) -> int:
+        return self.template_tokens + text_tokens(text_length(sample))
+
+
+def micro_batches(
+    costs: Sequence[int], max_tokens: int | None, max_size: int | None = None
+) -> list[list[int]]:
+    """Indices grouped shortest-first so that each padded group (size x longest) fits the budget.
+
+    A sample over the budget on its own still gets a group of one (the model decides whether
+    it fits). `max_tokens=None` means one group (in the original order).
+    """
+    if not costs:
+        return []
+    if max_tokens is None and max_size is None:
+        return [list(range(len(costs)))]
+    budget = max_tokens if max_tokens is not None else math.inf
+    size_cap = max_size if max_size is not None else len(costs)
+    groups: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for index in sorted(range(len(costs)), key=lambda i: costs[i]):
+        cost = max(1, int(costs[index]))
+        grown = max(longest, cost)
+        if current and (len(current) >= size_cap or grown * (len(current) + 1) > budget):
+            groups.append(current)
+            current, grown = [], cost
+        current.append(index)
+        longest = grown
+    groups.append(current)
+    return groups
+
+
+def score_in_micro_batches(
+    samples: Sequence[Sample],
+    estimate: Callable[[Sample], int],
+    score_batch: Callable[[list[Sample]], list[float]],
+    max_tokens: int | None,
+    max_size: int | None = None,
+) -> list[float]:
+    """Run `score_batch` on length-sorted groups and return scores in the input order."""
+    groups = micro_batches([estimate(s) for s in samples], max_tokens, max_size)
+    scores: list[float | None] = [None] * len(samples)
+    for group in groups:
+        group_scores = score_batch([samples[i] for i in group])
+        if len(group_scores) != len(group):
+            raise RuntimeError(f"backend returned {len(group_scores)} scores for {len(group)}")
+        for index, value in zip(group, group_scores, strict=True):
+            scores[index] = float(value)
+    return scores  # type: ignore[return-value]

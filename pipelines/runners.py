@@ -1,0 +1,63 @@
+"""`RUNNER=` presets: the Beam flags each named runner needs, so users type a word, not a page.
+
+Anything else given to the CLI is passed to Beam as is and wins over a preset, so every flag
+Beam documents still works.
+"""
+
+from __future__ import annotations
+
+import os
+
+PRESETS: dict[str, list[str]] = {
+    # Several worker processes on this machine; decoding runs in parallel across them.
+    "local": [
+        "--runner=DirectRunner",
+        "--direct_running_mode=multi_processing",
+        f"--direct_num_workers={max(os.cpu_count() or 1, 1)}",
+    ],
+    # Beam's portable Fn API path, the one Flink, Spark and Dataflow use, with an in-process
+    # job server: portability problems (pickling, coders) show up here first.
+    "portable": ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"],
+    # A Spark or Flink cluster through Beam's job server (see README, "Runners"); workers run
+    # the rmclean container so they have the project and its dependencies.
+    "spark": ["--runner=PortableRunner", "--job_endpoint=localhost:8099"],
+    "flink": ["--runner=PortableRunner", "--job_endpoint=localhost:8099"],
+    # Google Cloud Dataflow: project, region, temp_location and the GPU container come from the
+    # environment (README, "Runners"); Runner v2 is needed for custom containers.
+    "dataflow": ["--runner=DataflowRunner", "--experiments=use_runner_v2"],
+}
+
+DATAFLOW_ENV = {
+    "DATAFLOW_PROJECT": "--project",
+    "DATAFLOW_REGION": "--region",
+    "DATAFLOW_TEMP_LOCATION": "--temp_location",
+    "DATAFLOW_CONTAINER": "--sdk_container_image",
+    "DATAFLOW_GPU": None,  # e.g. nvidia-l4; becomes --dataflow_service_options
+}
+
+
+def _dataflow_from_env(environ) -> list[str]:
+    flags = [
+        f"{flag}={environ[name]}"
+        for name, flag in DATAFLOW_ENV.items()
+        if flag and environ.get(name)
+    ]
+    if environ.get("DATAFLOW_GPU"):
+        flags.append(
+            "--dataflow_service_options=worker_accelerator="
+            f"type:{environ['DATAFLOW_GPU']};count:1;install-nvidia-driver"
+        )
+    return flags
+
+
+def beam_args_for(runner: str | None, user_args: list[str], environ=os.environ) -> list[str]:
+    """Preset flags for `runner` followed by the user's own (later flags win in Beam)."""
+    if not runner:
+        return list(user_args)
+    if runner not in PRESETS:
+        # Not a preset name: a Beam runner class name such as FlinkRunner, passed through.
+        return [f"--runner={runner}", *user_args]
+    preset = list(PRESETS[runner])
+    if runner == "dataflow":
+        preset += _dataflow_from_env(environ)
+    return [*preset, *user_args]

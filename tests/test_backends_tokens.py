@@ -1,0 +1,136 @@
+"""Token estimates, micro-batching, chat conversion and the registry's option handling."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.chat import strip_placeholders, to_chat, to_multimodal_chat
+from models.registry import loader_for, token_estimator_for
+from models.tokens import (
+    IxcTokenEstimator,
+    QwenTokenEstimator,
+    TextTokenEstimator,
+    ixc_crop_grid,
+    ixc_image_tokens,
+    micro_batches,
+    qwen_media_tokens,
+    score_in_micro_batches,
+)
+from transforms.record import MediaRef, Sample
+
+
+def jpeg_of_size(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "red").save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def sample(answer="a red square", media=(), decoded=None, question="<image>\nwhat?"):
+    conv = [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
+    return Sample("s", "src", conv, list(media), decoded=decoded)
+
+
+def test_ixc_crop_formula_anchors_and_hd_num_bound():
+    assert ixc_image_tokens(300, 400) == 841  # one crop
+    assert ixc_image_tokens(2000, 2000) == 4081  # the 3x3 maximum at hd_num=9
+    assert ixc_crop_grid(560, 1120) == (1, 2)
+    for height, width in [(100, 5000), (3000, 1000), (1024, 768), (4000, 4000), (50, 60)]:
+        for hd_num in (1, 4, 9, 16):
+            rows, cols = ixc_crop_grid(height, width, hd_num)
+            assert 1 <= rows * cols <= hd_num
+            expected = (rows * cols + 1) * 400 + 1 + (rows + 1) * 20
+            assert ixc_image_tokens(height, width, hd_num) == expected
+
+
+def test_ixc_estimate_reads_the_original_header_and_counts_video_and_text():
+    big = MediaRef("image", "a.jpg", jpeg_of_size(2000, 2000))
+    # The decoded copy was shrunk to 1024 px, but IXC reads the original file.
+    small = np.zeros((1024, 1024, 3), np.uint8)
+    estimate = IxcTokenEstimator(hd_num=9)
+    text = math.ceil(len("what?a red square") / 4)
+    assert estimate(sample(media=[big], decoded=[small])) == 4081 + text
+    video = MediaRef("video", "v.mp4", b"x")
+    assert estimate(sample(media=[video])) == 9000 + text
+    assert IxcTokenEstimator(hd_num=1)(sample(media=[big])) == 841 + text
+
+
+def test_qwen_estimate_is_resized_pixels_over_28_squared():
+    assert qwen_media_tokens(1, 280, 560, 56 * 56, 28 * 28 * 1280) == 10 * 20 + 2
+    # Above max_pixels the image is scaled down to fit.
+    assert qwen_media_tokens(1, 5000, 5000, 56 * 56, 28 * 28 * 100) <= 100 + 2
+    # Video: one token grid per pair of frames.
+    assert qwen_media_tokens(8, 280, 280, 56 * 56, 28 * 28 * 1280) == 4 * 100 + 2
+    estimate = QwenTokenEstimator(template_tokens=0)
+    pixels = np.zeros((280, 560, 3), np.uint8)
+    image = MediaRef("image", "a.png", b"")
+    assert estimate(sample(media=[image], decoded=[pixels])) == 202 + math.ceil(17 / 4)
+    # No decoded pixels: the header gives the size.
+    header_only = MediaRef("image", "a.jpg", jpeg_of_size(560, 280))
+    assert estimate(sample(media=[header_only])) == 202 + math.ceil(17 / 4)
+
+
+def test_text_estimate_is_chars_over_four():
+    assert TextTokenEstimator(template_tokens=0)(sample(answer="x" * 40, question="")) == 10
+    assert token_estimator_for("text-rm")(sample(answer="x" * 40, question="")) == 20
+
+
+def test_micro_batches_sort_by_cost_fit_the_budget_and_cover_everything():
+    costs = [500, 10, 300, 20, 5000, 40, 250, 30]
+    groups = micro_batches(costs, max_tokens=1000, max_size=3)
+    assert sorted(i for g in groups for i in g) == list(range(len(costs)))
+    flat = [costs[i] for g in groups for i in g]
+    assert flat == sorted(costs)
+    for group in groups:
+        assert len(group) <= 3
+        assert len(group) == 1 or max(costs[i] for i in group) * len(group) <= 1000
+    assert micro_batches(costs, None) == [list(range(len(costs)))]
+
+
+def test_score_in_micro_batches_returns_scores_in_input_order():
+    samples = [sample(answer="w " * n) for n in (9, 1, 5, 3)]
+    calls = []
+
+    def score_batch(batch):
+        calls.append(len(batch))
+        return [float(len(s.conversations[1]["value"])) for s in batch]
+
+    scores = score_in_micro_batches(samples, TextTokenEstimator(), score_batch, 20, None)
+    assert scores == [18.0, 2.0, 10.0, 6.0]
+    assert len(calls) > 1
+
+
+def test_chat_conversion_strips_placeholders_and_maps_roles():
+    assert strip_placeholders("<image>\n<video>\nWhat is it?") == "What is it?"
+    conv = [
+        {"from": "system", "value": "Be brief."},
+        {"from": "human", "value": "<image>\nWhat?"},
+        {"from": "gpt", "value": "A cat."},
+    ]
+    s = Sample("s", "src", conv, [MediaRef("image", "a.jpg")])
+    assert to_chat(s, keep_system=False) == [
+        {"role": "user", "content": "Be brief.\n\nWhat?"},
+        {"role": "assistant", "content": "A cat."},
+    ]
+    assert to_chat(s)[0] == {"role": "system", "content": "Be brief."}
+    messages = to_multimodal_chat(s)
+    assert messages[1]["content"] == [{"type": "image"}, {"type": "text", "text": "What?"}]
+    with pytest.raises(ValueError, match="unknown conversation role"):
+        to_chat(Sample("x", "src", [{"from": "robot", "value": "hi"}]))
+
+
+def test_registry_binds_options_and_rejects_unknown_ones():
+    with pytest.raises(ValueError, match="known options"):
+        loader_for("text-rm", {"path": "/x", "batchsize": 4})()
+    with pytest.raises(ValueError, match="takes no options"):
+        loader_for("tests.helpers:AnswerLengthModel", {"path": "/x"})
+    assert callable(loader_for("demo"))  # the bundled model takes no options
+    import pickle
+
+    pickle.dumps(loader_for("vlm-value-head", {"path": "/x"}))
+    pickle.dumps(token_estimator_for("ixc25", {"hd_num": 4}))
+    assert token_estimator_for("ixc25", {"hd_num": 4}).hd_num == 4
