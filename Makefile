@@ -67,5 +67,8 @@ lint: install ## ruff lint and format check
 format: install ## Apply ruff formatting
 	$(BIN)/ruff format .
 
+bench: install ## CPU pipeline benchmarks -> bench/results/cpu_pipeline.json
+	$(BIN)/python -m bench.pipeline_bench
+
 distclean: ## Remove the venv, generated data and run outputs
 	rm -rf $(VENV) data out build *.egg-info .pytest_cache .ruff_cache
