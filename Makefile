@@ -17,6 +17,7 @@ FORMAT ?=
 RUNNER ?=
 BEAM_ARGS ?=
 OVERWRITE ?=
+TRUST_REMOTE_CODE ?=
 # Scores are cached here by model and sample content: reruns score only what is new.
 SCORE_CACHE ?= out/$(DATASET)/score-cache
 # One prefix per run: a fresh timestamped folder unless OUTPUT is given.
@@ -28,14 +29,15 @@ CLEAN_ARGS := --config configs/$(DATASET).yaml --output $(OUTPUT) \
 	$(if $(THRESHOLD),--threshold $(THRESHOLD)) $(if $(PERCENTILE),--percentile $(PERCENTILE)) \
 	$(if $(INPUT),--input $(INPUT)) $(if $(MODEL),--model $(MODEL)) \
 	$(if $(FORMAT),--format $(FORMAT)) $(if $(RUNNER),--runner $(RUNNER)) \
-	$(if $(OVERWRITE),--overwrite) $(if $(SCORE_CACHE),--score-cache $(SCORE_CACHE)) $(BEAM_ARGS)
+	$(if $(OVERWRITE),--overwrite) $(if $(TRUST_REMOTE_CODE),--trust-remote-code) \
+	$(if $(SCORE_CACHE),--score-cache $(SCORE_CACHE)) $(BEAM_ARGS)
 
 .DEFAULT_GOAL := help
 .PHONY: help install clean sample test test-fast lint format bench distclean
 
 help: ## List the targets and the variables `make clean` takes
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
-	@echo "  variables: DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER OVERWRITE SCORE_CACHE BEAM_ARGS"
+	@echo "  variables: DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER OVERWRITE TRUST_REMOTE_CODE SCORE_CACHE BEAM_ARGS"
 
 install: $(VENV)/.installed ## Create .venv with CPU torch and the project (editable)
 

@@ -22,12 +22,15 @@ def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
     from transforms.report import CountsNotConservedError, TooManyErrorsError
 
     try:
-        config = load_config(args.config).with_overrides(
+        config = load_config(args.config)
+        if args.model and args.model != config.model:
+            # The config's model_options belong to its own model, not to the one chosen here.
+            config = config.with_overrides(model=args.model, model_options={})
+        config = config.with_overrides(
             root=args.input,
             output=args.output,
             threshold=args.threshold,
             percentile=args.percentile,
-            model=args.model,
             format=args.format,
             max_error_fraction=args.max_error_fraction,
             score_cache=args.score_cache,
