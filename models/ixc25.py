@@ -20,7 +20,7 @@ import torch
 
 from models.chat import to_chat
 from models.loading import resolve_device, resolve_dtype, take_options
-from models.tokens import IXC_VIDEO_TOKENS, IxcTokenEstimator, score_in_micro_batches
+from models.tokens import IXC_VIDEO_TOKENS, IxcTokenEstimator, MicroBatchedModel
 from transforms.record import IMAGE, VIDEO, Sample
 
 # The extensions the model's own code recognises (REFERENCE.md).
@@ -103,7 +103,7 @@ def write_media(sample: Sample, index: int, directory: str) -> str:
     return file_path
 
 
-class Ixc25RewardModel:
+class Ixc25RewardModel(MicroBatchedModel):
     """`RewardModel` over a loaded IXC-2.5-Reward (or any model with the same get_scores API)."""
 
     name = "ixc25"
@@ -118,15 +118,6 @@ class Ixc25RewardModel:
         self.max_batch_size = options["max_batch_size"]
         self.tmp_dir = options["tmp_dir"]
         self.estimate_tokens = IxcTokenEstimator(self.hd_num, int(options["video_tokens"]))
-
-    def score(self, samples: Sequence[Sample]) -> list[float]:
-        return score_in_micro_batches(
-            samples,
-            self.estimate_tokens,
-            self._score_batch,
-            self.max_batch_tokens,
-            self.max_batch_size,
-        )
 
     def _score_batch(self, samples: list[Sample]) -> list[float]:
         chats = [to_chat(sample, keep_system=False) for sample in samples]

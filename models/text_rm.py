@@ -8,7 +8,6 @@ token (common: many tokenizers set pad = eos).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -21,7 +20,7 @@ from models.loading import (
     resolve_dtype,
     take_options,
 )
-from models.tokens import TextTokenEstimator, score_in_micro_batches
+from models.tokens import MicroBatchedModel, TextTokenEstimator
 from transforms.record import Sample
 
 DEFAULTS: dict[str, Any] = {
@@ -36,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class TextRewardModel:
+class TextRewardModel(MicroBatchedModel):
     """`RewardModel` over a sequence-classification checkpoint with a chat template."""
 
     name = "text-rm"
@@ -54,15 +53,6 @@ class TextRewardModel:
         self.max_batch_tokens = options["max_batch_tokens"]
         self.max_batch_size = options["max_batch_size"]
         self.estimate_tokens = TextTokenEstimator()
-
-    def score(self, samples: Sequence[Sample]) -> list[float]:
-        return score_in_micro_batches(
-            samples,
-            self.estimate_tokens,
-            self._score_batch,
-            self.max_batch_tokens,
-            self.max_batch_size,
-        )
 
     def _score_batch(self, samples: list[Sample]) -> list[float]:
         for sample in samples:

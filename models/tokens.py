@@ -225,3 +225,20 @@ def score_in_micro_batches(
         for index, value in zip(group, group_scores, strict=True):
             scores[index] = float(value)
     return scores  # type: ignore[return-value]
+
+
+class MicroBatchedModel:
+    """Mixin for backends: `score` packs the handler's batch into token-budget micro-batches.
+
+    Subclasses set `estimate_tokens`, `max_batch_tokens`, `max_batch_size` and implement
+    `_score_batch(samples) -> list[float]` (one padded forward pass).
+    """
+
+    def score(self, samples: Sequence[Sample]) -> list[float]:
+        return score_in_micro_batches(
+            samples,
+            self.estimate_tokens,
+            self._score_batch,
+            self.max_batch_tokens,
+            self.max_batch_size,
+        )

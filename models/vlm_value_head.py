@@ -21,7 +21,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +30,7 @@ from safetensors.torch import save_file
 
 from models.chat import to_multimodal_chat
 from models.loading import last_token_index, resolve_device, resolve_dtype, take_options
-from models.tokens import QwenTokenEstimator, qwen_resized, score_in_micro_batches
+from models.tokens import MicroBatchedModel, QwenTokenEstimator, qwen_resized
 from transforms.record import IMAGE, Sample
 
 VALUE_HEAD_FILE = "value_head.safetensors"
@@ -116,7 +115,7 @@ def chat_template_of(directory: str, tokenizer: Any) -> str:
     return FALLBACK_CHAT_TEMPLATE
 
 
-class VlmValueHeadRewardModel:
+class VlmValueHeadRewardModel(MicroBatchedModel):
     """`RewardModel` over a Qwen2-VL-family base model plus a linear value head."""
 
     name = "vlm-value-head"
@@ -155,15 +154,6 @@ class VlmValueHeadRewardModel:
         self.is_qwen25 = config.model_type.startswith("qwen2_5")
         self.estimate_tokens = QwenTokenEstimator(
             self.min_pixels, self.max_pixels, self.video_max_pixels, self.video_max_frames
-        )
-
-    def score(self, samples: Sequence[Sample]) -> list[float]:
-        return score_in_micro_batches(
-            samples,
-            self.estimate_tokens,
-            self._score_batch,
-            self.max_batch_tokens,
-            self.max_batch_size,
         )
 
     def _score_batch(self, samples: list[Sample]) -> list[float]:
