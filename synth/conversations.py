@@ -186,7 +186,9 @@ def corrupt(
 
     ``scene`` is the media's ground truth (a topic name or None for text). ``donor`` is required
     for "mismatched": the caller picks another sample whose content differs (see
-    ``scenes.differs_everywhere``; for text, a different topic, which is checked here).
+    ``scenes.differs_everywhere``; for text, a different topic, which is checked here). Media
+    samples take the donor's whole conversation; text samples keep their question and take
+    the donor's answer.
     """
     if defect not in DEFECTS:
         raise ValueError(f"unknown defect {defect!r}")
@@ -198,6 +200,10 @@ def corrupt(
         if scene is None or isinstance(scene, str):
             if topic_of(donor) == (scene or topic_of(conversation)):
                 raise ValueError("a text donor must come from a different topic")
+            # Without media, a whole borrowed conversation would be a valid sample: the
+            # mismatch is the question answered by another sample's answer.
+            out[gpt]["value"] = donor[-1]["value"]
+            return out
         return copy.deepcopy(donor)
     if defect == "empty_answer":
         out[gpt]["value"] = rng.choice(("", "N/A"))
