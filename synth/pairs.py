@@ -44,12 +44,16 @@ class Pair:
     defect: str
 
 
-def preference_pairs(n: int, seed: int) -> Iterator[Pair]:
-    """Yield ``n`` pairs deterministically for ``seed`` (which must be >= 10_000)."""
+def preference_pairs(
+    n: int, seed: int, kind_weights: dict[str, float] | None = None
+) -> Iterator[Pair]:
+    """Yield ``n`` pairs deterministically for ``seed`` (which must be >= 10_000), mixing
+    image/video/text by ``kind_weights`` (default KIND_WEIGHTS)."""
     if seed < TRAINING_SEED_MIN:
         raise ValueError(f"training seeds must be >= {TRAINING_SEED_MIN} (sample seeds are below)")
     rng = random.Random(f"rmclean-pairs:{seed}")
-    kinds, weights = list(KIND_WEIGHTS), list(KIND_WEIGHTS.values())
+    mix = kind_weights or KIND_WEIGHTS
+    kinds, weights = list(mix), list(mix.values())
     for _ in range(n):
         kind = rng.choices(kinds, weights)[0]
         yield {"image": _image_pair, "video": _video_pair, "text": _text_pair}[kind](rng)
@@ -61,9 +65,9 @@ def _image_pair(rng: random.Random) -> Pair:
     chosen = C.image_conversation(scene, style, rng)
     defect = rng.choice(_PAIR_DEFECTS["image"])
     donor = None
-    if defect == "mismatched":
-        other = _distinct(scene, random_image_scene, rng)
-        donor = C.image_conversation(other, style, rng)
+    while defect == "mismatched" and (donor is None or donor[-1] == chosen[-1]):
+        # A donor must say something else (a multiple-choice donor can pick the same letter).
+        donor = C.image_conversation(_distinct(scene, random_image_scene, rng), style, rng)
     ext = "png" if rng.random() < 0.2 else "jpeg"
     media = encode_image(scene, "PNG" if ext == "png" else "JPEG")
     rejected = C.corrupt(chosen, defect, scene, rng, donor)
@@ -76,9 +80,9 @@ def _video_pair(rng: random.Random) -> Pair:
     chosen = C.video_conversation(scene, style, rng)
     defect = rng.choice(_PAIR_DEFECTS["video"])
     donor = None
-    if defect == "mismatched":
-        other = _distinct(scene, random_video_scene, rng)
-        donor = C.video_conversation(other, style, rng)
+    while defect == "mismatched" and (donor is None or donor[-1] == chosen[-1]):
+        # A donor must say something else (a multiple-choice donor can pick the same letter).
+        donor = C.video_conversation(_distinct(scene, random_video_scene, rng), style, rng)
     rejected = C.corrupt(chosen, defect, scene, rng, donor)
     return Pair("video", encode_video(scene), "mp4", chosen, rejected, defect)
 

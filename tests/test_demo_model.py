@@ -1,0 +1,91 @@
+"""The bundled demo reward model: loads from disk, batches exactly, ranks faithful over corrupt."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from models.demo.features import question_answer, words
+from models.demo.model import DEFAULT_DIR, WEIGHTS_FILE, DemoRewardModel
+from synth.pairs import preference_pairs
+from transforms.decode_media import decode_image, decode_video
+from transforms.record import MediaRef, Sample
+
+SEED = 20_254  # >= 10_000 like training seeds, not the training or held-out seed; 60 pairs
+# from it hold every defect class at least twice
+
+
+@pytest.fixture(scope="module")
+def model() -> DemoRewardModel:
+    return DemoRewardModel.from_pretrained(DEFAULT_DIR)
+
+
+@pytest.fixture(scope="module")
+def pairs() -> list:
+    return list(preference_pairs(60, SEED))
+
+
+def to_sample(pair, conversations, name: str, decode: bool = True) -> Sample:
+    if pair.kind == "text":
+        return Sample(id=name, source="test", conversations=conversations)
+    ref = MediaRef(kind=pair.kind, path=f"{name}.{pair.media_ext}", data=pair.media)
+    decoder = decode_image if pair.kind == "image" else decode_video
+    decoded = [decoder(pair.media, max_side=1024)] if decode else None
+    return Sample(id=name, source="test", conversations=conversations, media=[ref], decoded=decoded)
+
+
+def test_weights_load_from_disk_and_are_small(model):
+    assert (DEFAULT_DIR / WEIGHTS_FILE).stat().st_size < 3 * 1024 * 1024
+    assert model.name and model.version
+    assert math.isfinite(model.scale) and math.isfinite(model.offset)
+
+
+def test_batched_scores_equal_single_scores(model, pairs):
+    samples = [to_sample(p, p.chosen, f"c{i}") for i, p in enumerate(pairs[:12])]
+    batched = model.score(samples)
+    single = [model.score([s])[0] for s in samples]
+    assert batched == pytest.approx(single, abs=1e-4)
+    # A sample's score does not depend on its batch-mates or their order.
+    reordered = model.score(samples[::-1][:7])
+    assert reordered == pytest.approx(batched[::-1][:7], abs=1e-4)
+    assert all(isinstance(v, float) and math.isfinite(v) for v in batched)
+
+
+@pytest.mark.parametrize(
+    "defect",
+    ["wrong_object", "wrong_colour", "wrong_count", "wrong_motion", "mismatched", "off_topic"],
+)
+def test_faithful_outscores_corrupted(model, pairs, defect):
+    chosen = [p for p in pairs if p.defect == defect][:3]
+    assert chosen, f"no {defect} pair generated"
+    for i, p in enumerate(chosen):
+        good, bad = model.score([to_sample(p, p.chosen, "good"), to_sample(p, p.rejected, "bad")])
+        assert good > bad, (defect, i, good, bad)
+
+
+def test_every_kind_scores(model, pairs):
+    kinds = {}
+    for p in pairs:
+        kinds.setdefault(p.kind, p)
+    assert set(kinds) == {"text", "image", "video"}
+    samples = [to_sample(p, p.chosen, k) for k, p in kinds.items()]
+    # Media given only as bytes is decoded by the model itself.
+    samples += [to_sample(p, p.chosen, k + "-bytes", decode=False) for k, p in kinds.items()]
+    scores = model.score(samples)
+    assert all(math.isfinite(s) for s in scores)
+    assert scores[:3] == pytest.approx(scores[3:], abs=1e-4)
+    empty = [{"from": "human", "value": "<image>\nWhat is shown?"}, {"from": "gpt", "value": ""}]
+    assert math.isfinite(model.score([to_sample(kinds["image"], empty, "empty")])[0])
+    assert model.score([]) == []
+
+
+def test_text_features():
+    assert words("<image>\nThree red Circles, 3 squares") == ["3", "red", "circle", "3", "square"]
+    question, answer = question_answer(
+        [
+            {"from": "human", "value": "<video>\nWhere does it go?\nA. left\nB. up\nC. right"},
+            {"from": "gpt", "value": "B."},
+        ]
+    )
+    assert answer == "up" and "A." not in question
