@@ -166,7 +166,7 @@ def incremental(work: Path, total: int) -> dict:
     cache = work / "score-cache"
     full, _ = run_cli(data, work / "out-full", "--score-cache", str(cache))
     # 5% new samples: a second generated dataset's LAION caption records appended.
-    extra = generate(work / "data-extra", max(300, total // 10), seed=1)
+    extra = generate(work / "data-extra", total, seed=1)
     manifest = data / "ALLaVA-4V/allava_laion/ALLaVA-Caption-LAION-4V.json"
     records = json.loads(manifest.read_text())
     new = json.loads((extra / "ALLaVA-4V/allava_laion/ALLaVA-Caption-LAION-4V.json").read_text())
