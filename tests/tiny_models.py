@@ -13,17 +13,9 @@ from pathlib import Path
 
 import torch
 
+from bench.gpu_reward_bench import SPECIALS as QWEN_SPECIALS
 from bench.gpu_reward_bench import build_tokenizer
 
-QWEN_SPECIALS = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-]
 QWEN_CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
     "{% if m['content'] is string %}{{ m['content'] }}{% else %}"
