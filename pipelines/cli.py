@@ -63,7 +63,14 @@ def _print_summary(summary: dict) -> None:
         f"rmclean: {total['input']} samples -> {total['clean']} clean, {total['review']} review, "
         f"{total['errors']} errors in {summary['durations']['wall_seconds']:.1f}s"
     )
-    for name in ("clean/", "review/", "errors/", "report/summary.json", "report/flagged.csv"):
+    for name in (
+        "clean/",
+        "review/",
+        "errors/",
+        "report/index.html",
+        "report/summary.json",
+        "report/flagged.csv",
+    ):
         print(f"  {prefix}/{name}")
 
 
