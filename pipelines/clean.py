@@ -49,6 +49,7 @@ from transforms.score_cache import (
     read_cache_file,
     split_cached,
 )
+from transforms.storage import glob_paths
 from transforms.video_archives import archive_key, attach_archive_video, iter_archive_videos
 from transforms.video_worker import KillableVideoDecoder
 from transforms.write_shards import WriteSamples
@@ -59,14 +60,7 @@ class DataMissingError(FileNotFoundError):
 
 
 def _expand(root: str, patterns: tuple[str, ...]) -> list[str]:
-    fs, _, _ = fsspec.get_fs_token_paths(root or ".")
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    found = []
-    for pattern in patterns:
-        matches = sorted(fs.glob(f"{root.rstrip('/')}/{pattern}"))
-        prefix = "" if protocol in ("file", "local") else f"{protocol}://"
-        found.extend(f"{prefix}{m}" if prefix and "://" not in m else m for m in matches)
-    return found
+    return [path for pattern in patterns for path in glob_paths(f"{root.rstrip('/')}/{pattern}")]
 
 
 def discover_inputs(config: RunConfig) -> dict[str, dict[str, list[str]]]:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from transforms.record import Sample
+from transforms.storage import glob_paths
 
 SCHEMA = pa.schema([("key", pa.string()), ("score", pa.float64())])
 CACHED = "cached"
@@ -41,12 +42,7 @@ def cache_key(sample: Sample) -> str:
 
 
 def cache_files(directory: str) -> list[str]:
-    fs, _, (path,) = fsspec.get_fs_token_paths(directory)
-    if not fs.exists(path):
-        return []
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
-    return [f"{prefix}{p}" for p in sorted(fs.glob(f"{path.rstrip('/')}/*.parquet"))]
+    return glob_paths(f"{directory.rstrip('/')}/*.parquet")
 
 
 def read_cache_file(path: str) -> Iterator[tuple[str, float]]:
