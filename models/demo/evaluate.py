@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import tarfile
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 from transforms.decode_media import decode_image, decode_video
 from transforms.record import IMAGE, VIDEO, MediaRef, Sample
+from transforms.video_archives import iter_archive_videos
 
 from .model import DEFAULT_DIR, DemoRewardModel
 
@@ -31,10 +31,7 @@ def load_samples(root: Path) -> list[tuple[Sample, str | None]]:
         labels[row["id"]] = row
     videos: dict[str, bytes] = {}
     for archive in root.rglob("*.tar.gz"):
-        with tarfile.open(archive, "r:gz") as tar:
-            for member in tar.getmembers():
-                if member.isfile():
-                    videos[member.name] = tar.extractfile(member).read()
+        videos.update(iter_archive_videos(str(archive)))
     out = []
     for manifest in sorted(root.rglob("*.json")):
         for record in json.loads(manifest.read_text()):
