@@ -44,10 +44,9 @@ from transforms.score_cache import (
     CACHED,
     PersistScores,
     cache_files,
-    cache_key,
+    look_up_cached,
     model_cache_id,
     read_cache_file,
-    split_cached,
 )
 from transforms.storage import glob_paths
 from transforms.video_archives import archive_key, attach_archive_video, iter_archive_videos
@@ -163,16 +162,21 @@ def _handler(config: RunConfig, text: bool = False) -> RewardModelHandler:
     )
 
 
-def _score_samples(decoded, config: RunConfig):
-    """PredictionResults for every decoded sample; text-only ones go to `text_model` if set."""
+def _score_branches(decoded, config: RunConfig) -> list:
+    """PredictionResults for every decoded sample, one PCollection per model.
+
+    Text-only samples go to `text_model` if one is set. The branches stay apart downstream:
+    a Flatten of sample-carrying PCollections would be held whole in memory by local runners.
+    """
     if not config.text_model:
-        return decoded | "ScoreSamples" >> RunInference(_handler(config))
+        return [decoded | "ScoreSamples" >> RunInference(_handler(config))]
     parts = decoded | "SplitTextOnly" >> beam.Partition(
         lambda sample, _: 1 if sample.is_text_only else 0, 2
     )
-    media = parts[0] | "ScoreSamples" >> RunInference(_handler(config))
-    text = parts[1] | "ScoreTextSamples" >> RunInference(_handler(config, text=True))
-    return (media, text) | "AllScores" >> beam.Flatten()
+    return [
+        parts[0] | "ScoreSamples" >> RunInference(_handler(config)),
+        parts[1] | "ScoreTextSamples" >> RunInference(_handler(config, text=True)),
+    ]
 
 
 def _rule_route(sample: Sample):
@@ -183,38 +187,65 @@ def _rule_route(sample: Sample):
     return beam.pvalue.TaggedOutput(REVIEW, sample.replace(reason=reason, detail=detail))
 
 
-def _route(scored, config: RunConfig):
-    """(clean, review, cuts) from scored samples, by threshold or by per-source percentile.
+def _tagged(routed: tuple[str, Sample]):
+    route, sample = routed
+    return beam.pvalue.TaggedOutput(route, sample) if route == REVIEW else sample
 
-    `cuts` holds (source, score cut) pairs so the report can mark the cut on each histogram.
+
+def _route(branches: list, config: RunConfig):
+    """([clean], [review], cuts) from branches of scored samples, by threshold or percentile.
+
+    Each branch is routed on its own; only the light (source, score) pairs are flattened to
+    find the cuts. `cuts` holds (source, cut) so the report can mark it on each histogram.
     """
+    scores = (
+        tuple(
+            branch | f"SourceScore{i}" >> beam.Map(lambda s: (s.source, s.score))
+            for i, branch in enumerate(branches)
+        )
+        | "AllSourceScores" >> beam.Flatten()
+    )
     if config.threshold is not None:
-        routed = scored | "RouteByScore" >> beam.Map(route_by_threshold, config.threshold)
         cuts = (
-            scored
-            | "ScoredSources" >> beam.Map(lambda s: s.source)
+            scores
+            | "ScoredSources" >> beam.Keys()
             | "DistinctSources" >> beam.Distinct()
             | "ThresholdCut" >> beam.Map(lambda source, t: (source, t), config.threshold)
         )
+        route, extra = route_by_threshold, (config.threshold,)
     else:
         cuts = (
-            scored
-            | "KeyScoreBySource" >> beam.Map(lambda s: (s.source, s.score))
+            scores
             | "SourceQuantiles" >> beam.ApproximateQuantiles.PerKey(QUANTILE_POINTS)
             | "PercentileCut"
             >> beam.Map(lambda kv, pct: (kv[0], percentile_cut(kv[1], pct)), config.percentile)
         )
-        routed = scored | "RouteByPercentile" >> beam.Map(
-            lambda s, cut, pct: route_by_cut(s, cut[s.source], pct),
-            beam.pvalue.AsDict(cuts),
-            config.percentile,
+        # The cut needs every score first, so this waits for scoring to finish (see README).
+        route = lambda s, cut, pct: route_by_cut(s, cut[s.source], pct)  # noqa: E731
+        extra = (beam.pvalue.AsDict(cuts), config.percentile)
+    clean, review = [], []
+    for i, branch in enumerate(branches):
+        routed = (
+            branch
+            | f"Route{i}" >> beam.Map(route, *extra)
+            | f"SplitRoute{i}" >> beam.Map(_tagged).with_outputs(REVIEW, main=CLEAN)
         )
-    parts = routed | "SplitRoutes" >> beam.Partition(
-        lambda pair, _: 0 if pair[0] == CLEAN else 1, 2
-    )
-    clean = parts[0] | "CleanSamples" >> beam.Map(lambda pair: pair[1])
-    review = parts[1] | "ReviewSamples" >> beam.Map(lambda pair: pair[1])
+        clean.append(routed[CLEAN])
+        review.append(routed[REVIEW])
     return clean, review, cuts
+
+
+def _how_scored(sample: Sample) -> str:
+    if sample.cached:
+        return "from_cache"
+    return "scored" if sample.score is not None else "not_scored"
+
+
+def _outcome(item: Sample | ErrorRecord, route: str) -> tuple:
+    """What the summary needs of one sample: (source, route, how it was scored, timings)."""
+    if isinstance(item, ErrorRecord):
+        return item.source, route, None, {}
+    return item.source, route, _how_scored(item), item.timings
 
 
 def _sum_timings(timings_list) -> dict[str, float]:
@@ -225,10 +256,19 @@ def _sum_timings(timings_list) -> dict[str, float]:
     return total
 
 
-def _how_scored(sample: Sample) -> str:
-    if sample.cached:
-        return "from_cache"
-    return "scored" if sample.score is not None else "not_scored"
+def _counted(branches: list, label: str, stage: str) -> tuple:
+    # A tuple, not a list: Beam reads a list piped into a transform as elements to Create.
+    return tuple(
+        branch | f"{label}{i}" >> beam.ParDo(CountProgress(stage))
+        for i, branch in enumerate(branches)
+    )
+
+
+def _lines(branches: list, label: str, to_line) -> beam.PCollection:
+    return (
+        tuple(branch | f"{label}{i}" >> beam.Map(to_line) for i, branch in enumerate(branches))
+        | f"All{label}" >> beam.Flatten()
+    )
 
 
 def _finish(
@@ -305,26 +345,23 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         config.allow_media_outside_root,
     )
     checked = samples | "CheckRules" >> beam.Map(_rule_route).with_outputs(REVIEW, main="pass")
-    to_score, from_cache, cache_dir = checked["pass"], None, None
+    to_score, cached_branches, cache_dir = checked["pass"], [], None
     if config.score_cache:
         models_used = [config.model, config.model_options]
         if config.text_model:
             models_used += [config.text_model, config.text_model_options]
         cache_dir = f"{config.score_cache.rstrip('/')}/{model_cache_id(models_used)}"
+        # The cache is (key, score) pairs: small enough to look up as a side input, which
+        # keeps the media-carrying samples out of a GroupByKey.
         known_scores = (
             p
             | "CacheFiles" >> beam.Create(cache_files(cache_dir))
             | "ReadCache" >> beam.FlatMap(read_cache_file)
         )
-        looked_up = (
-            {
-                "samples": to_score | "KeyByContent" >> beam.Map(lambda s: (cache_key(s), s)),
-                "scores": known_scores,
-            }
-            | "JoinScoreCache" >> beam.CoGroupByKey()
-            | "SplitCached" >> beam.FlatMap(split_cached).with_outputs(CACHED, main="fresh")
-        )
-        to_score, from_cache = looked_up.fresh, looked_up[CACHED]
+        looked_up = to_score | "LookUpScoreCache" >> beam.Map(
+            look_up_cached, beam.pvalue.AsDict(known_scores)
+        ).with_outputs(CACHED, main="fresh")
+        to_score, cached_branches = looked_up.fresh, [looked_up[CACHED]]
     decoded, decode_errors = apply_step(
         to_score,
         "DecodeMedia",
@@ -335,45 +372,42 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         config.decode.max_frames,
         KillableVideoDecoder(config.decode.video_timeout_s),
     )
-    scored = (
-        _score_samples(decoded, config)
-        | "AttachScores" >> beam.Map(_scored)
-        | "SplitScoreErrors" >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="ok")
-    )
-    scored_ok = scored.ok | "CountScored" >> beam.ParDo(CountProgress(SCORED))
-    if cache_dir:
-        # Persisted before routing: a retried or killed run keeps what it already scored.
-        scored_ok = scored_ok | "PersistScores" >> beam.ParDo(
-            PersistScores(cache_dir, config.score_cache_flush_every)
+    scored_branches, score_errors = [], []
+    for i, predictions in enumerate(_score_branches(decoded, config)):
+        scored = (
+            predictions
+            | f"AttachScores{i}" >> beam.Map(_scored)
+            | f"SplitScoreErrors{i}"
+            >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="ok")
         )
-        scored_ok = (scored_ok, from_cache) | "ScoredAndCached" >> beam.Flatten()
-    clean, low, cuts = _route(scored_ok, config)
-    clean = clean | "CountClean" >> beam.ParDo(CountProgress(CLEAN))
-    review = (
-        (checked[REVIEW], low)
-        | "AllReview" >> beam.Flatten()
-        | "CountReview" >> beam.ParDo(CountProgress(REVIEW))
-    )
+        ok = scored.ok | f"CountScored{i}" >> beam.ParDo(CountProgress(SCORED))
+        if cache_dir:
+            # Persisted before routing: a retried or killed run keeps what it already scored.
+            ok = ok | f"PersistScores{i}" >> beam.ParDo(
+                PersistScores(cache_dir, config.score_cache_flush_every)
+            )
+        scored_branches.append(ok)
+        score_errors.append(scored[ERRORS_TAG])
+    clean, low, cuts = _route(scored_branches + cached_branches, config)
+    clean = _counted(clean, "CountClean", CLEAN)
+    review = _counted([checked[REVIEW], *low], "CountReview", REVIEW)
     errors = (
-        (read[ERRORS_TAG], deduped[ERRORS_TAG], fetch_errors, decode_errors, scored[ERRORS_TAG])
+        (read[ERRORS_TAG], deduped[ERRORS_TAG], fetch_errors, decode_errors, *score_errors)
         | "AllErrors" >> beam.Flatten()
         | "CountErrors" >> beam.ParDo(CountProgress(ERRORS))
     )
 
     written = [
-        clean | "WriteClean" >> WriteSamples(f"{prefix}/clean", config.format, config.num_shards),
-        review
-        | "WriteReview" >> WriteSamples(f"{prefix}/review", config.format, config.num_shards),
+        clean | "WriteClean" >> WriteSamples(f"{prefix}/clean", config.format, config.shard_mb),
+        review | "WriteReview" >> WriteSamples(f"{prefix}/review", config.format, config.shard_mb),
         errors
         | "ErrorsToJson" >> beam.Map(lambda e: json.dumps(e.to_json(), ensure_ascii=False))
         | "WriteErrors"
         >> beam.io.WriteToText(f"{prefix}/errors/errors", file_name_suffix=".jsonl"),
-        review
-        | "FlaggedToJson" >> beam.Map(report.flagged_json_line)
+        _lines(review, "FlaggedJson", report.flagged_json_line)
         | "WriteFlaggedJsonl"
         >> beam.io.WriteToText(f"{prefix}/report/flagged.jsonl", shard_name_template=""),
-        review
-        | "FlaggedToCsv" >> beam.Map(report.flagged_csv_line)
+        _lines(review, "FlaggedCsv", report.flagged_csv_line)
         | "WriteFlaggedCsv"
         >> beam.io.WriteToText(
             f"{prefix}/report/flagged.csv",
@@ -382,11 +416,13 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         ),
     ]
     files_written = tuple(written) | "AllWrittenFiles" >> beam.Flatten()
-    routed_keys = (
-        clean | "KeyClean" >> beam.Map(lambda s: (s.source, CLEAN)),
-        review | "KeyReview" >> beam.Map(lambda s: (s.source, REVIEW)),
-        errors | "KeyErrors" >> beam.Map(lambda e: (e.source, ERRORS)),
-    ) | "AllRouted" >> beam.Flatten()
+    # One light record per sample feeds every count in the summary.
+    outcomes = (
+        *(b | f"CleanOutcome{i}" >> beam.Map(_outcome, CLEAN) for i, b in enumerate(clean)),
+        *(b | f"ReviewOutcome{i}" >> beam.Map(_outcome, REVIEW) for i, b in enumerate(review)),
+        errors | "ErrorOutcome" >> beam.Map(_outcome, ERRORS),
+    ) | "AllOutcomes" >> beam.Flatten()
+    kept = outcomes | "Kept" >> beam.Filter(lambda o: o[1] != ERRORS)
     settings = {
         "dataset": config.name,
         "input": config.root,
@@ -412,23 +448,25 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
                 | "InputSource" >> beam.Map(lambda r: r.source)
                 | "CountInputs" >> beam.combiners.Count.PerElement()
             ),
-            beam.pvalue.AsList(routed_keys | "CountRouted" >> beam.combiners.Count.PerElement()),
+            beam.pvalue.AsList(
+                outcomes
+                | "SourceRoute" >> beam.Map(lambda o: (o[0], o[1]))
+                | "CountRouted" >> beam.combiners.Count.PerElement()
+            ),
             beam.pvalue.AsList(
                 errors
                 | "ErrorReason" >> beam.Map(lambda e: f"{e.stage}/{e.reason}")
                 | "CountReasons" >> beam.combiners.Count.PerElement()
             ),
             beam.pvalue.AsSingleton(
-                (clean, review)
-                | "Kept" >> beam.Flatten()
-                | "Timings" >> beam.Map(lambda s: s.timings)
+                kept
+                | "Timings" >> beam.Map(lambda o: o[3])
                 | "SumTimings" >> beam.CombineGlobally(_sum_timings)
             ),
             beam.pvalue.AsDict(cuts),
             beam.pvalue.AsList(
-                (clean, review)
-                | "KeptForScoring" >> beam.Flatten()
-                | "HowScored" >> beam.Map(_how_scored)
+                kept
+                | "HowScored" >> beam.Map(lambda o: o[2])
                 | "CountHowScored" >> beam.combiners.Count.PerElement()
             ),
             beam.pvalue.AsSingleton(

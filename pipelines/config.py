@@ -64,7 +64,8 @@ class RunConfig:
     threshold: float | None = -2.0
     percentile: float | None = None
     format: str = "parquet"
-    num_shards: int = 0
+    # Clean and review shards are closed at about this size (media plus text, in MiB).
+    shard_mb: float = 256.0
     batch_size: int = 16
     allow_media_outside_root: bool = False
     # Above this share of input samples in errors/, the run fails and writes no _SUCCESS.
@@ -113,6 +114,8 @@ def _validated(config: RunConfig) -> RunConfig:
         raise ConfigError(f"max_error_fraction must be in [0, 1], got {config.max_error_fraction}")
     if config.max_batch_tokens is not None and config.max_batch_tokens < 1:
         raise ConfigError("max_batch_tokens must be at least 1")
+    if config.shard_mb <= 0:
+        raise ConfigError(f"shard_mb must be positive, got {config.shard_mb}")
     if config.batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
     return config

@@ -16,18 +16,15 @@ import shutil
 from pathlib import Path
 
 import fsspec
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from pipelines.cli import main
 from tests.helpers import conversation, jpeg_bytes, mp4_bytes
 from transforms.html_report import write_html_report
-from transforms.parquet_rows import SCHEMA, sample_to_row
 from transforms.record import IMAGE, VIDEO, MediaRef, Sample
 from transforms.report_scan import LowestPicks, Pick, ReportInputError, StreamingHistogram
-from transforms.write_shards import WebDatasetSink
+from transforms.write_shards import SHARD_TYPES, SUFFIXES
 
 PAYLOAD = "<script>window.__pwned = 1</script>"
 MAX_ROWS = 5
@@ -55,16 +52,11 @@ def _image(name, colour, size=(64, 48)):
 
 def _write_shard(path: Path, samples: list[Sample], file_format: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if file_format == "parquet":
-        table = pa.Table.from_pylist([sample_to_row(s) for s in samples], schema=SCHEMA)
-        pq.write_table(table, path.with_suffix(".parquet"))
-        return
-    sink = WebDatasetSink()
-    with open(path.with_suffix(".tar"), "wb") as handle:
-        sink.open(handle)
+    with open(path.with_suffix(SUFFIXES[file_format]), "wb") as handle:
+        shard = SHARD_TYPES[file_format](handle)
         for sample in samples:
-            sink.write(sample)
-        sink.flush()
+            shard.write(sample)
+        shard.close()
 
 
 def build_run(prefix: Path, file_format: str = "parquet") -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import apache_beam as beam
 import fsspec
@@ -53,15 +53,12 @@ def read_cache_file(path: str) -> Iterator[tuple[str, float]]:
             )
 
 
-def split_cached(joined: tuple[str, dict[str, Iterable]]):
+def look_up_cached(sample: Sample, known_scores: dict[str, float]):
     """Samples whose content has a cached score skip decoding and scoring."""
-    _, groups = joined
-    scores = list(groups["scores"])
-    for sample in groups["samples"]:
-        if scores:
-            yield beam.pvalue.TaggedOutput(CACHED, sample.replace(score=scores[0], cached=True))
-        else:
-            yield sample
+    score = known_scores.get(cache_key(sample))
+    if score is None:
+        return sample
+    return beam.pvalue.TaggedOutput(CACHED, sample.replace(score=score, cached=True))
 
 
 class PersistScores(beam.DoFn):

@@ -1,7 +1,12 @@
-"""Clean and review samples to sharded Parquet (Beam's WriteToParquet) or WebDataset tars.
+"""Clean and review samples to size-capped Parquet or WebDataset shards, with no shuffle.
 
-Both return the PCollection of finalized file names, which the finishing step waits on before
-writing `_SUCCESS`.
+Each bundle streams its samples into temporary shard files, starting a new one whenever the
+current one reaches `shard_mb`; one finishing step then renames every temporary file to
+`part-SSSSS-of-NNNNN.<ext>`. Beam's own sinks either group every row by shard (a fixed
+`num_shards` sends all media bytes through a GroupByKey, which local runners hold in memory) or
+write one unbounded file per bundle; this keeps memory at one row group and shards at a size
+readers like. Only files reported by finished bundles are renamed, so a retried bundle's
+leftovers never reach the output.
 """
 
 from __future__ import annotations
@@ -9,21 +14,59 @@ from __future__ import annotations
 import io
 import tarfile
 import time
+import uuid
 
 import apache_beam as beam
-from apache_beam.io import fileio
-from apache_beam.io.parquetio import WriteToParquet
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.parquet_rows import SCHEMA, sample_to_row
 from transforms.record import Sample
 from transforms.webdataset_rows import sample_key, sample_to_files
 
+SUFFIXES = {"parquet": ".parquet", "webdataset": ".tar"}
+# Parquet row groups are flushed at this size: memory per writer stays at about one row group.
+ROW_GROUP_BYTES = 32 << 20
 
-class WebDatasetSink(fileio.FileSink):
-    """Streams samples into one tar per shard (Beam has no WebDataset IO of its own)."""
 
-    def open(self, fh) -> None:
-        self._tar = tarfile.open(fileobj=fh, mode="w|", format=tarfile.PAX_FORMAT)
+def sample_bytes(sample: Sample) -> int:
+    """Roughly what a sample adds to a shard: its media plus its text."""
+    text = sum(len(str(turn.get("value", ""))) for turn in sample.conversations)
+    return text + sum(len(ref.data or b"") for ref in sample.media)
+
+
+class ParquetShard:
+    """One Parquet file, written a row group at a time."""
+
+    def __init__(self, handle):
+        self._writer = pq.ParquetWriter(handle, SCHEMA)
+        self._rows: list[dict] = []
+        self._buffered = 0
+
+    def write(self, sample: Sample) -> None:
+        self._rows.append(sample_to_row(sample))
+        self._buffered += sample_bytes(sample)
+        if self._buffered >= ROW_GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, SCHEMA))
+        self._rows, self._buffered = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+class TarShard:
+    """One WebDataset tar, streamed (Beam has no WebDataset IO of its own)."""
+
+    def __init__(self, handle):
+        self._tar = tarfile.open(fileobj=handle, mode="w|", format=tarfile.PAX_FORMAT)
         self._mtime = time.time()
 
     def write(self, sample: Sample) -> None:
@@ -35,40 +78,116 @@ class WebDatasetSink(fileio.FileSink):
             info.mode = 0o644
             self._tar.addfile(info, io.BytesIO(data))
 
-    def flush(self) -> None:
-        # Beam calls flush once, right before closing the file: end the archive here. Closing
-        # the TarFile leaves `fh` open because it was passed in, as FileSink requires.
-        self._tar.close()
+    def close(self) -> None:
+        self._tar.close()  # leaves the handle open: the caller owns it
+
+
+SHARD_TYPES = {"parquet": ParquetShard, "webdataset": TarShard}
+
+
+def _create(url: str):
+    """A binary write handle for `url` on any fsspec filesystem, parent folders made."""
+    fs, _, (path,) = fsspec.get_fs_token_paths(url)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    return fs.open(path, "wb")
+
+
+class WriteTempShards(beam.DoFn):
+    """Stream samples into temp shards under `temp_dir`; output each finished shard's path."""
+
+    def __init__(self, temp_dir: str, file_format: str, shard_mb: float):
+        self._temp_dir = temp_dir
+        self._format = file_format
+        self._shard_bytes = shard_mb * (1 << 20)
+
+    def start_bundle(self):
+        self._handle = self._shard = self._path = None
+        self._written = 0
+
+    def process(self, sample: Sample):
+        if self._shard is None:
+            self._open()
+        self._shard.write(sample)
+        self._written += sample_bytes(sample)
+        if self._written >= self._shard_bytes:
+            yield self._close()
+
+    def finish_bundle(self):
+        if self._shard is not None:
+            yield WindowedValue(self._close(), GlobalWindow().max_timestamp(), [GlobalWindow()])
+
+    def _open(self) -> None:
+        self._path = f"{self._temp_dir}/{uuid.uuid4().hex}{SUFFIXES[self._format]}"
+        self._handle = _create(self._path)
+        self._shard = SHARD_TYPES[self._format](self._handle)
+        self._written = 0
+
+    def _close(self) -> str:
+        self._shard.close()
+        self._handle.close()
+        path, self._shard, self._handle = self._path, None, None
+        return path
+
+
+def finalize_shards(_, directory: str, temp_dir: str, file_format: str, temp_paths: list[str]):
+    """Rename the finished temp shards to part-SSSSS-of-NNNNN; yield the final paths.
+
+    No samples still gives one empty shard, so readers globbing the folder find the schema.
+    Safe to retry: a shard already renamed by an earlier attempt is left as it is.
+    """
+    fs, _, (temp_root,) = fsspec.get_fs_token_paths(temp_dir)
+    suffix = SUFFIXES[file_format]
+    paths = sorted(temp_paths)
+    if not paths:
+        empty = f"{temp_dir}/empty{suffix}"
+        with _create(empty) as handle:
+            SHARD_TYPES[file_format](handle).close()
+        paths = [empty]
+    total = len(paths)
+    for index, temp in enumerate(paths):
+        final = f"{directory}/part-{index:05d}-of-{total:05d}{suffix}"
+        source = fsspec.get_fs_token_paths(temp)[2][0]
+        if fs.exists(source):
+            fs.mv(source, fsspec.get_fs_token_paths(final)[2][0])
+        yield final
+    if fs.exists(temp_root):
+        fs.rm(temp_root, recursive=True)
 
 
 class WriteSamples(beam.PTransform):
-    """Write samples under `directory` as `part-SSSSS-of-NNNNN.parquet` or `.tar` shards."""
+    """Write one or more PCollections of samples as one set of shards under `directory`.
 
-    def __init__(self, directory: str, file_format: str, num_shards: int = 0):
+    Taking several inputs lets callers skip a Flatten: the local runners materialize every
+    multi-input Flatten in memory, and these inputs carry media bytes.
+    """
+
+    def __init__(self, directory: str, file_format: str, shard_mb: float):
         super().__init__()
         self._directory = directory.rstrip("/")
         self._format = file_format
-        self._num_shards = num_shards
+        self._shard_mb = shard_mb
 
-    def expand(self, samples):
-        if self._format == "parquet":
-            return (
-                samples
-                | "ToRows" >> beam.Map(sample_to_row)
-                | "WriteParquet"
-                >> WriteToParquet(
-                    f"{self._directory}/part",
-                    SCHEMA,
-                    file_name_suffix=".parquet",
-                    num_shards=self._num_shards,
-                    # Rows carry media bytes: flush row groups by size, not by a row count.
-                    record_batch_size=64,
-                )
+    def expand(self, inputs):
+        branches = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+        pipeline = branches[0].pipeline
+        temp_dir = f"{self._directory}/.temp-{uuid.uuid4().hex[:12]}"
+        writer = WriteTempShards(temp_dir, self._format, self._shard_mb)
+        temp_paths = (
+            tuple(
+                branch | f"WriteTempShards{i}" >> beam.ParDo(writer)
+                for i, branch in enumerate(branches)
             )
-        written = samples | "WriteTars" >> fileio.WriteToFiles(
-            self._directory,
-            file_naming=fileio.default_file_naming("part", ".tar"),
-            sink=WebDatasetSink,
-            shards=self._num_shards or None,
+            | "AllTempShards" >> beam.Flatten()
         )
-        return written | "FileNames" >> beam.Map(lambda result: result.file_name)
+        return (
+            pipeline
+            | "Finalize" >> beam.Create([None])
+            | "RenameShards"
+            >> beam.FlatMap(
+                finalize_shards,
+                self._directory,
+                temp_dir,
+                self._format,
+                beam.pvalue.AsList(temp_paths),
+            )
+        )
