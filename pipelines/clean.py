@@ -23,9 +23,9 @@ from pipelines.progress import READ, SCORED, CountProgress
 from pipelines.steps import ERRORS_TAG, SplitErrors, apply_step
 from transforms import report
 from transforms.decode_media import decode_sample
-from transforms.dedupe import dedupe_key, drop_exact_duplicates
 from transforms.fetch_media import fetch_media
 from transforms.html_report import write_html_report
+from transforms.media_groups import group_key, open_group
 from transforms.parquet_rows import row_to_sample
 from transforms.read_manifest import read_manifest
 from transforms.read_webdataset import read_webdataset_shard
@@ -49,7 +49,7 @@ from transforms.score_cache import (
     read_cache_file,
 )
 from transforms.storage import glob_paths
-from transforms.video_archives import archive_key, attach_archive_video, iter_archive_videos
+from transforms.video_archives import list_archive_videos
 from transforms.video_worker import KillableVideoDecoder
 from transforms.write_shards import WriteSamples
 
@@ -112,25 +112,17 @@ def _read_source(p, config: RunConfig, source, files: list[str]):
     )
 
 
-def _join_archive_videos(p, samples, archives: list[str]):
-    """Give samples their video bytes from the archives, by member path."""
+def _archive_index(p, archives: list[str]):
+    """member path -> archive, as a side input (a few bytes per video, no video data)."""
     if not archives:
-        return samples
-    videos = (
+        return {}
+    return beam.pvalue.AsDict(
         p
         | "Archives" >> beam.Create(archives)
-        | "StreamArchiveVideos" >> beam.FlatMap(iter_archive_videos)
+        | "ListArchiveVideos" >> beam.FlatMap(list_archive_videos)
+        # A video in two archives is read from the first one by name, on every run.
+        | "FirstArchive" >> beam.CombinePerKey(min)
     )
-    parts = samples | "NeedsArchive" >> beam.Partition(
-        lambda sample, _: 0 if archive_key(sample) else 1, 2
-    )
-    keyed = parts[0] | "KeyByVideoPath" >> beam.Map(lambda sample: (archive_key(sample), sample))
-    joined = (
-        {"samples": keyed, "videos": videos}
-        | "JoinVideosByPath" >> beam.CoGroupByKey()
-        | "AttachVideos" >> beam.FlatMap(attach_archive_video)
-    )
-    return (joined, parts[1]) | "AllSamples" >> beam.Flatten()
 
 
 def _scored(outcome_result) -> Sample | ErrorRecord:
@@ -326,16 +318,14 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         ERRORS_TAG, main="samples"
     )
     archives = sorted({a for source in inputs.values() for a in source["archives"]})
-    # Grouping by (source, id) also spreads a big manifest's records across workers.
-    deduped = (
+    grouped = (
         read.samples
-        | "KeyById" >> beam.Map(lambda sample: (dedupe_key(sample), sample))
-        | "GroupById" >> beam.GroupByKey()
-        | "DropExactDuplicates" >> beam.FlatMap(drop_exact_duplicates)
+        | "KeyByMediaGroup" >> beam.Map(group_key, _archive_index(p, archives))
+        | "GroupByMediaSource" >> beam.GroupByKey()
+        | "DropDuplicatesAttachVideos" >> beam.FlatMap(open_group)
         | "SplitDuplicates" >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="samples")
     )
-    samples = deduped.samples
-    samples = _join_archive_videos(p, samples, archives)
+    samples = grouped.samples
     samples, fetch_errors = apply_step(
         samples,
         "FetchMedia",
@@ -392,7 +382,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
     clean = _counted(clean, "CountClean", CLEAN)
     review = _counted([checked[REVIEW], *low], "CountReview", REVIEW)
     errors = (
-        (read[ERRORS_TAG], deduped[ERRORS_TAG], fetch_errors, decode_errors, *score_errors)
+        (read[ERRORS_TAG], grouped[ERRORS_TAG], fetch_errors, decode_errors, *score_errors)
         | "AllErrors" >> beam.Flatten()
         | "CountErrors" >> beam.ParDo(CountProgress(ERRORS))
     )

@@ -24,20 +24,14 @@ def content_hash(sample: Sample) -> str:
     return hashlib.sha1(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def dedupe_key(sample: Sample) -> tuple[str, str]:
-    return sample.source, sample.id
-
-
-def drop_exact_duplicates(
-    grouped: tuple[tuple[str, str], Iterable[Sample]],
-) -> Iterator[Sample | ErrorRecord]:
-    _, samples = grouped
-    seen: dict[str, Sample] = {}
+def drop_exact_duplicates(samples: Iterable[Sample]) -> Iterator[Sample | ErrorRecord]:
+    """Samples in a group, each exact duplicate (same source, id and content) as an error."""
+    seen: dict[tuple[str, str, str], Sample] = {}
     for sample in sorted(samples, key=lambda s: s.origin):
-        digest = content_hash(sample)
-        if digest in seen:
-            detail = f"exact duplicate of the record at {seen[digest].origin}"
+        key = (sample.source, sample.id, content_hash(sample))
+        if key in seen:
+            detail = f"exact duplicate of the record at {seen[key].origin}"
             yield ErrorRecord.for_sample(sample, "read", "duplicate_sample", detail)
         else:
-            seen[digest] = sample
+            seen[key] = sample
             yield sample

@@ -1,34 +1,49 @@
 """Videos read in place from `.tar.gz` archives (LLaVA-Video-178K ships them only that way).
 
-A gzip stream has no random access, so each archive is read once front to back and its members
-are joined to manifest records by path; users never extract hundreds of GB first.
+A gzip stream has no random access. Each archive is listed once (headers only) to learn which
+videos it holds, and read once more front to back by the one worker that holds all samples
+waiting for its videos; users never extract hundreds of GB first, and video bytes never go
+through a shuffle.
 """
 
 from __future__ import annotations
 
 import tarfile
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
 import fsspec
 
 from transforms.media_paths import normalize_member
-from transforms.record import VIDEO, ErrorRecord, Sample
+from transforms.record import VIDEO, MediaRef, Sample
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".wmv", ".webm")
 
 
+def _video_members(tar: tarfile.TarFile) -> Iterator[tuple[str, tarfile.TarInfo]]:
+    """(path as manifests write it, member) for every video member; unsafe paths skipped."""
+    for member in tar:
+        if not member.isfile() or not member.name.lower().endswith(VIDEO_EXTENSIONS):
+            continue
+        name = normalize_member(member.name)
+        if name is not None:
+            yield name, member
+
+
 def iter_archive_videos(archive_path: str) -> Iterator[tuple[str, bytes]]:
-    """(member path, bytes) for every video member, streamed; unsafe member paths are skipped."""
+    """(member path, bytes) for every video member, streamed front to back."""
     with fsspec.open(archive_path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
-        for member in tar:
-            if not member.isfile() or not member.name.lower().endswith(VIDEO_EXTENSIONS):
-                continue
-            name = normalize_member(member.name)
-            if name is None:
-                continue
+        for name, member in _video_members(tar):
             handle = tar.extractfile(member)
             if handle is not None:
                 yield name, handle.read()
+
+
+def list_archive_videos(archive_path: str) -> Iterator[tuple[str, str]]:
+    """(member path, archive path) for every video member: headers only, no video kept."""
+    with fsspec.open(archive_path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+        for name, _ in _video_members(tar):
+            yield name, archive_path
 
 
 def archive_key(sample: Sample) -> str | None:
@@ -39,24 +54,30 @@ def archive_key(sample: Sample) -> str | None:
     return None
 
 
-def attach_archive_video(
-    joined: tuple[str, dict[str, Iterable]],
-) -> Iterator[Sample | ErrorRecord]:
-    """Give every sample keyed to `path` the archive's bytes for that path (first copy wins).
+def _with_video(sample: Sample, path: str, data: bytes) -> Sample:
+    media = [
+        MediaRef(ref.kind, ref.path, data)
+        if ref.kind == VIDEO and ref.data is None and normalize_member(ref.path) == path
+        else ref
+        for ref in sample.media
+    ]
+    return sample.replace(media=media)
 
-    Samples whose video is in no archive pass on without bytes; fetching from disk comes next
-    and reports the file as missing if it is not there either.
+
+def attach_archive_videos(archive_path: str, samples: Iterable[Sample]) -> Iterator[Sample]:
+    """Stream one archive, giving each waiting sample its video as the member goes by.
+
+    Memory holds the (light) waiting samples and one video. Reading stops once every sample
+    has its video. A sample whose member is not there after all (the archive changed since it
+    was indexed) goes on without bytes, and fetching reports the file as missing.
     """
-    path, groups = joined
-    payloads = list(groups["videos"])
-    data = payloads[0] if payloads else None
-    for sample in groups["samples"]:
-        if data is not None:
-            media = [
-                ref.__class__(ref.kind, ref.path, data)
-                if ref.kind == VIDEO and ref.data is None and normalize_member(ref.path) == path
-                else ref
-                for ref in sample.media
-            ]
-            sample = sample.replace(media=media)
-        yield sample
+    waiting: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        waiting[archive_key(sample)].append(sample)
+    for name, data in iter_archive_videos(archive_path):
+        for sample in waiting.pop(name, ()):
+            yield _with_video(sample, name, data)
+        if not waiting:
+            return
+    for leftover in waiting.values():
+        yield from leftover

@@ -1,0 +1,82 @@
+"""The one shuffle: archive videos streamed to their samples, duplicates dropped, no bytes lost."""
+
+from __future__ import annotations
+
+from pipelines.clean import run
+from tests.helpers import (
+    conversation,
+    mp4_bytes,
+    read_parquet_dir,
+    tiny_config,
+    write_json,
+    write_tar_gz,
+)
+from transforms.media_groups import group_key, open_group
+from transforms.read_manifest import record_to_sample
+from transforms.record import ErrorRecord, Sample
+
+
+def _video_sample(sid: str, path: str, answer: str = "A bar moves.") -> Sample:
+    record = {"id": sid, "video": path, "conversations": conversation("Q?", answer, "<video>\n")}
+    return record_to_sample(record, "videos", "videos.json")
+
+
+def test_archive_videos_group_by_archive_and_everything_else_by_id():
+    index = {"vids/a.mp4": "/data/videos_1.tar.gz"}
+    in_archive = _video_sample("v1", "vids/a.mp4")
+    elsewhere = _video_sample("v2", "vids/not-archived.mp4")
+    assert group_key(in_archive, index)[0] == ("archive", "/data/videos_1.tar.gz")
+    assert group_key(elsewhere, index)[0] == ("sample", "videos", "v2")
+
+
+def test_an_archive_group_hands_each_sample_its_own_video(tmp_path):
+    first, second = mp4_bytes(frames=8), mp4_bytes(frames=12)
+    archive = tmp_path / "videos_1.tar.gz"
+    write_tar_gz(archive, {"vids/a.mp4": first, "vids/b.mp4": second})
+    samples = [
+        _video_sample("v1", "vids/a.mp4"),
+        _video_sample("v2", "vids/b.mp4"),
+        _video_sample("v3", "vids/a.mp4", "Another question on the same video."),
+        _video_sample("v1", "vids/a.mp4"),  # an exact duplicate of the first
+        _video_sample("v4", "vids/gone.mp4"),  # listed once, missing now
+    ]
+    out = list(open_group((("archive", str(archive)), samples)))
+    errors = [o for o in out if isinstance(o, ErrorRecord)]
+    kept = {(o.id, o.conversations[-1]["value"]): o for o in out if isinstance(o, Sample)}
+    assert [(e.id, e.reason) for e in errors] == [("v1", "duplicate_sample")]
+    assert len(out) == 5
+    data = {key[0]: sample.media[0].data for key, sample in kept.items()}
+    assert data["v2"] == second
+    assert [s.media[0].data for k, s in kept.items() if k[0] in ("v1", "v3")] == [first, first]
+    # Not in the archive after all: no bytes, so fetching reports it missing.
+    assert data["v4"] is None
+
+
+def test_a_video_in_two_archives_comes_from_the_first_by_name(tmp_path):
+    root = tmp_path / "data"
+    one, two = mp4_bytes(frames=8), mp4_bytes(frames=12)
+    root.mkdir()
+    write_tar_gz(root / "videos_2.tar.gz", {"vids/a.mp4": two, "vids/b.mp4": two})
+    write_tar_gz(root / "videos_1.tar.gz", {"vids/a.mp4": one})
+    write_json(
+        root / "videos.json",
+        [
+            {
+                "id": "v-a",
+                "video": "vids/a.mp4",
+                "conversations": conversation("Q?", "A bar moves right.", "<video>\n"),
+            },
+            {
+                "id": "v-b",
+                "video": "vids/b.mp4",
+                "conversations": conversation("Q?", "A bar moves left.", "<video>\n"),
+            },
+        ],
+    )
+    for name in ("images.json", "text.json"):
+        write_json(root / name, [])
+    summary = run(tiny_config(root, tmp_path / "out"))
+    assert summary["counts"]["total"] == {"input": 2, "clean": 2, "review": 0, "errors": 0}
+    clean = read_parquet_dir(tmp_path / "out" / "clean").set_index("id")
+    assert clean.loc["v-a", "media"][0]["bytes"] == one
+    assert clean.loc["v-b", "media"][0]["bytes"] == two
