@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import os
 
+# Beam's DirectRunner silently hands batch jobs to Prism when it can download Prism's binary,
+# and then ignores --direct_running_mode; naming the FnApiRunner keeps local runs the same,
+# and as measured in bench/, on every machine.
+IN_PROCESS = ["--runner=FnApiRunner"]
+
 PRESETS: dict[str, list[str]] = {
     # Several worker processes on this machine; decoding runs in parallel across them.
     "local": [
-        "--runner=DirectRunner",
+        "--runner=FnApiRunner",
         "--direct_running_mode=multi_processing",
         f"--direct_num_workers={max(os.cpu_count() or 1, 1)}",
     ],
@@ -51,9 +56,13 @@ def _dataflow_from_env(environ) -> list[str]:
 
 
 def beam_args_for(runner: str | None, user_args: list[str], environ=os.environ) -> list[str]:
-    """Preset flags for `runner` followed by the user's own (later flags win in Beam)."""
+    """Preset flags for `runner` followed by the user's own (later flags win in Beam).
+
+    With no runner named anywhere, the job runs in this process.
+    """
     if not runner:
-        return list(user_args)
+        named = any(arg == "--runner" or arg.startswith("--runner=") for arg in user_args)
+        return list(user_args) if named else [*IN_PROCESS, *user_args]
     if runner not in PRESETS:
         # Not a preset name: a Beam runner class name such as FlinkRunner, passed through.
         return [f"--runner={runner}", *user_args]

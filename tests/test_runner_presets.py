@@ -9,7 +9,13 @@ def test_presets_expand_and_user_flags_come_last():
 
 def test_unknown_names_are_beam_runner_classes():
     assert beam_args_for("FlinkRunner", ["--x=1"]) == ["--runner=FlinkRunner", "--x=1"]
-    assert beam_args_for(None, ["--x=1"]) == ["--x=1"]
+
+
+def test_no_runner_named_runs_in_process_without_prism():
+    # Beam's DirectRunner would switch to Prism wherever it can download it.
+    assert beam_args_for(None, ["--x=1"]) == ["--runner=FnApiRunner", "--x=1"]
+    assert beam_args_for(None, ["--runner=DirectRunner"]) == ["--runner=DirectRunner"]
+    assert beam_args_for("local", [])[0] == "--runner=FnApiRunner"
 
 
 def test_dataflow_reads_project_region_and_gpu_from_the_environment():
