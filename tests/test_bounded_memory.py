@@ -1,0 +1,68 @@
+"""Media bytes stay inside fused stages, so memory does not grow with the dataset.
+
+Elements are decoded only where they cross a stage boundary (a GroupByKey, a multi-input
+Flatten, a side input), and the in-process FnApiRunner holds each of those whole in memory.
+So a run in which no media bytes are ever unpickled is a run whose memory does not grow with
+the media of the dataset. (Unpickled, not pickled: Beam also pickles sampled elements inside
+a stage to estimate their size, and drops the result.) The peak-RSS figures are in bench/
+(`make bench`); this test keeps the property from regressing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.clean import run
+from tests.helpers import tiny_config
+from transforms.record import MediaRef
+
+
+@pytest.fixture
+def unpickled_media(monkeypatch):
+    unpickled: list[str] = []
+
+    def setstate(ref: MediaRef, state: dict):
+        ref.__dict__.update(state)
+        if ref.data is not None:
+            unpickled.append(ref.path)
+
+    monkeypatch.setattr(MediaRef, "__setstate__", setstate, raising=False)
+    return unpickled
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["first-run", "rerun-from-cache"])
+def test_no_media_bytes_cross_a_stage_boundary(tiny_dataset, tmp_path, unpickled_media, cached):
+    config = tiny_config(tiny_dataset, tmp_path / "out", score_cache=str(tmp_path / "cache"))
+    if cached:
+        run(config.with_overrides(output=str(tmp_path / "first")))
+        unpickled_media.clear()
+    summary = run(config)
+    assert summary["counts"]["total"]["clean"] == 3
+    assert summary["scoring"]["from_cache"] == (5 if cached else 0)
+    assert unpickled_media == []
+
+
+def test_the_probe_sees_media_that_does_cross_a_boundary(tiny_dataset, tmp_path, unpickled_media):
+    """The check above can fail: a GroupByKey of fetched samples is caught."""
+    import apache_beam as beam
+
+    from transforms.fetch_media import fetch_media
+
+    with beam.Pipeline() as p:
+        (
+            p
+            | beam.Create([("images/good.jpg",)])
+            | beam.Map(lambda _: fetch_media(_sample(), {"": str(tiny_dataset)}, False))
+            | beam.Map(lambda sample: (sample.id, sample))
+            | beam.GroupByKey()
+        )
+    assert unpickled_media == ["images/good.jpg"]
+
+
+def _sample():
+    from tests.helpers import conversation
+    from transforms.record import IMAGE, Sample
+
+    return Sample(
+        "s", "images", conversation("Q?", "A red square."), [MediaRef(IMAGE, "images/good.jpg")]
+    )
