@@ -19,6 +19,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from models.base import RewardModelHandler, ScoreOutcome
 from models.registry import loader_for, token_estimator_for
 from pipelines.config import RunConfig
+from pipelines.output_prefix import SPILL_DIR, remove_spill
 from pipelines.progress import READ, SCORED, CountProgress
 from pipelines.steps import ERRORS_TAG, SplitErrors, apply_step
 from transforms import report
@@ -48,10 +49,11 @@ from transforms.score_cache import (
     model_cache_id,
     read_cache_file,
 )
+from transforms.spill import SPILL_SHARD_MB, SpillShard, read_spilled
 from transforms.storage import glob_paths
 from transforms.video_archives import list_archive_videos
 from transforms.video_worker import KillableVideoDecoder
-from transforms.write_shards import WriteSamples
+from transforms.write_shards import WriteSamples, WriteTempShards
 
 
 class DataMissingError(FileNotFoundError):
@@ -184,7 +186,12 @@ def _tagged(routed: tuple[str, Sample]):
     return beam.pvalue.TaggedOutput(route, sample) if route == REVIEW else sample
 
 
-def _route(branches: list, config: RunConfig):
+def _route_spilled(path: str, cuts: dict[str, float], percentile: float):
+    for sample in read_spilled(path):
+        yield route_by_cut(sample, cuts[sample.source], percentile)
+
+
+def _route(branches: list, config: RunConfig, spill_dir: str):
     """([clean], [review], cuts) from branches of scored samples, by threshold or percentile.
 
     Each branch is routed on its own; only the light (source, score) pairs are flattened to
@@ -204,7 +211,10 @@ def _route(branches: list, config: RunConfig):
             | "DistinctSources" >> beam.Distinct()
             | "ThresholdCut" >> beam.Map(lambda source, t: (source, t), config.threshold)
         )
-        route, extra = route_by_threshold, (config.threshold,)
+        routed = [
+            branch | f"RouteByScore{i}" >> beam.Map(route_by_threshold, config.threshold)
+            for i, branch in enumerate(branches)
+        ]
     else:
         cuts = (
             scores
@@ -212,18 +222,26 @@ def _route(branches: list, config: RunConfig):
             | "PercentileCut"
             >> beam.Map(lambda kv, pct: (kv[0], percentile_cut(kv[1], pct)), config.percentile)
         )
-        # The cut needs every score first, so this waits for scoring to finish (see README).
-        route = lambda s, cut, pct: route_by_cut(s, cut[s.source], pct)  # noqa: E731
-        extra = (beam.pvalue.AsDict(cuts), config.percentile)
-    clean, review = [], []
-    for i, branch in enumerate(branches):
-        routed = (
-            branch
-            | f"Route{i}" >> beam.Map(route, *extra)
-            | f"SplitRoute{i}" >> beam.Map(_tagged).with_outputs(REVIEW, main=CLEAN)
+        # The cut needs every score: the scored samples wait for it on disk, not in memory.
+        spilled = (
+            tuple(
+                branch
+                | f"SpillScored{i}"
+                >> beam.ParDo(WriteTempShards(spill_dir, SpillShard, SPILL_SHARD_MB))
+                for i, branch in enumerate(branches)
+            )
+            | "AllSpilled" >> beam.Flatten()
         )
-        clean.append(routed[CLEAN])
-        review.append(routed[REVIEW])
+        routed = [
+            spilled
+            | "RouteByPercentile"
+            >> beam.FlatMap(_route_spilled, beam.pvalue.AsDict(cuts), config.percentile)
+        ]
+    clean, review = [], []
+    for i, branch in enumerate(routed):
+        split = branch | f"SplitRoute{i}" >> beam.Map(_tagged).with_outputs(REVIEW, main=CLEAN)
+        clean.append(split[CLEAN])
+        review.append(split[REVIEW])
     return clean, review, cuts
 
 
@@ -292,6 +310,7 @@ def _finish(
         },
         started_at,
     )
+    remove_spill(prefix)
     report.write_json(f"{prefix}/report/summary.json", summary)
     # Either check raising fails the run: summary.json stays for diagnosis, _SUCCESS never lands.
     report.check_conservation(summary)
@@ -378,7 +397,8 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
             )
         scored_branches.append(ok)
         score_errors.append(scored[ERRORS_TAG])
-    clean, low, cuts = _route(scored_branches + cached_branches, config)
+    spill_dir = f"{prefix}/{SPILL_DIR}"
+    clean, low, cuts = _route(scored_branches + cached_branches, config, spill_dir)
     clean = _counted(clean, "CountClean", CLEAN)
     review = _counted([checked[REVIEW], *low], "CountReview", REVIEW)
     errors = (

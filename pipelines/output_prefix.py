@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import fsspec
 
-RUN_ENTRIES = ("clean", "review", "errors", "report", "_SUCCESS")
+# Scored samples waiting for a percentile cut (transforms/spill.py), removed when the run ends.
+SPILL_DIR = ".spill"
+RUN_ENTRIES = ("clean", "review", "errors", "report", SPILL_DIR, "_SUCCESS")
 
 
 class OutputExistsError(FileExistsError):
@@ -30,3 +32,9 @@ def prepare_output(prefix: str, overwrite: bool) -> None:
         target = f"{path}/{entry}"
         if fs.exists(target):
             fs.rm(target, recursive=True)
+
+
+def remove_spill(prefix: str) -> None:
+    fs, _, (path,) = fsspec.get_fs_token_paths(f"{prefix.rstrip('/')}/{SPILL_DIR}")
+    if fs.exists(path):
+        fs.rm(path, recursive=True)

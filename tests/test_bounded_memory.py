@@ -30,16 +30,26 @@ def unpickled_media(monkeypatch):
     return unpickled
 
 
-@pytest.mark.parametrize("cached", [False, True], ids=["first-run", "rerun-from-cache"])
-def test_no_media_bytes_cross_a_stage_boundary(tiny_dataset, tmp_path, unpickled_media, cached):
-    config = tiny_config(tiny_dataset, tmp_path / "out", score_cache=str(tmp_path / "cache"))
+@pytest.mark.parametrize(
+    ("cached", "percentile"),
+    [(False, None), (True, None), (False, 60.0)],
+    ids=["first-run", "rerun-from-cache", "percentile"],
+)
+def test_no_media_bytes_cross_a_stage_boundary(
+    tiny_dataset, tmp_path, unpickled_media, cached, percentile
+):
+    config = tiny_config(
+        tiny_dataset, tmp_path / "out", score_cache=str(tmp_path / "cache"), percentile=percentile
+    )
     if cached:
         run(config.with_overrides(output=str(tmp_path / "first")))
         unpickled_media.clear()
     summary = run(config)
+    assert summary["counts"]["total"]["input"] == 9
     assert summary["counts"]["total"]["clean"] == 3
     assert summary["scoring"]["from_cache"] == (5 if cached else 0)
     assert unpickled_media == []
+    assert not (tmp_path / "out" / ".spill").exists()  # percentile's waiting room is cleared
 
 
 def test_the_probe_sees_media_that_does_cross_a_boundary(tiny_dataset, tmp_path, unpickled_media):

@@ -27,9 +27,11 @@ from transforms.parquet_rows import SCHEMA, sample_to_row
 from transforms.record import Sample
 from transforms.webdataset_rows import sample_key, sample_to_files
 
-SUFFIXES = {"parquet": ".parquet", "webdataset": ".tar"}
-# Parquet row groups are flushed at this size: memory per writer stays at about one row group.
-ROW_GROUP_BYTES = 32 << 20
+# A Parquet row group is flushed at whichever comes first: memory per writer (and per reader:
+# row groups are the unit pyarrow reads) stays at one small row group. Small row groups are
+# also what media datasets on the Hugging Face Hub use, so viewers can stream them.
+ROW_GROUP_BYTES = 8 << 20
+ROW_GROUP_ROWS = 1000
 
 
 def sample_bytes(sample: Sample) -> int:
@@ -41,20 +43,27 @@ def sample_bytes(sample: Sample) -> int:
 class ParquetShard:
     """One Parquet file, written a row group at a time."""
 
+    SUFFIX = ".parquet"
+    SCHEMA = SCHEMA
+
     def __init__(self, handle):
-        self._writer = pq.ParquetWriter(handle, SCHEMA)
+        self._writer = pq.ParquetWriter(handle, self.SCHEMA)
         self._rows: list[dict] = []
         self._buffered = 0
 
+    @staticmethod
+    def to_row(sample: Sample) -> dict:
+        return sample_to_row(sample)
+
     def write(self, sample: Sample) -> None:
-        self._rows.append(sample_to_row(sample))
+        self._rows.append(self.to_row(sample))
         self._buffered += sample_bytes(sample)
-        if self._buffered >= ROW_GROUP_BYTES:
+        if self._buffered >= ROW_GROUP_BYTES or len(self._rows) >= ROW_GROUP_ROWS:
             self._flush()
 
     def _flush(self) -> None:
         if self._rows:
-            self._writer.write_table(pa.Table.from_pylist(self._rows, SCHEMA))
+            self._writer.write_table(pa.Table.from_pylist(self._rows, self.SCHEMA))
         self._rows, self._buffered = [], 0
 
     def close(self) -> None:
@@ -64,6 +73,8 @@ class ParquetShard:
 
 class TarShard:
     """One WebDataset tar, streamed (Beam has no WebDataset IO of its own)."""
+
+    SUFFIX = ".tar"
 
     def __init__(self, handle):
         self._tar = tarfile.open(fileobj=handle, mode="w|", format=tarfile.PAX_FORMAT)
@@ -83,6 +94,7 @@ class TarShard:
 
 
 SHARD_TYPES = {"parquet": ParquetShard, "webdataset": TarShard}
+SUFFIXES = {name: shard_type.SUFFIX for name, shard_type in SHARD_TYPES.items()}
 
 
 def _create(url: str):
@@ -95,9 +107,9 @@ def _create(url: str):
 class WriteTempShards(beam.DoFn):
     """Stream samples into temp shards under `temp_dir`; output each finished shard's path."""
 
-    def __init__(self, temp_dir: str, file_format: str, shard_mb: float):
+    def __init__(self, temp_dir: str, shard_type: type, shard_mb: float):
         self._temp_dir = temp_dir
-        self._format = file_format
+        self._shard_type = shard_type
         self._shard_bytes = shard_mb * (1 << 20)
 
     def start_bundle(self):
@@ -117,9 +129,9 @@ class WriteTempShards(beam.DoFn):
             yield WindowedValue(self._close(), GlobalWindow().max_timestamp(), [GlobalWindow()])
 
     def _open(self) -> None:
-        self._path = f"{self._temp_dir}/{uuid.uuid4().hex}{SUFFIXES[self._format]}"
+        self._path = f"{self._temp_dir}/{uuid.uuid4().hex}{self._shard_type.SUFFIX}"
         self._handle = _create(self._path)
-        self._shard = SHARD_TYPES[self._format](self._handle)
+        self._shard = self._shard_type(self._handle)
         self._written = 0
 
     def _close(self) -> str:
@@ -171,7 +183,7 @@ class WriteSamples(beam.PTransform):
         branches = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
         pipeline = branches[0].pipeline
         temp_dir = f"{self._directory}/.temp-{uuid.uuid4().hex[:12]}"
-        writer = WriteTempShards(temp_dir, self._format, self._shard_mb)
+        writer = WriteTempShards(temp_dir, SHARD_TYPES[self._format], self._shard_mb)
         temp_paths = (
             tuple(
                 branch | f"WriteTempShards{i}" >> beam.ParDo(writer)

@@ -1,0 +1,57 @@
+"""Scored samples waiting on disk for the percentile cut.
+
+A per-source percentile is known only once every sample of the source is scored. Holding the
+scored samples until then would hold the whole dataset (media included) in memory on a local
+runner, so they are streamed into temporary Parquet shards instead, and read back one shard at
+a time once the cut is known. The spill keeps what the output shards drop (origin, stage
+timings, whether the score came from the cache) so routing and the summary see the same
+samples they would have seen in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from transforms.parquet_rows import SCHEMA, row_to_sample, sample_to_row
+from transforms.record import Sample
+from transforms.write_shards import ParquetShard
+
+SPILL_SCHEMA = (
+    SCHEMA.append(pa.field("origin", pa.string()))
+    .append(pa.field("timings", pa.string()))
+    .append(pa.field("cached", pa.bool_()))
+)
+# Rows read back at a time: bounded memory however large a spill shard is.
+READ_BATCH_ROWS = 64
+SPILL_SHARD_MB = 64
+
+
+class SpillShard(ParquetShard):
+    SCHEMA = SPILL_SCHEMA
+
+    @staticmethod
+    def to_row(sample: Sample) -> dict:
+        return {
+            **sample_to_row(sample),
+            "origin": sample.origin,
+            "timings": json.dumps(sample.timings),
+            "cached": sample.cached,
+        }
+
+
+def read_spilled(path: str) -> Iterator[Sample]:
+    """Every sample of one spill shard, exactly as it was spilled."""
+    with fsspec.open(path, "rb") as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=READ_BATCH_ROWS):
+            for row in batch.to_pylist():
+                sample = row_to_sample(row, row["source"], row["origin"])
+                yield sample.replace(
+                    score=row["score"],
+                    timings=json.loads(row["timings"]),
+                    cached=row["cached"],
+                )
