@@ -1,7 +1,7 @@
 """One output prefix per run: never mix a new run's files with an old run's.
 
-Beam's file sinks replace files matching their own shard pattern but leave other shards
-behind, so a rerun with a different shard count would silently mix runs. We clear the
+Shard writers replace files of the same name but leave other shards behind, so a rerun that
+writes a different number of shards would silently mix runs. We clear the
 prefix's run folders first; a prefix holding a finished run (`_SUCCESS`) is only cleared
 when the user says `--overwrite`. A prefix without `_SUCCESS` is a dead run's leftovers and
 is always safe to clear.
