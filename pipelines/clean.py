@@ -12,7 +12,6 @@ import time
 
 import apache_beam as beam
 import fsspec
-from apache_beam.io.parquetio import ReadAllFromParquet
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -27,9 +26,7 @@ from transforms.decode_media import decode_sample
 from transforms.fetch_media import fetch_media
 from transforms.html_report import write_html_report
 from transforms.media_groups import group_key, open_group
-from transforms.parquet_rows import row_to_sample
 from transforms.read_manifest import read_manifest
-from transforms.read_webdataset import read_webdataset_shard
 from transforms.record import ErrorRecord, Sample
 from transforms.route import (
     CLEAN,
@@ -49,6 +46,7 @@ from transforms.score_cache import (
     model_cache_id,
     read_cache_file,
 )
+from transforms.shard_inputs import read_light
 from transforms.spill import SPILL_SHARD_MB, SpillShard, read_spilled
 from transforms.storage import glob_paths
 from transforms.video_archives import list_archive_videos
@@ -93,25 +91,11 @@ def media_roots(config: RunConfig) -> dict[str, str]:
 
 def _read_source(p, config: RunConfig, source, files: list[str]):
     label = f"Read[{source.name}]"
+    files_in = p | f"{label}/Files" >> beam.Create(files)
     if source.format == "llava":
-        return (
-            p
-            | f"{label}/Files" >> beam.Create(files)
-            | f"{label}/Records" >> beam.FlatMap(read_manifest, source.name)
-        )
-    if source.format == "webdataset":
-        return (
-            p
-            | f"{label}/Files" >> beam.Create(files)
-            | f"{label}/Shards" >> beam.FlatMap(read_webdataset_shard, source.name)
-        )
-    return (
-        p
-        | f"{label}/Files" >> beam.Create(files)
-        | f"{label}/Rows" >> ReadAllFromParquet(with_filename=True)
-        | f"{label}/Samples"
-        >> beam.Map(lambda named, name: row_to_sample(named[1], name, named[0]), source.name)
-    )
+        return files_in | f"{label}/Records" >> beam.FlatMap(read_manifest, source.name)
+    # Parquet and WebDataset hold their media: read without it here, whole after the shuffle.
+    return files_in | f"{label}/Samples" >> beam.FlatMap(read_light, source.name, source.format)
 
 
 def _archive_index(p, archives: list[str]):

@@ -13,8 +13,10 @@ from __future__ import annotations
 import pytest
 
 from pipelines.clean import run
+from pipelines.config import SourceConfig
 from tests.helpers import tiny_config
 from transforms.record import MediaRef
+from transforms.write_shards import SUFFIXES
 
 
 @pytest.fixture
@@ -76,3 +78,19 @@ def _sample():
     return Sample(
         "s", "images", conversation("Q?", "A red square."), [MediaRef(IMAGE, "images/good.jpg")]
     )
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "webdataset"])
+def test_shard_inputs_keep_their_media_out_of_the_shuffle(
+    tiny_dataset, tmp_path, unpickled_media, file_format
+):
+    first = tmp_path / "first"
+    run(tiny_config(tiny_dataset, first, format=file_format))
+    unpickled_media.clear()
+    suffix = SUFFIXES[file_format]
+    config = tiny_config(first, tmp_path / "out").with_overrides(
+        sources=(SourceConfig("own", (f"clean/*{suffix}",), format=file_format),)
+    )
+    summary = run(config)
+    assert summary["counts"]["total"] == {"input": 3, "clean": 3, "review": 0, "errors": 0}
+    assert unpickled_media == []

@@ -14,6 +14,8 @@ from tests.helpers import (
 from transforms.media_groups import group_key, open_group
 from transforms.read_manifest import record_to_sample
 from transforms.record import ErrorRecord, Sample
+from transforms.shard_inputs import read_light
+from transforms.write_shards import SHARD_TYPES
 
 
 def _video_sample(sid: str, path: str, answer: str = "A bar moves.") -> Sample:
@@ -80,3 +82,31 @@ def test_a_video_in_two_archives_comes_from_the_first_by_name(tmp_path):
     clean = read_parquet_dir(tmp_path / "out" / "clean").set_index("id")
     assert clean.loc["v-a", "media"][0]["bytes"] == one
     assert clean.loc["v-b", "media"][0]["bytes"] == two
+
+
+def test_a_shard_input_that_changed_during_the_run_is_an_error_not_a_loss(tmp_path):
+    shard = tmp_path / "part-0.parquet"
+    samples = [_video_sample(f"v{i}", f"vids/{i}.mp4") for i in range(3)]
+    for sample in samples:
+        sample.media[0].data = b"video bytes"
+    with open(shard, "wb") as handle:
+        writer = SHARD_TYPES["parquet"](handle)
+        for sample in samples:
+            writer.write(sample)
+        writer.close()
+    light = list(read_light(str(shard), "own", "parquet"))
+    assert [ref.data for s in light for ref in s.media] == [None, None, None]
+    assert {s.media_file for s in light} == {("parquet", str(shard), "own")}
+    with open(shard, "wb") as handle:  # rewritten with the last sample gone
+        writer = SHARD_TYPES["parquet"](handle)
+        for sample in samples[:2]:
+            writer.write(sample)
+        writer.close()
+    out = list(open_group((group_key(light[0], {})[0], light)))
+    assert [(o.id, o.media[0].data) for o in out if isinstance(o, Sample)] == [
+        ("v0", b"video bytes"),
+        ("v1", b"video bytes"),
+    ]
+    assert [(o.id, o.reason) for o in out if isinstance(o, ErrorRecord)] == [
+        ("v2", "media_missing")
+    ]

@@ -59,6 +59,9 @@ class Sample:
     detail: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     cached: bool = False  # the score came from the score cache, not from the model
+    # (format, file, source name) of an input shard whose media bytes were left in the file
+    # for the shuffle; the file is read again after it (transforms/shard_inputs.py).
+    media_file: tuple[str, str, str] | None = None
 
     @property
     def is_text_only(self) -> bool:

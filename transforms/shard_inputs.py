@@ -1,0 +1,62 @@
+"""Parquet and WebDataset inputs, whose media bytes travel inside the input files.
+
+Their samples cross the shuffle without those bytes: the first read keeps each sample's text
+and media paths and notes which file holds the bytes; after the shuffle, the worker holding a
+file's samples reads it again and passes on the kept ones whole. Each file is read twice, but
+no media bytes are shuffled or held in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import fsspec
+import pyarrow.parquet as pq
+
+from transforms.parquet_rows import row_to_sample
+from transforms.read_webdataset import read_webdataset_shard
+from transforms.record import ErrorRecord, MediaRef, Sample
+
+READ_BATCH_ROWS = 64
+
+
+def read_parquet_file(path: str, source: str) -> Iterator[Sample | ErrorRecord]:
+    """Every row of one Parquet file as a sample, a small batch of rows at a time."""
+    row_number = 0
+    with fsspec.open(path, "rb") as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=READ_BATCH_ROWS):
+            for row in batch.to_pylist():
+                yield row_to_sample(row, source, f"{path}#{row_number}")
+                row_number += 1
+
+
+READERS = {"parquet": read_parquet_file, "webdataset": read_webdataset_shard}
+
+
+def read_light(path: str, source: str, file_format: str) -> Iterator[Sample | ErrorRecord]:
+    """The file's samples without their media bytes, each noting the file that holds them."""
+    for item in READERS[file_format](path, source):
+        if isinstance(item, Sample):
+            item = item.replace(
+                media=[MediaRef(ref.kind, ref.path) for ref in item.media],
+                media_file=(file_format, path, source),
+            )
+        yield item
+
+
+def read_kept(
+    media_file: tuple[str, str, str], kept: Iterable[Sample]
+) -> Iterator[Sample | ErrorRecord]:
+    """The kept samples of one file, read again whole (media bytes included)."""
+    file_format, path, source = media_file
+    waiting = {sample.origin: sample for sample in kept}
+    for item in READERS[file_format](path, source):
+        if isinstance(item, Sample) and waiting.pop(item.origin, None) is not None:
+            yield item
+            if not waiting:
+                return
+    for sample in waiting.values():
+        detail = f"{path} no longer holds this sample: the file changed during the run"
+        yield ErrorRecord.for_sample(
+            sample.replace(media_file=None), "fetch", "media_missing", detail
+        )
