@@ -7,9 +7,12 @@ with different extra fields share one schema and are written back unchanged.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import fsspec
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from transforms.read_manifest import record_to_sample
 from transforms.record import IMAGE, ErrorRecord, MediaRef, Sample
@@ -32,6 +35,15 @@ SCHEMA = pa.schema(
     ]
 )
 OUTPUT_ONLY_COLUMNS = ("score", "reason", "detail")
+# Rows decoded at a time when reading: memory stays at one row group however big the file.
+READ_BATCH_ROWS = 64
+
+
+def iter_rows(path: str) -> Iterator[dict[str, Any]]:
+    """Every row of a Parquet file (local or any fsspec URL) as a dict, in file order."""
+    with fsspec.open(path, "rb") as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=READ_BATCH_ROWS):
+            yield from batch.to_pylist()
 
 
 def sample_to_row(sample: Sample) -> dict[str, Any]:

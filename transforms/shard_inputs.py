@@ -10,24 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-import fsspec
-import pyarrow.parquet as pq
-
-from transforms.parquet_rows import row_to_sample
+from transforms.parquet_rows import iter_rows, row_to_sample
 from transforms.read_webdataset import read_webdataset_shard
 from transforms.record import ErrorRecord, MediaRef, Sample
 
-READ_BATCH_ROWS = 64
-
 
 def read_parquet_file(path: str, source: str) -> Iterator[Sample | ErrorRecord]:
-    """Every row of one Parquet file as a sample, a small batch of rows at a time."""
-    row_number = 0
-    with fsspec.open(path, "rb") as handle:
-        for batch in pq.ParquetFile(handle).iter_batches(batch_size=READ_BATCH_ROWS):
-            for row in batch.to_pylist():
-                yield row_to_sample(row, source, f"{path}#{row_number}")
-                row_number += 1
+    """Every row of one Parquet file as a sample; the origin names the file and row."""
+    for row_number, row in enumerate(iter_rows(path)):
+        yield row_to_sample(row, source, f"{path}#{row_number}")
 
 
 READERS = {"parquet": read_parquet_file, "webdataset": read_webdataset_shard}

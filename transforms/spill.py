@@ -13,11 +13,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import fsspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from transforms.parquet_rows import SCHEMA, row_to_sample, sample_to_row
+from transforms.parquet_rows import SCHEMA, iter_rows, row_to_sample, sample_to_row
 from transforms.record import Sample
 from transforms.write_shards import ParquetShard
 
@@ -26,8 +24,6 @@ SPILL_SCHEMA = (
     .append(pa.field("timings", pa.string()))
     .append(pa.field("cached", pa.bool_()))
 )
-# Rows read back at a time: bounded memory however large a spill shard is.
-READ_BATCH_ROWS = 64
 SPILL_SHARD_MB = 64
 
 
@@ -46,12 +42,8 @@ class SpillShard(ParquetShard):
 
 def read_spilled(path: str) -> Iterator[Sample]:
     """Every sample of one spill shard, exactly as it was spilled."""
-    with fsspec.open(path, "rb") as handle:
-        for batch in pq.ParquetFile(handle).iter_batches(batch_size=READ_BATCH_ROWS):
-            for row in batch.to_pylist():
-                sample = row_to_sample(row, row["source"], row["origin"])
-                yield sample.replace(
-                    score=row["score"],
-                    timings=json.loads(row["timings"]),
-                    cached=row["cached"],
-                )
+    for row in iter_rows(path):
+        sample = row_to_sample(row, row["source"], row["origin"])
+        yield sample.replace(
+            score=row["score"], timings=json.loads(row["timings"]), cached=row["cached"]
+        )
