@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import fsspec
 
+from transforms.storage import remove_tree
+
 # Scored samples waiting for a percentile cut (transforms/spill.py), removed when the run ends.
 SPILL_DIR = ".spill"
 RUN_ENTRIES = ("clean", "review", "errors", "report", SPILL_DIR, "_SUCCESS")
@@ -29,12 +31,8 @@ def prepare_output(prefix: str, overwrite: bool) -> None:
             "or choose another --output"
         )
     for entry in RUN_ENTRIES:
-        target = f"{path}/{entry}"
-        if fs.exists(target):
-            fs.rm(target, recursive=True)
+        remove_tree(f"{prefix.rstrip('/')}/{entry}")
 
 
 def remove_spill(prefix: str) -> None:
-    fs, _, (path,) = fsspec.get_fs_token_paths(f"{prefix.rstrip('/')}/{SPILL_DIR}")
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+    remove_tree(f"{prefix.rstrip('/')}/{SPILL_DIR}")

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from transforms.record import Sample
-from transforms.storage import glob_paths
+from transforms.storage import glob_paths, open_for_write
 
 SCHEMA = pa.schema([("key", pa.string()), ("score", pa.float64())])
 CACHED = "cached"
@@ -86,11 +86,10 @@ class PersistScores(beam.DoFn):
         keys, scores = zip(*self._rows, strict=True)
         table = pa.table({"key": list(keys), "score": list(scores)}, schema=SCHEMA)
         name = f"{self._directory}/scores-{uuid.uuid4().hex}.parquet"
-        fs, _, (path,) = fsspec.get_fs_token_paths(name)
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         # Write then rename, so a reader never sees half a file (a killed run leaves only
         # an ignored .tmp).
-        with fs.open(path + ".tmp", "wb") as handle:
+        with open_for_write(name + ".tmp") as handle:
             pq.write_table(table, handle)
+        fs, _, (path,) = fsspec.get_fs_token_paths(name)
         fs.mv(path + ".tmp", path)
         self._rows = []

@@ -1,4 +1,4 @@
-"""Globbing local paths and object-store URLs alike.
+"""Files on local disk and object stores alike, through fsspec.
 
 fsspec's glob drops the protocol (`s3://bucket/x` comes back as `bucket/x`); everything
 downstream (fsspec opens, Beam's file IO) needs it back, while local paths stay plain.
@@ -15,3 +15,17 @@ def glob_paths(pattern: str) -> list[str]:
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     prefix = "" if protocol in ("file", "local") else f"{protocol}://"
     return [f"{prefix}{m}" if prefix and "://" not in m else m for m in sorted(fs.glob(pattern))]
+
+
+def open_for_write(url: str):
+    """A binary write handle for `url`, its parent folders made (object stores need none)."""
+    fs, _, (path,) = fsspec.get_fs_token_paths(url)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    return fs.open(path, "wb")
+
+
+def remove_tree(url: str) -> None:
+    """Delete a file or folder if it is there."""
+    fs, _, (path,) = fsspec.get_fs_token_paths(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)

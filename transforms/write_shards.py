@@ -25,6 +25,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.parquet_rows import SCHEMA, sample_to_row
 from transforms.record import Sample
+from transforms.storage import open_for_write, remove_tree
 from transforms.webdataset_rows import sample_key, sample_to_files
 
 # A Parquet row group is flushed at whichever comes first: memory per writer (and per reader:
@@ -97,13 +98,6 @@ SHARD_TYPES = {"parquet": ParquetShard, "webdataset": TarShard}
 SUFFIXES = {name: shard_type.SUFFIX for name, shard_type in SHARD_TYPES.items()}
 
 
-def _create(url: str):
-    """A binary write handle for `url` on any fsspec filesystem, parent folders made."""
-    fs, _, (path,) = fsspec.get_fs_token_paths(url)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    return fs.open(path, "wb")
-
-
 class WriteTempShards(beam.DoFn):
     """Stream samples into temp shards under `temp_dir`; output each finished shard's path."""
 
@@ -130,7 +124,7 @@ class WriteTempShards(beam.DoFn):
 
     def _open(self) -> None:
         self._path = f"{self._temp_dir}/{uuid.uuid4().hex}{self._shard_type.SUFFIX}"
-        self._handle = _create(self._path)
+        self._handle = open_for_write(self._path)
         self._shard = self._shard_type(self._handle)
         self._written = 0
 
@@ -147,12 +141,12 @@ def finalize_shards(_, directory: str, temp_dir: str, file_format: str, temp_pat
     No samples still gives one empty shard, so readers globbing the folder find the schema.
     Safe to retry: a shard already renamed by an earlier attempt is left as it is.
     """
-    fs, _, (temp_root,) = fsspec.get_fs_token_paths(temp_dir)
+    fs, _, _ = fsspec.get_fs_token_paths(temp_dir)
     suffix = SUFFIXES[file_format]
     paths = sorted(temp_paths)
     if not paths:
         empty = f"{temp_dir}/empty{suffix}"
-        with _create(empty) as handle:
+        with open_for_write(empty) as handle:
             SHARD_TYPES[file_format](handle).close()
         paths = [empty]
     total = len(paths)
@@ -162,8 +156,7 @@ def finalize_shards(_, directory: str, temp_dir: str, file_format: str, temp_pat
         if fs.exists(source):
             fs.mv(source, fsspec.get_fs_token_paths(final)[2][0])
         yield final
-    if fs.exists(temp_root):
-        fs.rm(temp_root, recursive=True)
+    remove_tree(temp_dir)
 
 
 class WriteSamples(beam.PTransform):
