@@ -157,6 +157,54 @@ def _score_branches(decoded, config: RunConfig) -> list:
     ]
 
 
+def _cache_dir(config: RunConfig) -> str | None:
+    """The score cache folder for this scoring setup, or None without a cache."""
+    if not config.score_cache:
+        return None
+    models_used = [config.model, config.model_options]
+    if config.text_model:
+        models_used += [config.text_model, config.text_model_options]
+    return f"{config.score_cache.rstrip('/')}/{model_cache_id(models_used)}"
+
+
+def _look_up_score_cache(p, samples, cache_dir: str):
+    """(samples still to score, samples served from the cache).
+
+    The cache is (key, score) pairs: small enough to look up as a side input, which keeps the
+    media-carrying samples out of a GroupByKey.
+    """
+    known_scores = (
+        p
+        | "CacheFiles" >> beam.Create(cache_files(cache_dir))
+        | "ReadCache" >> beam.FlatMap(read_cache_file)
+    )
+    looked_up = samples | "LookUpScoreCache" >> beam.Map(
+        look_up_cached, beam.pvalue.AsDict(known_scores)
+    ).with_outputs(CACHED, main="fresh")
+    return looked_up.fresh, looked_up[CACHED]
+
+
+def _score(decoded, config: RunConfig, cache_dir: str | None) -> tuple[list, list]:
+    """([scored samples per model], [score errors per model]); scores persisted if cached."""
+    scored_branches, score_errors = [], []
+    for i, predictions in enumerate(_score_branches(decoded, config)):
+        scored = (
+            predictions
+            | f"AttachScores{i}" >> beam.Map(_scored)
+            | f"SplitScoreErrors{i}"
+            >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="ok")
+        )
+        ok = scored.ok | f"CountScored{i}" >> beam.ParDo(CountProgress(SCORED))
+        if cache_dir:
+            # Persisted before routing: a retried or killed run keeps what it already scored.
+            ok = ok | f"PersistScores{i}" >> beam.ParDo(
+                PersistScores(cache_dir, config.score_cache_flush_every)
+            )
+        scored_branches.append(ok)
+        score_errors.append(scored[ERRORS_TAG])
+    return scored_branches, score_errors
+
+
 def _rule_route(sample: Sample):
     broken = check_rules(sample)
     if broken is None:
@@ -338,23 +386,11 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         config.allow_media_outside_root,
     )
     checked = samples | "CheckRules" >> beam.Map(_rule_route).with_outputs(REVIEW, main="pass")
-    to_score, cached_branches, cache_dir = checked["pass"], [], None
-    if config.score_cache:
-        models_used = [config.model, config.model_options]
-        if config.text_model:
-            models_used += [config.text_model, config.text_model_options]
-        cache_dir = f"{config.score_cache.rstrip('/')}/{model_cache_id(models_used)}"
-        # The cache is (key, score) pairs: small enough to look up as a side input, which
-        # keeps the media-carrying samples out of a GroupByKey.
-        known_scores = (
-            p
-            | "CacheFiles" >> beam.Create(cache_files(cache_dir))
-            | "ReadCache" >> beam.FlatMap(read_cache_file)
-        )
-        looked_up = to_score | "LookUpScoreCache" >> beam.Map(
-            look_up_cached, beam.pvalue.AsDict(known_scores)
-        ).with_outputs(CACHED, main="fresh")
-        to_score, cached_branches = looked_up.fresh, [looked_up[CACHED]]
+    cache_dir = _cache_dir(config)
+    to_score, cached_branches = checked["pass"], []
+    if cache_dir:
+        to_score, cached = _look_up_score_cache(p, to_score, cache_dir)
+        cached_branches.append(cached)
     decoded, decode_errors = apply_step(
         to_score,
         "DecodeMedia",
@@ -365,22 +401,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         config.decode.max_frames,
         KillableVideoDecoder(config.decode.video_timeout_s),
     )
-    scored_branches, score_errors = [], []
-    for i, predictions in enumerate(_score_branches(decoded, config)):
-        scored = (
-            predictions
-            | f"AttachScores{i}" >> beam.Map(_scored)
-            | f"SplitScoreErrors{i}"
-            >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="ok")
-        )
-        ok = scored.ok | f"CountScored{i}" >> beam.ParDo(CountProgress(SCORED))
-        if cache_dir:
-            # Persisted before routing: a retried or killed run keeps what it already scored.
-            ok = ok | f"PersistScores{i}" >> beam.ParDo(
-                PersistScores(cache_dir, config.score_cache_flush_every)
-            )
-        scored_branches.append(ok)
-        score_errors.append(scored[ERRORS_TAG])
+    scored_branches, score_errors = _score(decoded, config, cache_dir)
     spill_dir = f"{prefix}/{SPILL_DIR}"
     clean, low, cuts = _route(scored_branches + cached_branches, config, spill_dir)
     clean = _counted(clean, "CountClean", CLEAN)
