@@ -56,11 +56,14 @@ class ParquetShard:
     def to_row(sample: Sample) -> dict:
         return sample_to_row(sample)
 
-    def write(self, sample: Sample) -> None:
+    def write(self, sample: Sample) -> int:
+        """Buffer one sample; return roughly how many bytes it adds."""
+        size = sample_bytes(sample)
         self._rows.append(self.to_row(sample))
-        self._buffered += sample_bytes(sample)
+        self._buffered += size
         if self._buffered >= ROW_GROUP_BYTES or len(self._rows) >= ROW_GROUP_ROWS:
             self._flush()
+        return size
 
     def _flush(self) -> None:
         if self._rows:
@@ -81,14 +84,17 @@ class TarShard:
         self._tar = tarfile.open(fileobj=handle, mode="w|", format=tarfile.PAX_FORMAT)
         self._mtime = time.time()
 
-    def write(self, sample: Sample) -> None:
-        key = sample_key(sample)
+    def write(self, sample: Sample) -> int:
+        """Write one sample's files; return how many bytes of content they hold."""
+        key, size = sample_key(sample), 0
         for suffix, data in sample_to_files(sample).items():
             info = tarfile.TarInfo(f"{key}.{suffix}")
             info.size = len(data)
             info.mtime = self._mtime
             info.mode = 0o644
             self._tar.addfile(info, io.BytesIO(data))
+            size += len(data)
+        return size
 
     def close(self) -> None:
         self._tar.close()  # leaves the handle open: the caller owns it
@@ -113,8 +119,7 @@ class WriteTempShards(beam.DoFn):
     def process(self, sample: Sample):
         if self._shard is None:
             self._open()
-        self._shard.write(sample)
-        self._written += sample_bytes(sample)
+        self._written += self._shard.write(sample)
         if self._written >= self._shard_bytes:
             yield self._close()
 
