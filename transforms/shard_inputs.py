@@ -48,6 +48,4 @@ def read_kept(
                 return
     for sample in waiting.values():
         detail = f"{path} no longer holds this sample: the file changed during the run"
-        yield ErrorRecord.for_sample(
-            sample.replace(media_file=None), "fetch", "media_missing", detail
-        )
+        yield ErrorRecord.for_sample(sample, "fetch", "media_missing", detail)
