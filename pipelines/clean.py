@@ -7,7 +7,9 @@ up, so `_SUCCESS` means the whole run landed.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import time
 
 import apache_beam as beam
@@ -20,7 +22,14 @@ from models.registry import loader_for, token_estimator_for
 from pipelines.config import RunConfig
 from pipelines.output_prefix import SPILL_DIR, remove_spill
 from pipelines.progress import READ, SCORED, CountProgress
-from pipelines.steps import ERRORS_TAG, SplitErrors, apply_step
+from pipelines.steps import (
+    ERRORS_TAG,
+    GroupStep,
+    SplitErrors,
+    apply_step,
+    guarded,
+    unexpected_error,
+)
 from transforms import report
 from transforms.decode_media import decode_sample
 from transforms.fetch_media import fetch_media
@@ -42,6 +51,7 @@ from transforms.score_cache import (
     CACHED,
     PersistScores,
     cache_files,
+    compact,
     look_up_cached,
     model_cache_id,
     read_cache_file,
@@ -51,7 +61,16 @@ from transforms.spill import SPILL_SHARD_MB, SpillShard, read_spilled
 from transforms.storage import glob_paths
 from transforms.video_archives import list_archive_videos
 from transforms.video_worker import KillableVideoDecoder
-from transforms.write_shards import WriteSamples, WriteTempShards
+from transforms.write_shards import (
+    OUTCOMES,
+    WRITE_ERRORS,
+    WriteLines,
+    WriteSamples,
+    WriteTempShards,
+)
+
+# Error records are small; their JSON Lines files roll over at this size.
+ERRORS_SHARD_MB = 64
 
 
 class DataMissingError(FileNotFoundError):
@@ -168,7 +187,7 @@ def _cache_dir(config: RunConfig) -> str | None:
 
 
 def _look_up_score_cache(p, samples, cache_dir: str):
-    """(samples still to score, samples served from the cache).
+    """Outputs `samples` (still to score), `cached` (served from the cache) and `errors`.
 
     The cache is (key, score) pairs: small enough to look up as a side input, which keeps the
     media-carrying samples out of a GroupByKey.
@@ -178,30 +197,33 @@ def _look_up_score_cache(p, samples, cache_dir: str):
         | "CacheFiles" >> beam.Create(cache_files(cache_dir))
         | "ReadCache" >> beam.FlatMap(read_cache_file)
     )
-    looked_up = samples | "LookUpScoreCache" >> beam.Map(
-        look_up_cached, beam.pvalue.AsDict(known_scores)
-    ).with_outputs(CACHED, main="fresh")
-    return looked_up.fresh, looked_up[CACHED]
+    return guarded(
+        samples,
+        "LookUpScoreCache",
+        "cache",
+        look_up_cached,
+        beam.pvalue.AsDict(known_scores),
+        tags=(CACHED,),
+    )
 
 
 def _score(decoded, config: RunConfig, cache_dir: str | None) -> tuple[list, list]:
     """([scored samples per model], [score errors per model]); scores persisted if cached."""
     scored_branches, score_errors = [], []
     for i, predictions in enumerate(_score_branches(decoded, config)):
-        scored = (
-            predictions
-            | f"AttachScores{i}" >> beam.Map(_scored)
-            | f"SplitScoreErrors{i}"
-            >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="ok")
+        ok, errors = apply_step(
+            predictions, f"AttachScores{i}", "score", _scored, sample_of=lambda r: r.example
         )
-        ok = scored.ok | f"CountScored{i}" >> beam.ParDo(CountProgress(SCORED))
+        ok = ok | f"CountScored{i}" >> beam.ParDo(CountProgress(SCORED))
         if cache_dir:
             # Persisted before routing: a retried or killed run keeps what it already scored.
             ok = ok | f"PersistScores{i}" >> beam.ParDo(
-                PersistScores(cache_dir, config.score_cache_flush_every)
+                PersistScores(
+                    cache_dir, config.score_cache_flush_every, config.score_cache_flush_seconds
+                )
             )
         scored_branches.append(ok)
-        score_errors.append(scored[ERRORS_TAG])
+        score_errors.append(errors)
     return scored_branches, score_errors
 
 
@@ -218,13 +240,22 @@ def _tagged(routed: tuple[str, Sample]):
     return beam.pvalue.TaggedOutput(route, sample) if route == REVIEW else sample
 
 
+def _route_by_threshold(sample: Sample, threshold: float):
+    return _tagged(route_by_threshold(sample, threshold))
+
+
 def _route_spilled(path: str, cuts: dict[str, float], percentile: float):
+    """Route every sample of one spill shard by its source's cut; a failure costs one sample."""
     for sample in read_spilled(path):
-        yield route_by_cut(sample, cuts[sample.source], percentile)
+        try:
+            yield _tagged(route_by_cut(sample, cuts[sample.source], percentile))
+        except Exception as exc:  # noqa: BLE001 - the same policy as every per-sample step
+            yield beam.pvalue.TaggedOutput(ERRORS_TAG, unexpected_error(sample, "route", exc))
 
 
 def _route(branches: list, config: RunConfig, spill_dir: str):
-    """([clean], [review], cuts) from branches of scored samples, by threshold or percentile.
+    """([clean], [review], [errors], cuts) from branches of scored samples, by threshold or
+    percentile.
 
     Each branch is routed on its own; only the light (source, score) pairs are flattened to
     find the cuts. `cuts` holds (source, cut) so the report can mark it on each histogram.
@@ -244,7 +275,14 @@ def _route(branches: list, config: RunConfig, spill_dir: str):
             | "ThresholdCut" >> beam.Map(lambda source, t: (source, t), config.threshold)
         )
         routed = [
-            branch | f"RouteByScore{i}" >> beam.Map(route_by_threshold, config.threshold)
+            guarded(
+                branch,
+                f"RouteByScore{i}",
+                "route",
+                _route_by_threshold,
+                config.threshold,
+                tags=(REVIEW,),
+            )
             for i, branch in enumerate(branches)
         ]
     else:
@@ -267,14 +305,14 @@ def _route(branches: list, config: RunConfig, spill_dir: str):
         routed = [
             spilled
             | "RouteByPercentile"
-            >> beam.FlatMap(_route_spilled, beam.pvalue.AsDict(cuts), config.percentile)
+            >> beam.FlatMap(
+                _route_spilled, beam.pvalue.AsDict(cuts), config.percentile
+            ).with_outputs(ERRORS_TAG, REVIEW, main="samples")
         ]
-    clean, review = [], []
-    for i, branch in enumerate(routed):
-        split = branch | f"SplitRoute{i}" >> beam.Map(_tagged).with_outputs(REVIEW, main=CLEAN)
-        clean.append(split[CLEAN])
-        review.append(split[REVIEW])
-    return clean, review, cuts
+    clean = [split["samples"] for split in routed]
+    review = [split[REVIEW] for split in routed]
+    errors = [split[ERRORS_TAG] for split in routed]
+    return clean, review, errors, cuts
 
 
 def _how_scored(sample: Sample) -> str:
@@ -288,6 +326,11 @@ def _outcome(item: Sample | ErrorRecord, route: str) -> tuple:
     if isinstance(item, ErrorRecord):
         return item.source, route, None, {}
     return item.source, route, _how_scored(item), item.timings
+
+
+def _describe_for(route: str):
+    """The writers' `describe`: each written sample's outcome for `route`."""
+    return functools.partial(_outcome, route=route)
 
 
 def _sum_timings(timings_list) -> dict[str, float]:
@@ -316,6 +359,7 @@ def _lines(branches: list, label: str, to_line) -> beam.PCollection:
 def _finish(
     _,
     prefix,
+    cache_dir,
     max_error_fraction,
     settings,
     started_at,
@@ -350,7 +394,16 @@ def _finish(
     # The shards are finalized (side inputs), so the page can read them back.
     write_html_report(prefix, summary)
     report.write_success(prefix)
+    if cache_dir:
+        _compact_cache(cache_dir)
     yield summary
+
+
+def _compact_cache(cache_dir: str) -> None:
+    try:
+        compact(cache_dir)
+    except Exception as exc:  # noqa: BLE001 - the run is done; an uncompacted cache still works
+        logging.getLogger(__name__).warning("could not compact the score cache: %s", exc)
 
 
 def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) -> None:
@@ -369,28 +422,30 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         ERRORS_TAG, main="samples"
     )
     archives = sorted({a for source in inputs.values() for a in source["archives"]})
+    keyed = guarded(read.samples, "KeyByMediaGroup", "read", group_key, _archive_index(p, archives))
     grouped = (
-        read.samples
-        | "KeyByMediaGroup" >> beam.Map(group_key, _archive_index(p, archives))
+        keyed.samples
         | "GroupByMediaSource" >> beam.GroupByKey()
-        | "DropDuplicatesAttachVideos" >> beam.FlatMap(open_group)
-        | "SplitDuplicates" >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="samples")
+        | "DropDuplicatesAttachVideos"
+        >> beam.ParDo(GroupStep("fetch", open_group)).with_outputs(ERRORS_TAG, main="samples")
     )
-    samples = grouped.samples
-    samples, fetch_errors = apply_step(
-        samples,
+    fetched = guarded(
+        grouped.samples,
         "FetchMedia",
         "fetch",
         fetch_media,
         media_roots(config),
         config.allow_media_outside_root,
+        frozenset(s.name for s in config.sources if s.remote_media),
     )
-    checked = samples | "CheckRules" >> beam.Map(_rule_route).with_outputs(REVIEW, main="pass")
+    checked = guarded(fetched.samples, "CheckRules", "rules", _rule_route, tags=(REVIEW,))
     cache_dir = _cache_dir(config)
-    to_score, cached_branches = checked["pass"], []
+    to_score, cached_branches, cache_errors = checked.samples, [], []
     if cache_dir:
-        to_score, cached = _look_up_score_cache(p, to_score, cache_dir)
-        cached_branches.append(cached)
+        looked_up = _look_up_score_cache(p, to_score, cache_dir)
+        to_score = looked_up.samples
+        cached_branches.append(looked_up[CACHED])
+        cache_errors.append(looked_up[ERRORS_TAG])
     decoded, decode_errors = apply_step(
         to_score,
         "DecodeMedia",
@@ -403,39 +458,53 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
     )
     scored_branches, score_errors = _score(decoded, config, cache_dir)
     spill_dir = f"{prefix}/{SPILL_DIR}"
-    clean, low, cuts = _route(scored_branches + cached_branches, config, spill_dir)
+    clean, low, route_errors, cuts = _route(scored_branches + cached_branches, config, spill_dir)
     clean = _counted(clean, "CountClean", CLEAN)
     review = _counted([checked[REVIEW], *low], "CountReview", REVIEW)
+
+    # A sample counts as clean or review once it is in a shard: outcomes come from the writers.
+    write_clean = clean | "WriteClean" >> WriteSamples(
+        f"{prefix}/clean", config.format, config.shard_mb, _describe_for(CLEAN)
+    )
+    write_review = review | "WriteReview" >> WriteSamples(
+        f"{prefix}/review", config.format, config.shard_mb, _describe_for(REVIEW)
+    )
     errors = (
-        (read[ERRORS_TAG], grouped[ERRORS_TAG], fetch_errors, decode_errors, *score_errors)
+        (
+            read[ERRORS_TAG],
+            keyed[ERRORS_TAG],
+            grouped[ERRORS_TAG],
+            fetched[ERRORS_TAG],
+            checked[ERRORS_TAG],
+            *cache_errors,
+            decode_errors,
+            *score_errors,
+            *route_errors,
+            write_clean[WRITE_ERRORS],
+            write_review[WRITE_ERRORS],
+        )
         | "AllErrors" >> beam.Flatten()
         | "CountErrors" >> beam.ParDo(CountProgress(ERRORS))
     )
-
+    write_errors = errors | "WriteErrors" >> WriteSamples(
+        f"{prefix}/errors", "jsonl", ERRORS_SHARD_MB, _describe_for(ERRORS), name="errors"
+    )
     written = [
-        clean | "WriteClean" >> WriteSamples(f"{prefix}/clean", config.format, config.shard_mb),
-        review | "WriteReview" >> WriteSamples(f"{prefix}/review", config.format, config.shard_mb),
-        errors
-        | "ErrorsToJson" >> beam.Map(lambda e: json.dumps(e.to_json(), ensure_ascii=False))
-        | "WriteErrors"
-        >> beam.io.WriteToText(f"{prefix}/errors/errors", file_name_suffix=".jsonl"),
+        write_clean["files"],
+        write_review["files"],
+        write_errors["files"],
         _lines(review, "FlaggedJson", report.flagged_json_line)
-        | "WriteFlaggedJsonl"
-        >> beam.io.WriteToText(f"{prefix}/report/flagged.jsonl", shard_name_template=""),
+        | "WriteFlaggedJsonl" >> WriteLines(f"{prefix}/report/flagged.jsonl"),
         _lines(review, "FlaggedCsv", report.flagged_csv_line)
         | "WriteFlaggedCsv"
-        >> beam.io.WriteToText(
-            f"{prefix}/report/flagged.csv",
-            shard_name_template="",
-            header=report.FLAGGED_CSV_HEADER,
-        ),
+        >> WriteLines(f"{prefix}/report/flagged.csv", header=report.FLAGGED_CSV_HEADER),
     ]
     files_written = tuple(written) | "AllWrittenFiles" >> beam.Flatten()
     # One light record per sample feeds every count in the summary.
     outcomes = (
-        *(b | f"CleanOutcome{i}" >> beam.Map(_outcome, CLEAN) for i, b in enumerate(clean)),
-        *(b | f"ReviewOutcome{i}" >> beam.Map(_outcome, REVIEW) for i, b in enumerate(review)),
-        errors | "ErrorOutcome" >> beam.Map(_outcome, ERRORS),
+        write_clean[OUTCOMES],
+        write_review[OUTCOMES],
+        write_errors[OUTCOMES],
     ) | "AllOutcomes" >> beam.Flatten()
     kept = outcomes | "Kept" >> beam.Filter(lambda o: o[1] != ERRORS)
     settings = {
@@ -455,6 +524,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         >> beam.FlatMap(
             _finish,
             prefix,
+            cache_dir,
             config.max_error_fraction,
             settings,
             started_at,

@@ -31,6 +31,8 @@ class SourceConfig:
     format: str = "llava"
     media_root: str = ""
     video_archives: tuple[str, ...] = ()
+    # Media named by URL (http://, s3://, ...) is fetched only when the source allows it.
+    remote_media: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,10 @@ class RunConfig:
     max_error_fraction: float = 0.05
     # Folder of the score cache (one subfolder per model); None scores everything every run.
     score_cache: str | None = None
-    score_cache_flush_every: int = 500
+    # Scores reach the cache every this many samples or seconds, whichever comes first: a
+    # killed run loses at most that much scoring.
+    score_cache_flush_every: int = 64
+    score_cache_flush_seconds: float = 30.0
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     layout_help: str = ""
 
@@ -132,6 +137,7 @@ def _source(raw: dict[str, Any]) -> SourceConfig:
         format=raw.get("format", "llava"),
         media_root=raw.get("media_root", ""),
         video_archives=as_tuple(raw.get("video_archives", ())),
+        remote_media=raw.get("remote_media", False),
     )
 
 

@@ -192,7 +192,70 @@ MANIFEST_CASES = {
                 {"from": "bot", "value": "Hello."},
             ],
         },
-        ("review", None, "missing_turn"),
+        ("errors", "read", "bad_conversation"),
+    ),
+    "chat-style-turns": (
+        {
+            "id": "chat-style-turns",
+            "conversations": [
+                {"role": "system", "content": "You are helpful."},
+                {"role": "User", "content": "What is two plus two?"},
+                {"role": "assistant", "content": "Two plus two is four."},
+            ],
+        },
+        CLEAN,
+    ),
+    "1234": (
+        {"id": 1234, "conversations": conversation("Q?", "An integer id is fine.", "")},
+        CLEAN,
+    ),
+    "float-id (found by position)": (
+        {"id": 12.5, "conversations": conversation("Q?", "A float id is not.", "")},
+        ("errors", "read", "bad_id"),
+    ),
+    "null-conversations": (
+        {"id": "null-conversations", "conversations": None},
+        ("errors", "read", "missing_conversations"),
+    ),
+    "image-list": (
+        {
+            "id": "image-list",
+            "image": ["media/control-image.jpg", "media/cmyk-jpeg.jpg"],
+            "conversations": conversation("Compare <image> and <image>.", "Both are pictures."),
+        },
+        CLEAN,
+    ),
+    "null-image": (
+        {"id": "null-image", "image": None, "conversations": conversation("Q?", "Text only.", "")},
+        CLEAN,
+    ),
+    "image-list-with-number": (
+        {
+            "id": "image-list-with-number",
+            "image": ["media/control-image.jpg", 7],
+            "conversations": conversation("Q?", "An answer."),
+        },
+        ("errors", "read", "bad_media_path"),
+    ),
+    "directory-as-image": (
+        {"id": "directory-as-image", "image": "media", "conversations": conversation("Q?", "A.")},
+        ("errors", "fetch", "media_unreadable"),
+    ),
+    "http-image": (
+        {
+            "id": "http-image",
+            "image": "http://example.com/a.jpg",
+            "conversations": conversation("Q?", "An answer."),
+        },
+        ("errors", "fetch", "remote_media_not_allowed"),
+    ),
+    "file-url-image": (
+        {
+            "id": "file-url-image",
+            "image": "file:///etc/passwd",
+            "conversations": conversation("Q?", "An answer."),
+        },
+        ("errors", "fetch", "unsafe_media_path"),
     ),
     "empty-strings": (
         {"id": "empty-strings", "conversations": conversation("", "", "")},
@@ -220,7 +283,9 @@ def write_llava_corpus(root: Path) -> dict[str, tuple]:
         expected[case.id] = case.expected
     for key, (record, outcome) in MANIFEST_CASES.items():
         records.append(record)
-        expected[key] = outcome
+        # A record whose id is unusable is found in errors/ by its place in the file.
+        usable_id = isinstance(record.get("id"), (str, int))
+        expected[key if usable_id else f"main.json[{len(records) - 1}]"] = outcome
     records.append(MANIFEST_CASES["duplicate"][0])  # an exact repeat
     expected["duplicate-repeat"] = ("errors", "read", "duplicate_sample")
     records.append({"conversations": conversation("Q?", "No id.", "")})

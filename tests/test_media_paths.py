@@ -1,14 +1,23 @@
 import pytest
 
 from transforms.fetch_media import fetch_media
-from transforms.media_paths import UnsafePathError, join_inside, normalize_member
+from transforms.media_paths import RemoteMediaError, UnsafePathError, join_inside, normalize_member
 from transforms.record import ErrorRecord, MediaRef, Sample
 
 
-@pytest.mark.parametrize("path", ["../../etc/passwd", "/etc/passwd", "a/../../b", "s3://x/y"])
+@pytest.mark.parametrize(
+    "path", ["../../etc/passwd", "/etc/passwd", "a/../../b", "file:///etc/passwd", "\\x\\y"]
+)
 def test_paths_escaping_the_root_are_refused(path):
     with pytest.raises(UnsafePathError):
         join_inside("/data", path)
+
+
+@pytest.mark.parametrize("path", ["http://host/a.jpg", "https://h/b.png", "s3://x/y", "gs://b/c"])
+def test_urls_are_fetched_only_when_the_source_allows_it(path):
+    with pytest.raises(RemoteMediaError, match="remote_media: true"):
+        join_inside("/data", path)
+    assert join_inside("/data", path, allow_remote=True) == path
 
 
 def test_paths_inside_the_root_resolve():

@@ -1,23 +1,46 @@
-"""Resolving a sample's media reference to a file, without ever leaving the dataset root."""
+"""Resolving a sample's media reference to a file, without ever leaving the dataset root.
+
+Manifests come from the internet. A path such as `../../etc/passwd` must not make the pipeline
+read (and then write into its outputs) files outside the dataset, and a URL must not make a
+batch job on a million samples fetch from the network unless the user asked for it.
+"""
 
 from __future__ import annotations
 
 import posixpath
+import re
+
+# `http://`, `s3://`, `gs://`, ...: a scheme followed by ://, as fsspec reads them.
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 class UnsafePathError(ValueError):
     pass
 
 
-def join_inside(root: str, relative: str, allow_outside: bool = False) -> str:
-    """`root`/`relative`, refusing absolute paths and `..` that climb out of `root`.
+class RemoteMediaError(ValueError):
+    """A URL to another host or bucket, and the source does not allow fetching remote media."""
 
-    Manifests come from the internet; a path such as `../../etc/passwd` must not make the
-    pipeline read (and then write into its outputs) files outside the dataset.
+
+def join_inside(
+    root: str, relative: str, allow_outside: bool = False, allow_remote: bool = False
+) -> str:
+    """Where `relative` lives: `root`/`relative`, refusing what leaves the root.
+
+    Absolute paths, `file://` URLs and `..` that climbs out of `root` are refused unless
+    `allow_outside`; network URLs (`http://`, `s3://`, ...) unless `allow_remote`.
     """
-    if allow_outside and (relative.startswith("/") or "://" in relative):
+    url = _URL.match(relative)
+    if url and url.group(1).lower() != "file":
+        if not allow_remote:
+            raise RemoteMediaError(
+                f"media path {relative!r} is a URL; fetching media from the network is off "
+                "(set `remote_media: true` on the source to allow it)"
+            )
         return relative
-    if relative.startswith("/") or "://" in relative or relative.startswith("\\"):
+    if url or relative.startswith(("/", "\\")):
+        if allow_outside:
+            return relative
         raise UnsafePathError(f"absolute media path {relative!r} is not allowed")
     normalized = posixpath.normpath(relative)
     if not allow_outside and (normalized == ".." or normalized.startswith("../")):

@@ -14,8 +14,14 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from transforms.read_manifest import record_to_sample
+from transforms.read_guard import record_or_error
 from transforms.record import IMAGE, ErrorRecord, MediaRef, Sample
+from transforms.record_validation import (
+    InvalidRecord,
+    build_sample,
+    checked_media,
+    llava_record_to_sample,
+)
 
 SCHEMA = pa.schema(
     [
@@ -34,7 +40,6 @@ SCHEMA = pa.schema(
         ("detail", pa.string()),
     ]
 )
-OUTPUT_ONLY_COLUMNS = ("score", "reason", "detail")
 # Rows decoded at a time when reading: memory stays at one row group however big the file.
 READ_BATCH_ROWS = 64
 
@@ -60,34 +65,46 @@ def sample_to_row(sample: Sample) -> dict[str, Any]:
 
 
 def row_to_sample(row: dict[str, Any], default_source: str, origin: str) -> Sample | ErrorRecord:
-    """A row from our own shards (has `media` + `fields`) or a OneVision-style row."""
-    if "media" in row and "fields" in row:
-        return _own_row_to_sample(row, default_source, origin)
-    return _onevision_row_to_sample(row, default_source, origin)
+    """A row from our own shards (has `media` + `fields`) or a OneVision-style row; a row that
+    does not validate becomes an error record for that row."""
+    convert = own_row_to_sample if "media" in row and "fields" in row else onevision_row_to_sample
+    return record_or_error(convert, row, default_source, origin)
 
 
-def _own_row_to_sample(row: dict[str, Any], default_source: str, origin: str) -> Sample:
-    media = [MediaRef(m["kind"], m["path"], m["bytes"]) for m in row["media"] or []]
-    fields = json.loads(row["fields"]) if row.get("fields") else {}
-    conversations = [{"from": t["from"], "value": t["value"]} for t in row["conversations"]]
-    return Sample(
-        row["id"], row.get("source") or default_source, conversations, media, fields, origin
-    )
+def own_row_to_sample(row: dict[str, Any], default_source: str, origin: str) -> Sample:
+    raw_id = row.get("id")
+    sample_id = raw_id if isinstance(raw_id, str) else None
+    try:
+        fields = json.loads(row["fields"]) if row.get("fields") else {}
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecord(
+            "bad_fields", f"'fields' is not valid JSON ({exc})", sample_id
+        ) from None
+    source = row.get("source") or default_source
+    if not isinstance(source, str):
+        source = default_source
+    media = checked_media(row.get("media"), sample_id)
+    return build_sample(source, origin, raw_id, row.get("conversations"), media, fields)
 
 
-def _onevision_row_to_sample(
-    row: dict[str, Any], default_source: str, origin: str
-) -> Sample | ErrorRecord:
+def onevision_row_to_sample(row: dict[str, Any], default_source: str, origin: str) -> Sample:
     """`image` is a {bytes, path} struct (or a list of them); other columns are kept."""
     images = row.get(IMAGE)
     images = images if isinstance(images, list) else ([images] if images else [])
     record = {k: v for k, v in row.items() if k != IMAGE}
-    parsed = record_to_sample(record, row.get("data_source") or default_source, origin)
-    if isinstance(parsed, ErrorRecord):
-        return parsed
+    source = row.get("data_source") if isinstance(row.get("data_source"), str) else None
+    sample = llava_record_to_sample(record, source or default_source, origin)
     for position, image in enumerate(images):
-        if not isinstance(image, dict) or not image.get("bytes"):
-            continue
-        path = image.get("path") or f"{parsed.id}_{position}.jpg"
-        parsed.media.append(MediaRef(IMAGE, path, image["bytes"]))
-    return parsed
+        if not isinstance(image, dict):
+            raise InvalidRecord(
+                "bad_media", f"image {position} is not a {{bytes, path}} struct", sample.id
+            )
+        data, path = image.get("bytes"), image.get("path")
+        if not data:
+            continue  # OneVision rows without a picture carry an empty struct
+        if not isinstance(data, (bytes, bytearray)):
+            raise InvalidRecord("bad_media", f"image {position} bytes are not binary", sample.id)
+        if not isinstance(path, str) or not path:
+            path = f"{sample.id}_{position}.jpg"
+        sample.media.append(MediaRef(IMAGE, path, bytes(data)))
+    return sample

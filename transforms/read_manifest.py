@@ -12,12 +12,12 @@ from typing import Any
 
 import fsspec
 
-from transforms.record import IMAGE, VIDEO, ErrorRecord, MediaRef, Sample
+from transforms.read_guard import guarded_file, record_or_error
+from transforms.record import ErrorRecord, Sample, json_safe
+from transforms.record_validation import ID_KEYS, llava_record_to_sample
 
 _CHUNK_CHARS = 1 << 20
 _WHITESPACE = " \t\r\n"
-ID_KEYS = ("id", "idx")
-CONVERSATION_KEYS = ("conversations",)
 
 
 class ManifestError(ValueError):
@@ -84,81 +84,78 @@ def iter_json_array(stream, chunk_chars: int = _CHUNK_CHARS) -> Iterator[Any]:
 
 def record_to_sample(record: Any, source: str, origin: str) -> Sample | ErrorRecord:
     """Validate one manifest record and wrap it; anything malformed becomes an error record."""
-
-    def error(reason: str, detail: str, sample_id: str | None = None) -> ErrorRecord:
-        kept = record if isinstance(record, dict) else {"value": repr(record)[:1000]}
-        return ErrorRecord(source, "read", reason, detail, origin, sample_id, kept)
-
-    if not isinstance(record, dict):
-        return error("not_an_object", f"expected a JSON object, got {type(record).__name__}")
-    try:
-        # Files are read with surrogateescape so one bad byte costs one record, not the file.
-        json.dumps(record, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        # Keep the record for the person fixing it, the bad bytes shown as "?".
-        text = json.dumps(record, ensure_ascii=False)
-        shown = json.loads(text.encode("utf-8", "replace").decode("utf-8"))
-        bad = {k: v for k, v in shown.items() if k in ID_KEYS}
-        return ErrorRecord(
-            source,
-            "read",
-            "not_utf8",
-            f"the record contains bytes that are not valid UTF-8 ({bad or 'no id'})",
-            origin,
-            None,
-            shown,
-        )
-    id_key = next((k for k in ID_KEYS if k in record), None)
-    if id_key is None or not isinstance(record[id_key], (str, int)) or record[id_key] == "":
-        return error("missing_id", "the record has no 'id' (or 'idx') string")
-    sample_id = str(record[id_key])
-    conversations = record.get("conversations")
-    if not isinstance(conversations, list) or not conversations:
-        return error("missing_conversations", "'conversations' is absent or empty", sample_id)
-    for turn_number, turn in enumerate(conversations):
-        if not isinstance(turn, dict) or not isinstance(turn.get("from"), str):
-            return error("bad_conversation", f"turn {turn_number} has no string 'from'", sample_id)
-        if not isinstance(turn.get("value"), str):
-            return error("bad_conversation", f"turn {turn_number} has no string 'value'", sample_id)
-    media: list[MediaRef] = []
-    for kind in (IMAGE, VIDEO):
-        value = record.get(kind)
-        paths = value if isinstance(value, list) else ([] if value in (None, "") else [value])
-        for path in paths:
-            if not isinstance(path, str) or not path:
-                return error("bad_media_path", f"'{kind}' must be a path string", sample_id)
-            media.append(MediaRef(kind, path))
-    fields = {k: v for k, v in record.items() if k not in (id_key, "conversations", IMAGE, VIDEO)}
-    if id_key != "id":
-        fields["_id_field"] = id_key  # so a writer can restore the original key name
-    turns = [{"from": t["from"], "value": t["value"]} for t in conversations]
-    return Sample(sample_id, source, turns, media, fields, origin)
+    if isinstance(record, dict):
+        try:
+            # Files are read with surrogateescape so one bad byte costs one record, not the file.
+            json.dumps(record, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            # Keep the record for the person fixing it, the bad bytes shown as "?".
+            shown = json_safe(record)
+            bad = {k: v for k, v in shown.items() if k in ID_KEYS}
+            detail = f"the record contains bytes that are not valid UTF-8 ({bad or 'no id'})"
+            return ErrorRecord(source, "read", "not_utf8", detail, origin, None, shown)
+    return record_or_error(llava_record_to_sample, record, source, origin)
 
 
 def read_manifest(path: str, source: str) -> Iterator[Sample | ErrorRecord]:
-    """Stream one manifest file (.json array or .jsonl) as samples and error records."""
-    try:
-        with fsspec.open(path, "rt", encoding="utf-8", errors="surrogateescape") as stream:
-            if path.endswith(".jsonl"):
-                yield from _read_jsonl(stream, path, source)
-            else:
-                yield from _read_array(stream, path, source)
-    except FileNotFoundError:
-        yield ErrorRecord(source, "read", "manifest_missing", f"{path} does not exist", path)
+    """Stream one manifest file as samples and error records; never raises.
+
+    A JSON array or JSON Lines (chosen by the first character, so a `.json` file that holds
+    lines works too), optionally compressed (`.gz`, `.zst`, ... by suffix), with or without a
+    byte-order mark.
+    """
+    yield from guarded_file(_read_manifest, path, source, reason="malformed_json")
+
+
+def _read_manifest(path: str, source: str) -> Iterator[Sample | ErrorRecord]:
+    with fsspec.open(
+        path, "rt", encoding="utf-8-sig", errors="surrogateescape", compression="infer"
+    ) as stream:
+        first = stream.read(1)
+        while first and first in _WHITESPACE:
+            first = stream.read(1)
+        if first == "[":
+            yield from _read_array(_Prepended(first, stream), path, source)
+        elif first == "{":
+            yield from _read_jsonl(_Prepended(first, stream), path, source)
+        elif first:
+            raise ManifestError(
+                f"expected a JSON array or JSON Lines of objects, found {first!r} first"
+            )
+
+
+class _Prepended:
+    """A text stream with the characters already read put back in front."""
+
+    def __init__(self, head: str, stream):
+        self._head, self._stream = head, stream
+
+    def read(self, size: int = -1) -> str:
+        head, self._head = self._head, ""
+        if size is not None and 0 <= size <= len(head):
+            self._head = head[size:]
+            return head[:size]
+        rest = self._stream.read(-1 if size is None or size < 0 else size - len(head))
+        return head + rest
+
+    def __iter__(self):
+        first_line = self._head + self._stream.readline()
+        self._head = ""
+        yield first_line
+        yield from self._stream
 
 
 def _read_jsonl(stream, path: str, source: str) -> Iterator[Sample | ErrorRecord]:
     for line_number, line in enumerate(stream, start=1):
         if not line.strip():
-            continue
+            continue  # blank lines are layout, not records: neither read nor counted
         origin = f"{path}:{line_number}"
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             detail = f"line {line_number} is not valid JSON ({exc.msg})"
-            yield ErrorRecord(
-                source, "read", "malformed_json", detail, origin, None, {"line": line[:1000]}
-            )
+            kept = {"line": json_safe(line[:1000])}
+            yield ErrorRecord(source, "read", "malformed_json", detail, origin, None, kept)
             continue
         yield record_to_sample(record, source, origin)
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import fsspec
 
+from transforms.read_guard import guarded_file, record_or_error
 from transforms.record import ErrorRecord, Sample
 from transforms.webdataset_rows import files_to_sample
 
@@ -18,30 +19,29 @@ def split_member_name(name: str) -> tuple[str, str]:
 
 
 def read_webdataset_shard(path: str, source: str) -> Iterator[Sample | ErrorRecord]:
-    """Members sharing a key are consecutive in a shard; each group becomes one sample."""
+    """Members sharing a key are consecutive in a shard; each group becomes one sample.
 
+    A shard that is not a tar, or breaks off, costs one error record after the samples read
+    before the break; a malformed sample costs that sample.
+    """
+    yield from guarded_file(_read_shard, path, source, reason="corrupt_shard")
+
+
+def _read_shard(path: str, source: str) -> Iterator[Sample | ErrorRecord]:
     def emit(key: str, files: dict[str, bytes]) -> Sample | ErrorRecord:
-        origin = f"{path}:{key}"
-        try:
-            return files_to_sample(files, source, origin)
-        except (KeyError, ValueError, TypeError) as exc:
-            detail = f"sample {key!r} in {path} is incomplete or malformed: {exc!r}"
-            return ErrorRecord(source, "read", "bad_webdataset_sample", detail, origin, key)
+        return record_or_error(files_to_sample, files, source, f"{path}:{key}")
 
     key, files = None, {}
-    try:
-        with fsspec.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                member_key, suffix = split_member_name(member.name)
-                if member_key != key and key is not None:
-                    yield emit(key, files)
-                    files = {}
-                key = member_key
-                handle = tar.extractfile(member)
-                files[suffix] = handle.read() if handle else b""
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        yield ErrorRecord(source, "read", "corrupt_shard", f"{path}: {exc}", path)
+    with fsspec.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            member_key, suffix = split_member_name(member.name)
+            if member_key != key and key is not None:
+                yield emit(key, files)
+                files = {}
+            key = member_key
+            handle = tar.extractfile(member)
+            files[suffix] = handle.read() if handle else b""
     if key is not None:
         yield emit(key, files)

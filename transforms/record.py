@@ -107,7 +107,25 @@ class ErrorRecord:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """A dict `json.dumps` always accepts, whatever the original record held."""
+        return json_safe(dataclasses.asdict(self))
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with everything JSON cannot hold made printable: bytes become their size,
+    other objects their repr, so writing an error record can never fail."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        if isinstance(value, str):
+            # Unpaired surrogates (bytes that were not UTF-8) would fail the UTF-8 encode.
+            return value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, dict):
+        return {str(json_safe(k)): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return repr(value)[:1000]
 
 
 def sample_to_record(sample: Sample) -> dict[str, Any]:

@@ -11,12 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from transforms.parquet_rows import iter_rows, row_to_sample
+from transforms.read_guard import guarded_file
 from transforms.read_webdataset import read_webdataset_shard
 from transforms.record import ErrorRecord, MediaRef, Sample
 
 
 def read_parquet_file(path: str, source: str) -> Iterator[Sample | ErrorRecord]:
     """Every row of one Parquet file as a sample; the origin names the file and row."""
+    yield from guarded_file(_read_parquet_rows, path, source, reason="corrupt_parquet")
+
+
+def _read_parquet_rows(path: str, source: str) -> Iterator[Sample | ErrorRecord]:
     for row_number, row in enumerate(iter_rows(path)):
         yield row_to_sample(row, source, f"{path}#{row_number}")
 
@@ -41,11 +46,14 @@ def read_kept(
     """The kept samples of one file, read again whole (media bytes included)."""
     file_format, path, source = media_file
     waiting = {sample.origin: sample for sample in kept}
+    file_problem = None
     for item in READERS[file_format](path, source):
         if isinstance(item, Sample) and waiting.pop(item.origin, None) is not None:
             yield item
             if not waiting:
                 return
+        elif isinstance(item, ErrorRecord) and item.origin == path:
+            file_problem = item.detail  # the file broke off on the second read
     for sample in waiting.values():
-        detail = f"{path} no longer holds this sample: the file changed during the run"
+        detail = file_problem or f"{path} no longer holds this sample: it changed during the run"
         yield ErrorRecord.for_sample(sample, "fetch", "media_missing", detail)

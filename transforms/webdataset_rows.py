@@ -11,7 +11,8 @@ import re
 from typing import Any
 
 from transforms.dedupe import content_hash
-from transforms.record import MediaRef, Sample
+from transforms.record import Sample
+from transforms.record_validation import InvalidRecord, build_sample, checked_media
 
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-]")
 
@@ -53,14 +54,41 @@ def sample_to_files(sample: Sample) -> dict[str, bytes]:
 
 
 def files_to_sample(files: dict[str, bytes], default_source: str, origin: str) -> Sample:
-    """Inverse of `sample_to_files`; raises KeyError/ValueError on a malformed sample."""
-    metadata = json.loads(files["json"].decode("utf-8"))
-    media = [MediaRef(m["kind"], m["path"], files[m["file"]]) for m in metadata.get("media", [])]
-    return Sample(
-        id=str(metadata["id"]),
-        source=metadata.get("source") or default_source,
-        conversations=metadata["conversations"],
-        media=media,
-        fields=metadata.get("fields", {}),
-        origin=origin,
+    """Inverse of `sample_to_files`; raises InvalidRecord on a malformed sample."""
+    if "json" not in files:
+        raise InvalidRecord("bad_webdataset_sample", f"no .json member among {sorted(files)}")
+    try:
+        metadata = json.loads(files["json"].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRecord(
+            "bad_webdataset_sample", f"the .json member is not JSON ({exc})"
+        ) from None
+    if not isinstance(metadata, dict):
+        raise InvalidRecord(
+            "bad_webdataset_sample",
+            f"the .json member holds {type(metadata).__name__}, not an object",
+        )
+    raw_id = metadata.get("id")
+    sample_id = raw_id if isinstance(raw_id, str) else None
+    listed = metadata.get("media") or []
+    if not isinstance(listed, list):
+        raise InvalidRecord("bad_media", "'media' in the .json member is not a list", sample_id)
+    media = []
+    for number, item in enumerate(listed):
+        member = item.get("file") if isinstance(item, dict) else None
+        if member not in files:
+            raise InvalidRecord(
+                "bad_media",
+                f"media item {number} names member {member!r}, which the sample does not have",
+                sample_id,
+            )
+        media += checked_media([{**item, "bytes": files[member]}], sample_id)
+    source = metadata.get("source")
+    return build_sample(
+        source if isinstance(source, str) and source else default_source,
+        origin,
+        raw_id,
+        metadata.get("conversations"),
+        media,
+        metadata.get("fields") if metadata.get("fields") is not None else {},
     )
