@@ -7,15 +7,26 @@ non-finite scores, timing — lives here once, behind Beam's RunInference contra
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import apache_beam.ml.inference.base as beam_inference
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from transforms.record import Sample
+
+if beam_inference.resource is None:
+    # Beam imports `resource` in one try block with an optional scipy-based module, so without
+    # scipy it loses `resource` too and warns on every model load that memory "cannot be
+    # fetched". The module is there on every POSIX system: give it back.
+    with contextlib.suppress(ImportError):
+        import resource
+
+        beam_inference.resource = resource
 
 
 class RewardModel(Protocol):

@@ -176,7 +176,7 @@ def _score_branches(decoded, config: RunConfig) -> list:
     ]
 
 
-def _cache_dir(config: RunConfig) -> str | None:
+def cache_dir_of(config: RunConfig) -> str | None:
     """The score cache folder for this scoring setup, or None without a cache."""
     if not config.score_cache:
         return None
@@ -439,7 +439,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         frozenset(s.name for s in config.sources if s.remote_media),
     )
     checked = guarded(fetched.samples, "CheckRules", "rules", _rule_route, tags=(REVIEW,))
-    cache_dir = _cache_dir(config)
+    cache_dir = cache_dir_of(config)
     to_score, cached_branches, cache_errors = checked.samples, [], []
     if cache_dir:
         looked_up = _look_up_score_cache(p, to_score, cache_dir)

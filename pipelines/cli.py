@@ -1,59 +1,156 @@
 """`rmclean`: clean a dataset, generate the sample dataset, or rebuild a run's report.
 
-Our own flags are parsed here; everything else is handed to Beam untouched, so any runner
-option (`--runner`, `--direct_num_workers`, `--project`, ...) works as Beam documents it.
+Our own flags are parsed here; every other flag must be a real Beam pipeline option and is
+handed to Beam untouched, so any runner option (`--runner`, `--direct_num_workers`,
+`--project`, ...) works as Beam documents it, while a typo such as `--treshold` stops the run
+before it starts instead of being dropped with a log line. Bad usage ends with one line and
+exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
-import logging
 import sys
 from pathlib import Path
 
 from pipelines.config import ConfigError, load_config
+from pipelines.logs import configure_logging
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipelines.clean import DataMissingError, run
-    from pipelines.output_prefix import OutputExistsError, prepare_output
+class UsageError(ValueError):
+    """Bad usage found before any work starts: one line for the user, exit code 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports bad usage in one line (and exit 2) instead of a usage block."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _our_flags(parser: argparse.ArgumentParser) -> list[str]:
+    return [flag for action in parser._actions for flag in action.option_strings]
+
+
+def _beam_parser() -> argparse.ArgumentParser:
+    """A parser that knows every Beam pipeline option, as Beam itself builds one."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    for options_class in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        options_class._add_argparse_args(parser)
+    return parser
+
+
+def check_beam_args(beam_args: list[str], ours: list[str]) -> None:
+    """Refuse any argument that is neither ours nor a Beam pipeline option, with a suggestion."""
+    beam = _beam_parser()
+    _, unknown = beam.parse_known_args(beam_args)
+    flags = [arg for arg in unknown if arg.startswith("-")]
+    if not unknown:
+        return
+    if not flags:
+        raise UsageError(f"unexpected argument {unknown[0]!r}")
+    name = flags[0].split("=", 1)[0]
+    candidates = ours + _our_flags(beam)
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise UsageError(
+        f"unknown option {name}: neither an rmclean flag nor a Beam pipeline option{hint}"
+    )
+
+
+def _clean(args: argparse.Namespace, beam_args: list[str], ours: list[str]) -> int:
+    from pipelines.clean import DataMissingError
     from pipelines.runners import beam_args_for
+
+    try:
+        check_beam_args(beam_args, ours)
+        config = _config(args)
+    except (UsageError, ConfigError) as exc:
+        return _usage(f"bad configuration: {exc}" if isinstance(exc, ConfigError) else str(exc))
+    print(f"rmclean: cleaning {config.name} from {config.root} -> {config.output}", flush=True)
+    try:
+        return _run(config, args.overwrite, beam_args_for(args.runner, beam_args))
+    except DataMissingError as exc:
+        return _usage(f"input data not found: {exc}")
+
+
+def _config(args: argparse.Namespace):
+    config = load_config(args.config)
+    if args.model and args.model != config.model:
+        # The config's model_options belong to its own model, not to the one chosen here.
+        config = config.with_overrides(model=args.model, model_options={})
+    return config.with_overrides(
+        root=args.input,
+        output=args.output,
+        threshold=args.threshold,
+        percentile=args.percentile,
+        format=args.format,
+        max_error_fraction=args.max_error_fraction,
+        score_cache=args.score_cache,
+        trust_remote_code=True if args.trust_remote_code else None,
+    )
+
+
+def _run(config, overwrite: bool, beam_args: list[str]) -> int:
+    from pipelines import interrupt
+    from pipelines.clean import run
+    from pipelines.output_prefix import OutputExistsError, prepare_output
     from transforms.report import CountsNotConservedError, TooManyErrorsError
 
     try:
-        config = load_config(args.config)
-        if args.model and args.model != config.model:
-            # The config's model_options belong to its own model, not to the one chosen here.
-            config = config.with_overrides(model=args.model, model_options={})
-        config = config.with_overrides(
-            root=args.input,
-            output=args.output,
-            threshold=args.threshold,
-            percentile=args.percentile,
-            format=args.format,
-            max_error_fraction=args.max_error_fraction,
-            score_cache=args.score_cache,
-            trust_remote_code=True if args.trust_remote_code else None,
-        )
-    except ConfigError as exc:
-        print(f"rmclean: bad configuration: {exc}", file=sys.stderr)
-        return 2
-    print(f"rmclean: cleaning {config.name} from {config.root} -> {config.output}", flush=True)
-    try:
-        prepare_output(config.output, args.overwrite)
-        summary = run(config, beam_args_for(args.runner, beam_args))
+        prepare_output(config.output, overwrite)
     except OutputExistsError as exc:
-        print(f"rmclean: {exc}", file=sys.stderr)
-        return 2
-    except DataMissingError as exc:
-        print(f"rmclean: input data not found: {exc}", file=sys.stderr)
-        return 2
+        return _usage(str(exc))
+    try:
+        with interrupt.interruptible():
+            summary = run(config, beam_args)
     except (CountsNotConservedError, TooManyErrorsError) as exc:
-        print(f"rmclean: run failed: {exc}", file=sys.stderr)
-        return 1
+        if interrupt.received() is None:
+            print(f"rmclean: run failed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        return _stopped(config, interrupt.received())
+    except BaseException:
+        # Beam re-raises the interrupt as another exception type: the signal decides.
+        if interrupt.received() is None:
+            raise
+        return _stopped(config, interrupt.received())
+    if interrupt.received() is not None:  # the signal came as the run was finishing
+        return _stopped(config, interrupt.received())
     _print_summary(summary)
-    return 0
+    return EXIT_OK
+
+
+def _stopped(config, signum: int) -> int:
+    """Keep every score, remove the unfinished outputs, say how to resume."""
+    from pipelines.clean import cache_dir_of
+    from pipelines.interrupt import EXIT_CODES
+    from pipelines.output_prefix import remove_unfinished
+    from transforms.score_cache import count_cached, flush_all_pending
+    from transforms.video_worker import close_all
+
+    flush_all_pending()
+    close_all()
+    remove_unfinished(config.output)
+    cache_dir = cache_dir_of(config)
+    if cache_dir:
+        kept = f"{count_cached(cache_dir)} scores kept in the cache"
+        resume = "rerun the same command to resume"
+    else:
+        kept = "no score cache set (--score-cache), so the scores were not kept"
+        resume = "rerun the same command to start again"
+    print(f"rmclean: interrupted; {kept}; {resume}", file=sys.stderr, flush=True)
+    return EXIT_CODES[signum]
+
+
+def _usage(message: str) -> int:
+    print(f"rmclean: {message}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _print_summary(summary: dict) -> None:
@@ -80,7 +177,7 @@ def _sample(args: argparse.Namespace) -> int:
     summary = write_sample_dataset(Path(args.output), seed=args.seed)
     print(json.dumps(summary, indent=2))
     print(f"rmclean: sample dataset written to {args.output}")
-    return 0
+    return EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -90,18 +187,35 @@ def _report(args: argparse.Namespace) -> int:
     try:
         index = write_html_report(args.output, max_rows_per_source=args.max_rows)
     except ReportInputError as exc:
-        print(f"rmclean: {exc}", file=sys.stderr)
-        return 2
+        return _usage(str(exc))
     print(index)
-    return 0
+    return EXIT_OK
+
+
+def _seed(text: str) -> int:
+    from synth.dataset import TRAINING_SEED_MIN
+
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= seed < TRAINING_SEED_MIN:
+        # Larger seeds are the demo model's training data: a sample from them would be seen.
+        raise argparse.ArgumentTypeError(
+            f"{seed} is out of range: sample seeds are 0 to {TRAINING_SEED_MIN - 1}"
+        )
+    return seed
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="rmclean", description=__doc__)
+    root = OneLineParser(prog="rmclean", description=__doc__, allow_abbrev=False)
     commands = root.add_subparsers(dest="command", required=True)
 
     clean = commands.add_parser(
-        "clean", help="score and route a dataset", epilog="Unknown flags are passed to Beam."
+        "clean",
+        help="score and route a dataset",
+        epilog="Other flags must be Beam pipeline options; they are passed to Beam.",
+        allow_abbrev=False,
     )
     clean.add_argument("--config", required=True, help="YAML config, e.g. configs/sample.yaml")
     clean.add_argument("--input", help="dataset root (overrides the config's root)")
@@ -135,11 +249,17 @@ def parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace a finished run at --output"
     )
 
-    sample = commands.add_parser("sample", help="write the generated sample dataset")
-    sample.add_argument("--output", required=True, help="directory to write the dataset into")
-    sample.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    root.clean_parser = clean  # its flags are the "ours" of check_beam_args
 
-    report = commands.add_parser("report", help="rebuild report/index.html for a finished run")
+    sample = commands.add_parser(
+        "sample", help="write the generated sample dataset", allow_abbrev=False
+    )
+    sample.add_argument("--output", required=True, help="directory to write the dataset into")
+    sample.add_argument("--seed", type=_seed, default=0, help="generator seed, 0-9999 (0)")
+
+    report = commands.add_parser(
+        "report", help="rebuild report/index.html for a finished run", allow_abbrev=False
+    )
     report.add_argument("output", help="the run's output prefix (local path or URL)")
     report.add_argument(
         "--max-rows",
@@ -151,13 +271,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args, beam_args = parser().parse_known_args(argv)
+    configure_logging()
+    cli = parser()
+    args, extra = cli.parse_known_args(argv)
     if args.command == "clean":
-        return _clean(args, beam_args)
-    if beam_args:
-        print(f"rmclean: unknown arguments {beam_args}", file=sys.stderr)
-        return 2
+        return _clean(args, extra, _our_flags(cli.clean_parser))
+    if extra:
+        return _usage(f"unknown arguments {' '.join(extra)} (see `rmclean {args.command} --help`)")
     if args.command == "report":
         return _report(args)
     return _sample(args)

@@ -34,5 +34,17 @@ def prepare_output(prefix: str, overwrite: bool) -> None:
         remove_tree(f"{prefix.rstrip('/')}/{entry}")
 
 
+def remove_unfinished(prefix: str) -> None:
+    """Remove what an interrupted run wrote at `prefix` (nothing, if it had finished)."""
+    fs, _, (path,) = fsspec.get_fs_token_paths(prefix)
+    path = path.rstrip("/")
+    if fs.exists(f"{path}/_SUCCESS"):
+        return
+    for entry in RUN_ENTRIES:
+        remove_tree(f"{prefix.rstrip('/')}/{entry}")
+    if fs.isdir(path) and not fs.ls(path):
+        fs.rmdir(path)
+
+
 def remove_spill(prefix: str) -> None:
     remove_tree(f"{prefix.rstrip('/')}/{SPILL_DIR}")

@@ -125,3 +125,20 @@ class DyingModel(AnswerLengthModel):
         if DyingModel.calls == int(os.environ.get("RMCLEAN_TEST_DIE_AT_CALL", "0")):
             os._exit(137)
         return super().score(samples)
+
+
+class SlowModel(AnswerLengthModel):
+    """Takes $RMCLEAN_TEST_SECONDS_PER_CALL per call and appends each scored id to
+    $RMCLEAN_TEST_SCORED_LOG, so a test knows exactly what was scored before it stopped a run."""
+
+    def score(self, samples):
+        import os
+        import time
+
+        time.sleep(float(os.environ.get("RMCLEAN_TEST_SECONDS_PER_CALL", "0.2")))
+        scores = super().score(samples)
+        log = os.environ.get("RMCLEAN_TEST_SCORED_LOG")
+        if log:
+            with open(log, "a") as handle:
+                handle.writelines(f"{sample.id}\n" for sample in samples)
+        return scores

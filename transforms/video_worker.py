@@ -9,6 +9,8 @@ after a timeout or a crash, so a bad video costs one error record and a few seco
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -17,6 +19,9 @@ from transforms.decode_media import DecodeError, decode_video
 
 
 def _serve(connection, decode: Callable[..., np.ndarray]) -> None:
+    # Ctrl-C reaches the whole process group: the parent decides when this child stops (and
+    # kills it), so the child neither dies half way nor prints a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             request = connection.recv()
@@ -49,6 +54,7 @@ class KillableVideoDecoder:
         self.__init__(state["timeout_s"], state["_decode"])
 
     def _start(self) -> None:
+        _LIVE.add(self)
         # spawn, not fork: forking a process that runs Beam's threads can deadlock the child.
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
@@ -91,3 +97,13 @@ class KillableVideoDecoder:
 
     def close(self) -> None:
         self._kill()
+        _LIVE.discard(self)
+
+
+# Every decoder of this process with a child running, so an interrupted run can stop them all.
+_LIVE: weakref.WeakSet[KillableVideoDecoder] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    for decoder in list(_LIVE):
+        decoder.close()
