@@ -25,6 +25,20 @@ OUTPUT ?= out/$(DATASET)/$(shell date -u +%Y%m%d-%H%M%S)
 SAMPLE_DIR ?= data/sample
 PYTEST_ARGS ?=
 
+# A mistyped variable (THRESHHOLD=-5) would otherwise be ignored and the run cut at the
+# config's threshold: refuse every command-line variable this Makefile does not read.
+KNOWN_VARIABLES := DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER BEAM_ARGS \
+	OVERWRITE TRUST_REMOTE_CODE SCORE_CACHE SAMPLE_DIR PYTEST_ARGS PYTHON VENV TORCH_SPEC TORCH_INDEX
+UNKNOWN_VARIABLES := $(filter-out $(KNOWN_VARIABLES),$(foreach v,$(.VARIABLES),$(if \
+	$(filter command line,$(origin $(v))),$(v))))
+ifneq ($(UNKNOWN_VARIABLES),)
+NEAREST := $(shell $(PYTHON) -c 'import difflib, sys; \
+	close = difflib.get_close_matches(sys.argv[1], sys.argv[2:], n=1); \
+	print(f" (did you mean {close[0]}?)" if close else "")' \
+	$(firstword $(UNKNOWN_VARIABLES)) $(KNOWN_VARIABLES))
+$(error unknown variable $(firstword $(UNKNOWN_VARIABLES))$(NEAREST); known: $(KNOWN_VARIABLES))
+endif
+
 CLEAN_ARGS := --config configs/$(DATASET).yaml --output $(OUTPUT) \
 	$(if $(THRESHOLD),--threshold $(THRESHOLD)) $(if $(PERCENTILE),--percentile $(PERCENTILE)) \
 	$(if $(INPUT),--input $(INPUT)) $(if $(MODEL),--model $(MODEL)) \
@@ -37,7 +51,8 @@ CLEAN_ARGS := --config configs/$(DATASET).yaml --output $(OUTPUT) \
 
 help: ## List the targets and the variables `make clean` takes
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
-	@echo "  variables: DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER OVERWRITE TRUST_REMOTE_CODE SCORE_CACHE BEAM_ARGS"
+	@echo "  variables: $(KNOWN_VARIABLES)"
+	@echo "  no target deletes run outputs (out/) or downloads (data/ other than data/sample)"
 
 install: $(VENV)/.installed ## Create .venv with CPU torch and the project (editable)
 
@@ -72,5 +87,7 @@ format: install ## Apply ruff formatting
 bench: install ## CPU pipeline benchmarks -> bench/results/cpu_pipeline.json
 	$(BIN)/python -m bench.pipeline_bench
 
-distclean: ## Remove the venv, generated data and run outputs
-	rm -rf $(VENV) data out build *.egg-info .pytest_cache .ruff_cache
+distclean: ## Remove what the project generated: .venv, data/sample, build files and caches
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	test ! -f $(SAMPLE_DIR)/labels.jsonl || rm -rf $(SAMPLE_DIR)  # only the generated sample
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

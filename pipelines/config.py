@@ -7,7 +7,10 @@ worker starts, with a message naming the key.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,34 +129,96 @@ def _validated(config: RunConfig) -> RunConfig:
     return config
 
 
-def _source(raw: dict[str, Any]) -> SourceConfig:
-    unknown = set(raw) - {f.name for f in dataclasses.fields(SourceConfig)}
-    if unknown or "name" not in raw or "manifests" not in raw:
-        raise ConfigError(f"source entries need name and manifests; unknown keys: {unknown}")
-    as_tuple = lambda v: tuple(v) if isinstance(v, (list, tuple)) else (v,)  # noqa: E731
-    return SourceConfig(
-        name=raw["name"],
-        manifests=as_tuple(raw["manifests"]),
-        format=raw.get("format", "llava"),
-        media_root=raw.get("media_root", ""),
-        video_archives=as_tuple(raw.get("video_archives", ())),
-        remote_media=raw.get("remote_media", False),
-    )
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """`value` checked against a dataclass field's type; ints widen to floats, one string is
+    accepted for a tuple of strings. A mismatch raises ConfigError naming the key."""
+    if hint is Any:
+        return value
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _typed(value, option, where)
+            except ConfigError:
+                continue
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)):
+            return tuple(_typed(item, args[0], f"{where}[]") for item in value)
+        if args[0] is str and isinstance(value, str):
+            return (value,)  # one glob or path where a list is allowed
+    elif origin is dict or hint is dict:
+        if isinstance(value, dict):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint in (int, bool, str):
+        if isinstance(value, hint) and (hint is bool or not isinstance(value, bool)):
+            return value
+    else:
+        return value
+    raise ConfigError(f"{where} must be {_describe(hint)}, got {value!r}")
+
+
+def _describe(hint: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    if hint in names:
+        return names[hint]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {_describe(args[0]).split(' ', 1)[1]}s"
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        described = " or ".join(_describe(a) for a in args)
+        return f"{described} (or null)" if type(None) in typing.get_args(hint) else described
+    return "a mapping" if hint is dict or typing.get_origin(hint) is dict else str(hint)
+
+
+def _fields(cls: type, raw: Any, where: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`raw` (a YAML mapping) checked against dataclass `cls`: no unknown keys, right types."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(raw) - set(hints))
+    if unknown:
+        suggestions = [
+            f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+            for key in unknown
+            for close in [difflib.get_close_matches(key, list(hints), n=1)]
+        ]
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(suggestions)}; known: {', '.join(sorted(hints))}"
+        )
+    missing = [key for key in required if key not in raw]
+    if missing:
+        raise ConfigError(f"{where}: missing required key(s) {', '.join(map(repr, missing))}")
+    return {key: _typed(value, hints[key], f"{where}: {key}") for key, value in raw.items()}
 
 
 def load_config(path: str | os.PathLike[str]) -> RunConfig:
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config {path} not found; see configs/ for the bundled ones")
-    raw = yaml.safe_load(path.read_text()) or {}
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-    for required in ("name", "root", "sources", "output"):
-        if required not in raw:
-            raise ConfigError(f"{path}: missing required key {required!r}")
-    raw["sources"] = tuple(_source(s) for s in raw["sources"])
-    raw["decode"] = DecodeConfig(**raw.get("decode", {}))
-    raw["remote_code_allowlist"] = tuple(raw.get("remote_code_allowlist", ()))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config {path} not found; see configs/ for the bundled ones") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config {path} cannot be read: {exc}") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path} is not valid YAML{line}: {problem}") from None
+    raw = _fields(RunConfig, raw, str(path), required=("name", "root", "sources", "output"))
+    if not isinstance(raw["sources"], tuple) or not all(
+        isinstance(s, dict) for s in raw["sources"]
+    ):
+        raise ConfigError(f"{path}: sources must be a list of mappings")
+    raw["sources"] = tuple(
+        SourceConfig(**_fields(SourceConfig, s, f"{path}: sources[{i}]", ("name", "manifests")))
+        for i, s in enumerate(raw["sources"])
+    )
+    raw["decode"] = DecodeConfig(**_fields(DecodeConfig, raw.get("decode", {}), f"{path}: decode"))
     return _validated(RunConfig(**raw))

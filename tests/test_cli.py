@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from pipelines.cli import main
@@ -79,3 +80,38 @@ def test_too_many_errors_fails_without_success_and_names_the_reasons(
     assert "3 of 9 samples (33.3%) failed" in err and "fetch/media_missing (1)" in err
     assert not (out / "_SUCCESS").exists()
     assert (out / "report" / "summary.json").exists()
+
+
+def test_a_typo_in_a_flag_is_refused_with_the_nearest_flag(tiny_dataset, tmp_path, capsys):
+    config = write_config(tmp_path, tiny_dataset)
+    out = tmp_path / "run"
+    assert main(["clean", "--config", config, "--output", str(out), "--treshold", "-5"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--treshold" in line and "did you mean --threshold?" in line
+    assert not out.exists()  # refused before any work started
+    # Beam's own options keep working, in both spellings.
+    args = ["clean", "--config", config, "--output", str(out), "--direct_num_workers=2"]
+    assert main(args) == 0
+    assert main([*args[:-1], "--direct_num_workers", "1", "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sample", "--output", "x", "--seed", "424242"], "424242 is out of range"),
+        (["sample", "--output", "x", "--seed", "one"], "'one' is not an integer"),
+        (["clean", "--config", "configs/nowhere.yaml"], "not found"),
+        (["clean", "--config", "configs/sample.yaml", "--percentile", "150"], "percentile"),
+        (["clean", "--config", "configs/sample.yaml", "--format", "csv"], "invalid choice"),
+        (["report"], "required"),
+        (["sample", "--output", "x", "--verbose-typo"], "unknown arguments"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(argv, message, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors leave through exit()
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err

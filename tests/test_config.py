@@ -35,3 +35,47 @@ def test_unknown_keys_are_named(tmp_path):
     path.write_text("name: x\nroot: r\noutput: o\nsources: []\nthreshhold: 1\n")
     with pytest.raises(ConfigError, match="threshhold"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: x\nroot: [unclosed\n", "not valid YAML \\(line \\d+\\)"),
+        ("- just\n- a list\n", "must be a mapping"),
+        ("name: x\nroot: r\noutput: o\nsources: []\nthreshold: low\n", "threshold must be"),
+        ("name: x\nroot: r\noutput: o\nsources: []\nbatch_size: 2.5\n", "batch_size must be"),
+        ("name: x\nroot: r\noutput: o\nsources: {a: 1}\n", "sources must be a list"),
+        (
+            "name: x\nroot: r\noutput: o\nsources: [{name: a, manifests: m.json, fromat: x}]\n",
+            "'fromat' \\(did you mean 'format'\\?\\)",
+        ),
+        (
+            "name: x\nroot: r\noutput: o\nsources: [{name: a, manifests: m}]\n"
+            "decode: {max_frame: 3}\n",
+            "decode: unknown key\\(s\\) 'max_frame' \\(did you mean 'max_frames'\\?\\)",
+        ),
+        ("name: x\nroot: r\noutput: o\nsources: [{name: a, manifests: [m, 3]}]\n", "manifests"),
+    ],
+)
+def test_a_broken_config_is_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_an_unreadable_config_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(tmp_path)  # a directory
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_numbers_widen_and_single_globs_become_lists(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "name: x\nroot: r\noutput: o\nthreshold: -3\nsources: [{name: a, manifests: m}]\n"
+    )
+    config = load_config(path)
+    assert config.threshold == -3.0 and isinstance(config.threshold, float)
+    assert config.sources[0].manifests == ("m",)
