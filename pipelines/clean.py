@@ -117,17 +117,25 @@ def _read_source(p, config: RunConfig, source, files: list[str]):
     return files_in | f"{label}/Samples" >> beam.FlatMap(read_light, source.name, source.format)
 
 
-def _archive_index(p, archives: list[str]):
-    """member path -> archive, as a side input (a few bytes per video, no video data)."""
-    if not archives:
-        return {}
-    return beam.pvalue.AsDict(
+def _list_archives(p, archive_sources: dict[str, str]):
+    """(member path -> archive side input, error records for unreadable archives).
+
+    The index holds a few bytes per video and no video data. An archive that cannot be read
+    is one error record, counted as an input of the first source that lists it.
+    """
+    if not archive_sources:
+        return {}, []
+    listed = (
         p
-        | "Archives" >> beam.Create(archives)
-        | "ListArchiveVideos" >> beam.FlatMap(list_archive_videos)
-        # A video in two archives is read from the first one by name, on every run.
-        | "FirstArchive" >> beam.CombinePerKey(min)
+        | "Archives" >> beam.Create(sorted(archive_sources.items()))
+        | "ListArchiveVideos" >> beam.FlatMapTuple(list_archive_videos)
+        | "SplitArchiveErrors" >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="ok")
     )
+    index = beam.pvalue.AsDict(
+        # A video in two archives is read from the first one by name, on every run.
+        listed.ok | "FirstArchive" >> beam.CombinePerKey(min)
+    )
+    return index, [listed[ERRORS_TAG]]
 
 
 def _scored(outcome_result) -> Sample | ErrorRecord:
@@ -411,18 +419,22 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
     inputs = discover_inputs(config)
     prefix = config.output.rstrip("/")
 
+    archive_sources: dict[str, str] = {}
+    for source in config.sources:
+        for archive in inputs[source.name]["archives"]:
+            archive_sources.setdefault(archive, source.name)
+    archive_index, archive_errors = _list_archives(p, archive_sources)
     reads = [
         _read_source(p, config, source, inputs[source.name]["manifests"])
         for source in config.sources
-    ]
+    ] + archive_errors
     everything_read = (
         tuple(reads) | "AllReads" >> beam.Flatten() | "CountRead" >> beam.ParDo(CountProgress(READ))
     )
     read = everything_read | "SplitReadErrors" >> beam.ParDo(SplitErrors()).with_outputs(
         ERRORS_TAG, main="samples"
     )
-    archives = sorted({a for source in inputs.values() for a in source["archives"]})
-    keyed = guarded(read.samples, "KeyByMediaGroup", "read", group_key, _archive_index(p, archives))
+    keyed = guarded(read.samples, "KeyByMediaGroup", "read", group_key, archive_index)
     grouped = (
         keyed.samples
         | "GroupByMediaSource" >> beam.GroupByKey()

@@ -10,6 +10,7 @@ from typing import Any
 
 import fsspec
 
+from transforms.json_lines import json_line
 from transforms.record import Sample
 from transforms.route import CLEAN, ERRORS, REVIEW, ROUTES
 
@@ -56,7 +57,7 @@ def flagged_row(sample: Sample) -> dict[str, Any]:
 
 
 def flagged_json_line(sample: Sample) -> str:
-    return json.dumps(flagged_row(sample), ensure_ascii=False)
+    return json_line(flagged_row(sample))
 
 
 def flagged_csv_line(sample: Sample) -> str:

@@ -12,7 +12,6 @@ leftovers never reach the output.
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 import time
 import uuid
@@ -27,6 +26,7 @@ from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.json_lines import json_line
 from transforms.parquet_rows import SCHEMA, sample_to_row
 from transforms.record import ErrorRecord, Sample
 from transforms.storage import open_for_write, remove_tree
@@ -133,7 +133,7 @@ class JsonLinesShard:
 
     def write(self, item: ErrorRecord | str) -> int:
         if isinstance(item, ErrorRecord):
-            item = json.dumps(item.to_json(), ensure_ascii=False)
+            item = json_line(item.to_json())
         data = (item + "\n").encode("utf-8")
         self._handle.write(data)
         return len(data)
