@@ -98,7 +98,7 @@ def _config(args: argparse.Namespace):
 
 
 def _run(config, overwrite: bool, beam_args: list[str]) -> int:
-    from pipelines import interrupt
+    from pipelines import interrupt, progress
     from pipelines.clean import run
     from pipelines.output_prefix import OutputExistsError, prepare_output
     from transforms.report import CountsNotConservedError, TooManyErrorsError
@@ -108,7 +108,7 @@ def _run(config, overwrite: bool, beam_args: list[str]) -> int:
     except OutputExistsError as exc:
         return _usage(str(exc))
     try:
-        with interrupt.interruptible():
+        with interrupt.interruptible(), progress.shown():
             summary = run(config, beam_args)
     except (CountsNotConservedError, TooManyErrorsError) as exc:
         if interrupt.received() is None:
@@ -175,7 +175,8 @@ def _sample(args: argparse.Namespace) -> int:
     from synth.dataset import write_sample_dataset
 
     summary = write_sample_dataset(Path(args.output), seed=args.seed)
-    print(json.dumps(summary, indent=2))
+    if args.verbose:
+        print(json.dumps(summary, indent=2))
     print(f"rmclean: sample dataset written to {args.output}")
     return EXIT_OK
 
@@ -256,6 +257,9 @@ def parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--output", required=True, help="directory to write the dataset into")
     sample.add_argument("--seed", type=_seed, default=0, help="generator seed, 0-9999 (0)")
+    sample.add_argument(
+        "--verbose", action="store_true", help="print what was generated, per subset"
+    )
 
     report = commands.add_parser(
         "report", help="rebuild report/index.html for a finished run", allow_abbrev=False

@@ -27,9 +27,11 @@ class DropMeaningless(logging.Filter):
 def configure_logging(level: int = logging.WARNING) -> None:
     """Log to stderr as `LEVEL name: message`, without the meaningless library warnings.
 
-    Called before Beam is first imported: some of its warnings fire at import time.
+    Libraries log at `level` and up; our own loggers (`rmclean.*`, e.g. progress lines) at
+    INFO. Called before Beam is first imported: some of its warnings fire at import time.
     """
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("rmclean").setLevel(min(level, logging.INFO))
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, DropMeaningless) for f in handler.filters):
             handler.addFilter(DropMeaningless())

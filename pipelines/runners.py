@@ -19,8 +19,9 @@ PRESETS: dict[str, list[str]] = {
         "--runner=FnApiRunner",
         "--direct_running_mode=multi_processing",
         f"--direct_num_workers={max(os.cpu_count() or 1, 1)}",
-        # Worker processes log every startup step at INFO otherwise.
+        # Worker processes log every startup step at INFO otherwise; our progress lines stay.
         "--default_sdk_harness_log_level=WARNING",
+        '--sdk_harness_log_level_overrides={"rmclean": "INFO"}',
     ],
     # Beam's portable Fn API path, the one Flink, Spark and Dataflow use, with an in-process
     # job server: portability problems (pickling, coders) show up here first.
