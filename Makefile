@@ -18,10 +18,10 @@ RUNNER ?=
 BEAM_ARGS ?=
 OVERWRITE ?=
 TRUST_REMOTE_CODE ?=
-# Scores are cached here by model and sample content: reruns score only what is new.
-SCORE_CACHE ?= out/$(DATASET)/score-cache
-# One prefix per run: a fresh timestamped folder unless OUTPUT is given.
-OUTPUT ?= out/$(DATASET)/$(shell date -u +%Y%m%d-%H%M%S)
+# Unset, rmclean's own defaults apply: each run a fresh timestamped prefix under the config's
+# output folder (out/<dataset>/<UTC timestamp>), one score cache beside them.
+SCORE_CACHE ?=
+OUTPUT ?=
 SAMPLE_DIR ?= data/sample
 PYTEST_ARGS ?=
 
@@ -39,7 +39,7 @@ NEAREST := $(shell $(PYTHON) -c 'import difflib, sys; \
 $(error unknown variable $(firstword $(UNKNOWN_VARIABLES))$(NEAREST); known: $(KNOWN_VARIABLES))
 endif
 
-CLEAN_ARGS := --config configs/$(DATASET).yaml --output $(OUTPUT) \
+CLEAN_ARGS := --config configs/$(DATASET).yaml $(if $(OUTPUT),--output $(OUTPUT)) \
 	$(if $(THRESHOLD),--threshold $(THRESHOLD)) $(if $(PERCENTILE),--percentile $(PERCENTILE)) \
 	$(if $(INPUT),--input $(INPUT)) $(if $(MODEL),--model $(MODEL)) \
 	$(if $(FORMAT),--format $(FORMAT)) $(if $(RUNNER),--runner $(RUNNER)) \

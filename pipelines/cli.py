@@ -10,9 +10,11 @@ exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import json
 import sys
+import time
 from pathlib import Path
 
 from pipelines.config import ConfigError, load_config
@@ -85,14 +87,22 @@ def _config(args: argparse.Namespace):
     if args.model and args.model != config.model:
         # The config's model_options belong to its own model, not to the one chosen here.
         config = config.with_overrides(model=args.model, model_options={})
+    runs = config.output.rstrip("/")
+    # Defaults (the same for make and the CLI): each run its own timestamped prefix under the
+    # config's output folder, and one score cache beside them that every run shares.
+    output = args.output or f"{runs}/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    score_cache = args.score_cache or config.score_cache or f"{runs}/score-cache"
+    if args.no_score_cache:
+        config = dataclasses.replace(config, score_cache=None)
+        score_cache = None
     return config.with_overrides(
         root=args.input,
-        output=args.output,
+        output=output,
+        score_cache=score_cache,
         threshold=args.threshold,
         percentile=args.percentile,
         format=args.format,
         max_error_fraction=args.max_error_fraction,
-        score_cache=args.score_cache,
         trust_remote_code=True if args.trust_remote_code else None,
     )
 
@@ -220,7 +230,10 @@ def parser() -> argparse.ArgumentParser:
     )
     clean.add_argument("--config", required=True, help="YAML config, e.g. configs/sample.yaml")
     clean.add_argument("--input", help="dataset root (overrides the config's root)")
-    clean.add_argument("--output", help="output prefix for this run (local path or URL)")
+    clean.add_argument(
+        "--output",
+        help="output prefix for this run (default: <config output>/<UTC timestamp>)",
+    )
     cut = clean.add_mutually_exclusive_group()
     cut.add_argument("--threshold", type=float, help="review samples scoring below this")
     cut.add_argument("--percentile", type=float, help="review the lowest P%% of each source")
@@ -238,7 +251,11 @@ def parser() -> argparse.ArgumentParser:
     clean.add_argument(
         "--score-cache",
         "--score_cache",
-        help="folder of cached scores: rescore only new or changed samples",
+        help="folder of cached scores: rescore only new or changed samples "
+        "(default: <config output>/score-cache)",
+    )
+    clean.add_argument(
+        "--no-score-cache", action="store_true", help="score every sample, keep no scores"
     )
     clean.add_argument(
         "--max-error-fraction",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import yaml
@@ -115,3 +116,19 @@ def test_bad_usage_is_one_line_and_exit_2(argv, message, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_without_output_each_run_gets_its_own_prefix_and_one_shared_cache(
+    tiny_dataset, tmp_path, capsys
+):
+    config = write_config(tmp_path, tiny_dataset)
+    runs = tmp_path / "unused"  # the config's output folder
+    assert main(["clean", "--config", config]) == 0
+    time.sleep(1.1)  # prefixes are named to the second
+    assert main(["clean", "--config", config]) == 0
+    prefixes = sorted(p for p in runs.iterdir() if (p / "_SUCCESS").exists())
+    assert len(prefixes) == 2 and all(p.name[:2] == "20" for p in prefixes)
+    second = json.loads((prefixes[1] / "report" / "summary.json").read_text())
+    assert second["scoring"]["scored"] == 0 and second["scoring"]["from_cache"] == 5
+    assert (runs / "score-cache").is_dir()
+    assert f"-> {prefixes[0]}" in capsys.readouterr().out

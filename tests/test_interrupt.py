@@ -56,6 +56,7 @@ def test_a_signal_mid_scoring_stops_cleanly_and_the_rerun_resumes(tmp_path, sig,
     log = tmp_path / "scored.log"
     env = {**os.environ, "RMCLEAN_TEST_SCORED_LOG": str(log)}
     command = [sys.executable, "-m", "pipelines.cli", "clean", "--config", str(config)]
+    command += ["--output", str(tmp_path / "out")]
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

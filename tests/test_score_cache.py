@@ -72,7 +72,9 @@ def test_a_run_killed_mid_scoring_keeps_what_it_scored(tmp_path):
             }
         )
     )
+    out = tmp_path / "out"
     command = [sys.executable, "-m", "pipelines.cli", "clean", "--config", str(config)]
+    command += ["--output", str(out)]
     died = subprocess.run(
         command, cwd=REPO, capture_output=True, env={**os.environ, "RMCLEAN_TEST_DIE_AT_CALL": "6"}
     )
