@@ -23,6 +23,11 @@ SCORE_CACHE ?= out/$(DATASET)/score-cache
 # One prefix per run: a fresh timestamped folder unless OUTPUT is given.
 OUTPUT ?= out/$(DATASET)/$(shell date -u +%Y%m%d-%H%M%S)
 SAMPLE_DIR ?= data/sample
+# apply-review: the reviewers' decisions files, where the reviewed dataset goes, and where
+# flagged samples nobody decided go (review, keep or drop).
+DECISIONS ?=
+REVIEWED ?= $(OUTPUT)-reviewed
+UNDECIDED ?= review
 PYTEST_ARGS ?=
 
 CLEAN_ARGS := --config configs/$(DATASET).yaml --output $(OUTPUT) \
@@ -33,11 +38,11 @@ CLEAN_ARGS := --config configs/$(DATASET).yaml --output $(OUTPUT) \
 	$(if $(SCORE_CACHE),--score-cache $(SCORE_CACHE)) $(BEAM_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install clean sample test test-fast lint format bench distclean
+.PHONY: help install clean apply-review sample test test-fast lint format bench distclean
 
 help: ## List the targets and the variables `make clean` takes
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
-	@echo "  variables: DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER OVERWRITE TRUST_REMOTE_CODE SCORE_CACHE BEAM_ARGS"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@echo "  variables: DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER OVERWRITE TRUST_REMOTE_CODE SCORE_CACHE BEAM_ARGS DECISIONS REVIEWED UNDECIDED"
 
 install: $(VENV)/.installed ## Create .venv with CPU torch and the project (editable)
 
@@ -52,6 +57,12 @@ $(VENV)/.installed: pyproject.toml
 clean: install ## THE MAIN JOB: make clean DATASET=sample THRESHOLD=-2.0 [PERCENTILE= INPUT= OUTPUT= ...]
 	@if [ "$(DATASET)" = sample ] && [ -z "$(INPUT)" ]; then $(MAKE) --no-print-directory sample; fi
 	$(BIN)/rmclean clean $(CLEAN_ARGS)
+
+apply-review: install ## Apply review decisions: OUTPUT=<run> DECISIONS="a.jsonl ..." [REVIEWED= UNDECIDED=]
+	@if [ "$(origin OUTPUT)" = file ] || [ -z "$(DECISIONS)" ]; then \
+		echo "make apply-review needs OUTPUT=<the run's prefix> and DECISIONS=<decisions.jsonl ...>" >&2; exit 2; fi
+	$(BIN)/rmclean apply-review $(OUTPUT) $(foreach f,$(DECISIONS),--decisions $(f)) \
+		--output $(REVIEWED) --undecided $(UNDECIDED) $(if $(OVERWRITE),--overwrite)
 
 sample: install ## Generate the sample dataset into data/sample (once)
 	@test -f $(SAMPLE_DIR)/labels.jsonl || $(BIN)/rmclean sample --output $(SAMPLE_DIR)

@@ -38,6 +38,7 @@ from transforms.route import (
     route_by_threshold,
 )
 from transforms.rules import check_rules
+from transforms.run_identity import new_run_id
 from transforms.score_cache import (
     CACHED,
     PersistScores,
@@ -46,6 +47,7 @@ from transforms.score_cache import (
     model_cache_id,
     read_cache_file,
 )
+from transforms.shard_index import index_path
 from transforms.shard_inputs import read_light
 from transforms.spill import SPILL_SHARD_MB, SpillShard, read_spilled
 from transforms.storage import glob_paths
@@ -413,8 +415,16 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
     )
 
     written = [
-        clean | "WriteClean" >> WriteSamples(f"{prefix}/clean", config.format, config.shard_mb),
-        review | "WriteReview" >> WriteSamples(f"{prefix}/review", config.format, config.shard_mb),
+        clean
+        | "WriteClean"
+        >> WriteSamples(
+            f"{prefix}/{CLEAN}", config.format, config.shard_mb, index_path(prefix, CLEAN)
+        ),
+        review
+        | "WriteReview"
+        >> WriteSamples(
+            f"{prefix}/{REVIEW}", config.format, config.shard_mb, index_path(prefix, REVIEW)
+        ),
         errors
         | "ErrorsToJson" >> beam.Map(lambda e: json.dumps(e.to_json(), ensure_ascii=False))
         | "WriteErrors"
@@ -439,6 +449,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
     ) | "AllOutcomes" >> beam.Flatten()
     kept = outcomes | "Kept" >> beam.Filter(lambda o: o[1] != ERRORS)
     settings = {
+        "run_id": new_run_id(),
         "dataset": config.name,
         "input": config.root,
         "output": prefix,
@@ -446,6 +457,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         "threshold": config.threshold,
         "percentile": config.percentile,
         "format": config.format,
+        "shard_mb": config.shard_mb,
         "runner": p.options.get_all_options().get("runner") or "DirectRunner",
     }
     (

@@ -32,9 +32,14 @@ SCHEMA = pa.schema(
         ("score", pa.float64()),
         ("reason", pa.string()),
         ("detail", pa.string()),
+        # Where the sample was read from (manifest file and index, or shard and key), so a
+        # reviewer can find the original record; then a reviewer's verdict, if any.
+        ("origin", pa.string()),
+        ("review_decision", pa.string()),
+        ("review_note", pa.string()),
     ]
 )
-OUTPUT_ONLY_COLUMNS = ("score", "reason", "detail")
+OUTPUT_ONLY_COLUMNS = ("score", "reason", "detail", "origin", "review_decision", "review_note")
 # Rows decoded at a time when reading: memory stays at one row group however big the file.
 READ_BATCH_ROWS = 64
 
@@ -56,6 +61,9 @@ def sample_to_row(sample: Sample) -> dict[str, Any]:
         "score": sample.score,
         "reason": sample.reason,
         "detail": sample.detail,
+        "origin": sample.origin,
+        "review_decision": sample.review_decision,
+        "review_note": sample.review_note,
     }
 
 

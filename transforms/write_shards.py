@@ -6,7 +6,9 @@ current one reaches `shard_mb`; one finishing step then renames every temporary 
 `num_shards` sends all media bytes through a GroupByKey, which local runners hold in memory) or
 write one unbounded file per bundle; this keeps memory at one row group and shards at a size
 readers like. Only files reported by finished bundles are renamed, so a retried bundle's
-leftovers never reach the output.
+leftovers never reach the output. With an index file, each temp shard also gets an
+id -> position sidecar, merged into the run's id -> shard index by the same step
+(`shard_index.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.parquet_rows import SCHEMA, sample_to_row
 from transforms.record import Sample
+from transforms.shard_index import SidecarWriter, merge_sidecars, sidecar_path
 from transforms.storage import open_for_write, remove_tree
 from transforms.webdataset_rows import sample_key, sample_to_files
 
@@ -51,6 +54,8 @@ class ParquetShard:
         self._writer = pq.ParquetWriter(handle, self.SCHEMA)
         self._rows: list[dict] = []
         self._buffered = 0
+        self._count = 0
+        self.last_position = ""  # the row number of the sample written last
 
     @staticmethod
     def to_row(sample: Sample) -> dict:
@@ -60,6 +65,7 @@ class ParquetShard:
         """Buffer one sample; return roughly how many bytes it adds."""
         size = sample_bytes(sample)
         self._rows.append(self.to_row(sample))
+        self.last_position, self._count = str(self._count), self._count + 1
         self._buffered += size
         if self._buffered >= ROW_GROUP_BYTES or len(self._rows) >= ROW_GROUP_ROWS:
             self._flush()
@@ -83,10 +89,12 @@ class TarShard:
     def __init__(self, handle):
         self._tar = tarfile.open(fileobj=handle, mode="w|", format=tarfile.PAX_FORMAT)
         self._mtime = time.time()
+        self.last_position = ""  # the key of the sample written last
 
     def write(self, sample: Sample) -> int:
         """Write one sample's files; return how many bytes of content they hold."""
         key, size = sample_key(sample), 0
+        self.last_position = key
         for suffix, data in sample_to_files(sample).items():
             info = tarfile.TarInfo(f"{key}.{suffix}")
             info.size = len(data)
@@ -104,47 +112,88 @@ SHARD_TYPES = {"parquet": ParquetShard, "webdataset": TarShard}
 SUFFIXES = {name: shard_type.SUFFIX for name, shard_type in SHARD_TYPES.items()}
 
 
-class WriteTempShards(beam.DoFn):
-    """Stream samples into temp shards under `temp_dir`; output each finished shard's path."""
+class RollingShards:
+    """Temp shards under `temp_dir`, a new one whenever the current one reaches `shard_mb`.
 
-    def __init__(self, temp_dir: str, shard_type: type, shard_mb: float):
+    With `indexed`, each temp shard gets an index sidecar (`shard_index.py`). Used inside a
+    bundle by `WriteTempShards` and on its own by apply-review.
+    """
+
+    def __init__(self, temp_dir: str, shard_type: type, shard_mb: float, indexed: bool = False):
         self._temp_dir = temp_dir
         self._shard_type = shard_type
         self._shard_bytes = shard_mb * (1 << 20)
-
-    def start_bundle(self):
-        self._handle = self._shard = self._path = None
+        self._indexed = indexed
+        self._handle = self._shard = self._path = self._sidecar = None
         self._written = 0
 
-    def process(self, sample: Sample):
+    def write(self, sample: Sample) -> str | None:
+        """Write one sample; return the path of the shard this closed, if it closed one."""
         if self._shard is None:
             self._open()
         self._written += self._shard.write(sample)
-        if self._written >= self._shard_bytes:
-            yield self._close()
+        if self._sidecar is not None:
+            self._sidecar.add(sample, self._shard.last_position)
+        return self.close() if self._written >= self._shard_bytes else None
 
-    def finish_bundle(self):
-        if self._shard is not None:
-            yield WindowedValue(self._close(), GlobalWindow().max_timestamp(), [GlobalWindow()])
+    def close(self) -> str | None:
+        """Close the open shard, if any, and return its path."""
+        if self._shard is None:
+            return None
+        self._shard.close()
+        self._handle.close()
+        if self._sidecar is not None:
+            self._sidecar.close()
+        path, self._shard, self._handle, self._sidecar = self._path, None, None, None
+        return path
 
     def _open(self) -> None:
         self._path = f"{self._temp_dir}/{uuid.uuid4().hex}{self._shard_type.SUFFIX}"
         self._handle = open_for_write(self._path)
         self._shard = self._shard_type(self._handle)
+        self._sidecar = SidecarWriter(self._path) if self._indexed else None
         self._written = 0
 
-    def _close(self) -> str:
-        self._shard.close()
-        self._handle.close()
-        path, self._shard, self._handle = self._path, None, None
-        return path
+
+class WriteTempShards(beam.DoFn):
+    """Stream samples into temp shards under `temp_dir`; output each finished shard's path."""
+
+    def __init__(self, temp_dir: str, shard_type: type, shard_mb: float, indexed: bool = False):
+        self._temp_dir = temp_dir
+        self._shard_type = shard_type
+        self._shard_mb = shard_mb
+        self._indexed = indexed
+
+    def start_bundle(self):
+        self._shards = RollingShards(
+            self._temp_dir, self._shard_type, self._shard_mb, self._indexed
+        )
+
+    def process(self, sample: Sample):
+        closed = self._shards.write(sample)
+        if closed:
+            yield closed
+
+    def finish_bundle(self):
+        closed = self._shards.close()
+        if closed:
+            yield WindowedValue(closed, GlobalWindow().max_timestamp(), [GlobalWindow()])
 
 
-def finalize_shards(_, directory: str, temp_dir: str, file_format: str, temp_paths: list[str]):
+def finalize_shards(
+    _,
+    directory: str,
+    temp_dir: str,
+    file_format: str,
+    temp_paths: list[str],
+    index_file: str | None = None,
+):
     """Rename the finished temp shards to part-SSSSS-of-NNNNN; yield the final paths.
 
     No samples still gives one empty shard, so readers globbing the folder find the schema.
-    Safe to retry: a shard already renamed by an earlier attempt is left as it is.
+    With `index_file`, the sidecars of these shards (and only these) are merged into it first,
+    under the final names. Safe to retry: the index is rewritten from the same sidecars (they
+    stay until the very end), and a shard already renamed by an earlier attempt is left as it is.
     """
     fs, _, _ = fsspec.get_fs_token_paths(temp_dir)
     suffix = SUFFIXES[file_format]
@@ -153,10 +202,17 @@ def finalize_shards(_, directory: str, temp_dir: str, file_format: str, temp_pat
         empty = f"{temp_dir}/empty{suffix}"
         with open_for_write(empty) as handle:
             SHARD_TYPES[file_format](handle).close()
+        if index_file:
+            SidecarWriter(empty).close()
         paths = [empty]
     total = len(paths)
-    for index, temp in enumerate(paths):
-        final = f"{directory}/part-{index:05d}-of-{total:05d}{suffix}"
+    finals = [f"{directory}/part-{index:05d}-of-{total:05d}{suffix}" for index in range(total)]
+    sidecars = [sidecar_path(temp) for temp in paths]
+    if index_file and all(fs.exists(fsspec.get_fs_token_paths(s)[2][0]) for s in sidecars):
+        folder = directory.rstrip("/").rsplit("/", 1)[-1]
+        names = [f"{folder}/{final.rsplit('/', 1)[-1]}" for final in finals]
+        merge_sidecars(index_file, zip(sidecars, names, strict=True))
+    for temp, final in zip(paths, finals, strict=True):
         source = fsspec.get_fs_token_paths(temp)[2][0]
         if fs.exists(source):
             fs.mv(source, fsspec.get_fs_token_paths(final)[2][0])
@@ -171,17 +227,22 @@ class WriteSamples(beam.PTransform):
     multi-input Flatten in memory, and these inputs carry media bytes.
     """
 
-    def __init__(self, directory: str, file_format: str, shard_mb: float):
+    def __init__(
+        self, directory: str, file_format: str, shard_mb: float, index_file: str | None = None
+    ):
         super().__init__()
         self._directory = directory.rstrip("/")
         self._format = file_format
         self._shard_mb = shard_mb
+        self._index_file = index_file
 
     def expand(self, inputs):
         branches = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
         pipeline = branches[0].pipeline
         temp_dir = f"{self._directory}/.temp-{uuid.uuid4().hex[:12]}"
-        writer = WriteTempShards(temp_dir, SHARD_TYPES[self._format], self._shard_mb)
+        writer = WriteTempShards(
+            temp_dir, SHARD_TYPES[self._format], self._shard_mb, indexed=bool(self._index_file)
+        )
         temp_paths = (
             tuple(
                 branch | f"WriteTempShards{i}" >> beam.ParDo(writer)
@@ -199,5 +260,6 @@ class WriteSamples(beam.PTransform):
                 temp_dir,
                 self._format,
                 beam.pvalue.AsList(temp_paths),
+                self._index_file,
             )
         )
