@@ -127,13 +127,13 @@ class _Router:
         per_source[destination] += number
 
     def copies_whole(self, route: str, has_decisions: bool) -> bool:
-        return not has_decisions and (route == CLEAN or self.undecided == REVIEW)
+        return not has_decisions and (route != REVIEW or self.undecided == REVIEW)
 
     def destination(self, route: str, match: Match | None, sample: Sample) -> tuple[str, Sample]:
         if match is not None:
             verdict = CLEAN if match.verdict == "keep" else DROPPED
             return verdict, sample.replace(review_decision=match.verdict, review_note=match.note)
-        if route == CLEAN or self.undecided == REVIEW:
+        if route != REVIEW or self.undecided == REVIEW:
             return route, sample
         where = CLEAN if self.undecided == "keep" else DROPPED
         return where, sample.replace(review_decision=UNDECIDED, review_note="")
@@ -165,9 +165,15 @@ def _route_samples(run_prefix: str, router: _Router, by_shard: dict[str, dict[st
     """Every sample of the run to its destination, shard by shard, in the run's index order.
 
     A shard without decisions is copied whole and its index rows carried over as they stream
-    by; any other shard is read and routed sample by sample. No index rows are held.
+    by; any other shard is read and routed sample by sample. No index rows are held. A prefix
+    that was itself reviewed has a dropped/ too: it is carried over whole (the pages do not
+    show dropped samples, so no decision can name one).
     """
-    for route in (CLEAN, REVIEW):
+    routes = [CLEAN, REVIEW]
+    fs, dropped_index = fsspec.core.url_to_fs(index_path(run_prefix, DROPPED))
+    if fs.exists(dropped_index):
+        routes.append(DROPPED)
+    for route in routes:
         index_file = index_path(run_prefix, route)
         current, sidecar, done = None, None, set()
         for row in iter_index(index_file):

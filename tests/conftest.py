@@ -22,6 +22,10 @@ def chromium(tmp_path):
 
 @pytest.fixture()
 def tiny_dataset(tmp_path: Path) -> Path:
+    return build_tiny_dataset(tmp_path)
+
+
+def build_tiny_dataset(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     (root / "images").mkdir(parents=True)
     (root / "images" / "good.jpg").write_bytes(jpeg_bytes())
