@@ -207,22 +207,25 @@ def _copy_errors(run_prefix: str, new_prefix: str) -> int:
 
 def _write_flagged(run_prefix: str, new_prefix: str, decided: set, keep_undecided: bool) -> None:
     """report/flagged.jsonl and .csv of the new review/: the run's rows, less the decided."""
-    with fsspec.open(f"{run_prefix}/report/flagged.jsonl", "rt", encoding="utf-8") as lines:
-        with fsspec.open(f"{new_prefix}/report/flagged.jsonl", "wt", encoding="utf-8") as out:
-            for line in lines:
-                if line.strip() and keep_undecided:
-                    row = json.loads(line)
-                    if (row.get("source"), row.get("origin") or "") not in decided:
+    fs, root = fsspec.core.url_to_fs(run_prefix)
+    with fsspec.open(f"{new_prefix}/report/flagged.jsonl", "wt", encoding="utf-8") as out:
+        if keep_undecided and fs.exists(f"{root}/report/flagged.jsonl"):
+            with fs.open(f"{root}/report/flagged.jsonl", "r", encoding="utf-8") as lines:
+                for line in lines:
+                    row = json.loads(line) if line.strip() else None
+                    if row and (row.get("source"), row.get("origin") or "") not in decided:
                         out.write(line if line.endswith("\n") else line + "\n")
-    with fsspec.open(f"{run_prefix}/report/flagged.csv", "rt", encoding="utf-8") as handle:
-        with fsspec.open(f"{new_prefix}/report/flagged.csv", "wt", encoding="utf-8") as out:
-            rows, writer = csv.reader(handle), csv.writer(out, lineterminator="\n")
-            header = next(rows, list(report.FLAGGED_COLUMNS))
-            writer.writerow(header)
-            source, origin = header.index("source"), header.index("origin")
-            for row in rows:
-                if keep_undecided and (row[source], row[origin]) not in decided:
-                    writer.writerow(row)
+    with fsspec.open(f"{new_prefix}/report/flagged.csv", "wt", encoding="utf-8") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(report.FLAGGED_COLUMNS)
+        if keep_undecided and fs.exists(f"{root}/report/flagged.csv"):
+            with fs.open(f"{root}/report/flagged.csv", "r", encoding="utf-8") as handle:
+                rows = csv.reader(handle)
+                header = next(rows, [])
+                source, origin = header.index("source"), header.index("origin")
+                for row in rows:
+                    if (row[source], row[origin]) not in decided:
+                        writer.writerow(row)
 
 
 def _new_counts(run_summary: dict, routed: dict[str, dict[str, int]]) -> dict:

@@ -102,6 +102,7 @@ def _apply_review(args: argparse.Namespace) -> int:
     from transforms.decision_matching import MissingIndexError
     from transforms.decisions import DecisionError
     from transforms.report_scan import ReportInputError
+    from transforms.stored_samples import StoredShardError
 
     try:
         summary = apply_review(
@@ -116,8 +117,8 @@ def _apply_review(args: argparse.Namespace) -> int:
     ) as exc:
         print(f"rmclean: {exc}\nrmclean: nothing was written", file=sys.stderr)
         return 2
-    except ReviewNotConservedError as exc:
-        print(f"rmclean: apply-review failed: {exc}", file=sys.stderr)
+    except (ReviewNotConservedError, StoredShardError) as exc:
+        print(f"rmclean: apply-review failed (no _SUCCESS written): {exc}", file=sys.stderr)
         return 1
     total, review = summary["counts"]["total"], summary["review"]
     print(

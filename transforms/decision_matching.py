@@ -108,7 +108,9 @@ def match_decisions(
             problems.append(f"{where}{at} is not in this run's clean/ or review/ (unknown id)")
             continue
         route, row = first[number]
-        if named[number] > 1:
+        if named[number] > 1 and decision.origin:
+            problems.append(f"{where} at {decision.origin} names {named[number]} samples")
+        elif named[number] > 1:
             problems.append(
                 f"{where} names {named[number]} samples that share this id; name one by its "
                 '"origin" (decisions downloaded from the page do)'

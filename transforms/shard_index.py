@@ -41,7 +41,7 @@ INDEX_SCHEMA = pa.schema(
 )
 SIDECAR_FIELDS = tuple(name for name in INDEX_SCHEMA.names if name != "shard")
 WRITE_BATCH_ROWS = 10_000  # index rows buffered per Parquet row group (~1 MB)
-READ_BATCH_ROWS = 10_000
+READ_BATCH_ROWS = 4096  # light rows: ~1 MB of Python dicts a batch
 
 
 def index_path(prefix: str, folder: str) -> str:
