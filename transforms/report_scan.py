@@ -53,15 +53,14 @@ class ReportInputError(FileNotFoundError):
 class StreamingHistogram:
     """Clean and review counts per score bin [i * width, (i + 1) * width), at most `max_bins`.
 
-
     The score range is unknown until the last shard, and keeping every score would grow with the
     run. Bin widths are powers of two: when a score would widen the span past `max_bins`, the
     width doubles and neighbouring bins merge (index // 2), so one pass suffices.
     """
 
-    def __init__(self, max_bins: int = MAX_BINS, start_width: float = START_BIN_WIDTH):
+    def __init__(self, max_bins: int = MAX_BINS):
         self.max_bins = max_bins
-        self.width = start_width
+        self.width = START_BIN_WIDTH
         self.bins: dict[int, list[int]] = {}  # index -> [clean count, review count]
         self.unscored = 0
 
