@@ -23,12 +23,18 @@ TRUST_REMOTE_CODE ?=
 SCORE_CACHE ?=
 OUTPUT ?=
 SAMPLE_DIR ?= data/sample
+# apply-review: the reviewers' decisions files, where the reviewed dataset goes, and where
+# flagged samples nobody decided go (review, keep or drop).
+DECISIONS ?=
+REVIEWED ?= $(OUTPUT)-reviewed
+UNDECIDED ?= review
 PYTEST_ARGS ?=
 
 # A mistyped variable (THRESHHOLD=-5) would otherwise be ignored and the run cut at the
 # config's threshold: refuse every command-line variable this Makefile does not read.
 KNOWN_VARIABLES := DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER BEAM_ARGS \
-	OVERWRITE TRUST_REMOTE_CODE SCORE_CACHE SAMPLE_DIR PYTEST_ARGS PYTHON VENV TORCH_SPEC TORCH_INDEX
+	OVERWRITE TRUST_REMOTE_CODE SCORE_CACHE DECISIONS REVIEWED UNDECIDED SAMPLE_DIR PYTEST_ARGS \
+	PYTHON VENV TORCH_SPEC TORCH_INDEX
 UNKNOWN_VARIABLES := $(filter-out $(KNOWN_VARIABLES),$(foreach v,$(.VARIABLES),$(if \
 	$(filter command line,$(origin $(v))),$(v))))
 ifneq ($(UNKNOWN_VARIABLES),)
@@ -47,10 +53,10 @@ CLEAN_ARGS := --config configs/$(DATASET).yaml $(if $(OUTPUT),--output $(OUTPUT)
 	$(if $(SCORE_CACHE),--score-cache $(SCORE_CACHE)) $(BEAM_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install clean sample test test-fast lint format bench distclean
+.PHONY: help install clean apply-review sample test test-fast lint format bench distclean
 
 help: ## List the targets and the variables `make clean` takes
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 	@echo "  variables: $(KNOWN_VARIABLES)"
 	@echo "  no target deletes run outputs (out/) or downloads (data/ other than data/sample)"
 
@@ -67,6 +73,12 @@ $(VENV)/.installed: pyproject.toml
 clean: install ## THE MAIN JOB: make clean DATASET=sample THRESHOLD=-2.0 [PERCENTILE= INPUT= OUTPUT= ...]
 	@if [ "$(DATASET)" = sample ] && [ -z "$(INPUT)" ]; then $(MAKE) --no-print-directory sample; fi
 	$(BIN)/rmclean clean $(CLEAN_ARGS)
+
+apply-review: install ## Apply review decisions: OUTPUT=<run> DECISIONS="a.jsonl ..." [REVIEWED= UNDECIDED=]
+	@if [ "$(origin OUTPUT)" = file ] || [ -z "$(DECISIONS)" ]; then \
+		echo "make apply-review needs OUTPUT=<the run's prefix> and DECISIONS=<decisions.jsonl ...>" >&2; exit 2; fi
+	$(BIN)/rmclean apply-review $(OUTPUT) $(foreach f,$(DECISIONS),--decisions $(f)) \
+		--output $(REVIEWED) --undecided $(UNDECIDED) $(if $(OVERWRITE),--overwrite)
 
 sample: install ## Generate the sample dataset into data/sample (once)
 	@test -f $(SAMPLE_DIR)/labels.jsonl || $(BIN)/rmclean sample --output $(SAMPLE_DIR)

@@ -47,6 +47,7 @@ from transforms.route import (
     route_by_threshold,
 )
 from transforms.rules import check_rules
+from transforms.run_identity import new_run_id
 from transforms.score_cache import (
     CACHED,
     PersistScores,
@@ -56,6 +57,7 @@ from transforms.score_cache import (
     model_cache_id,
     read_cache_file,
 )
+from transforms.shard_index import index_path
 from transforms.shard_inputs import read_light
 from transforms.spill import SPILL_SHARD_MB, SpillShard, read_spilled
 from transforms.storage import glob_paths
@@ -255,6 +257,9 @@ def _route_by_threshold(sample: Sample, threshold: float):
 def _route_spilled(path: str, cuts: dict[str, float], percentile: float):
     """Route every sample of one spill shard by its source's cut; a failure costs one sample."""
     for sample in read_spilled(path):
+        if isinstance(sample, ErrorRecord):
+            yield beam.pvalue.TaggedOutput(ERRORS_TAG, sample)
+            continue
         try:
             yield _tagged(route_by_cut(sample, cuts[sample.source], percentile))
         except Exception as exc:  # noqa: BLE001 - the same policy as every per-sample step
@@ -476,10 +481,18 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
 
     # A sample counts as clean or review once it is in a shard: outcomes come from the writers.
     write_clean = clean | "WriteClean" >> WriteSamples(
-        f"{prefix}/clean", config.format, config.shard_mb, _describe_for(CLEAN)
+        f"{prefix}/{CLEAN}",
+        config.format,
+        config.shard_mb,
+        index_path(prefix, CLEAN),
+        _describe_for(CLEAN),
     )
     write_review = review | "WriteReview" >> WriteSamples(
-        f"{prefix}/review", config.format, config.shard_mb, _describe_for(REVIEW)
+        f"{prefix}/{REVIEW}",
+        config.format,
+        config.shard_mb,
+        index_path(prefix, REVIEW),
+        _describe_for(REVIEW),
     )
     errors = (
         (
@@ -499,7 +512,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         | "CountErrors" >> beam.ParDo(CountProgress(ERRORS))
     )
     write_errors = errors | "WriteErrors" >> WriteSamples(
-        f"{prefix}/errors", "jsonl", ERRORS_SHARD_MB, _describe_for(ERRORS), name="errors"
+        f"{prefix}/errors", "jsonl", ERRORS_SHARD_MB, describe=_describe_for(ERRORS), name="errors"
     )
     written = [
         write_clean["files"],
@@ -520,6 +533,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
     ) | "AllOutcomes" >> beam.Flatten()
     kept = outcomes | "Kept" >> beam.Filter(lambda o: o[1] != ERRORS)
     settings = {
+        "run_id": new_run_id(),
         "dataset": config.name,
         "input": config.root,
         "output": prefix,
@@ -527,6 +541,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         "threshold": config.threshold,
         "percentile": config.percentile,
         "format": config.format,
+        "shard_mb": config.shard_mb,
         "runner": p.options.get_all_options().get("runner") or "DirectRunner",
     }
     (

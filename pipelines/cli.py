@@ -218,6 +218,41 @@ def _seed(text: str) -> int:
     return seed
 
 
+def _apply_review(args: argparse.Namespace) -> int:
+    from pipelines.apply_review import ApplyReviewError, ReviewNotConservedError, apply_review
+    from pipelines.output_prefix import OutputExistsError
+    from transforms.decision_matching import MissingIndexError
+    from transforms.decisions import DecisionError
+    from transforms.report_scan import ReportInputError
+    from transforms.stored_samples import StoredShardError
+
+    try:
+        summary = apply_review(
+            args.run, args.decisions, args.output, args.undecided, args.overwrite
+        )
+    except (
+        ApplyReviewError,
+        DecisionError,
+        MissingIndexError,
+        ReportInputError,
+        OutputExistsError,
+    ) as exc:
+        print(f"rmclean: {exc}\nrmclean: nothing was written", file=sys.stderr)
+        return 2
+    except (ReviewNotConservedError, StoredShardError) as exc:
+        print(f"rmclean: apply-review failed (no _SUCCESS written): {exc}", file=sys.stderr)
+        return 1
+    total, review = summary["counts"]["total"], summary["review"]
+    print(
+        f"rmclean: {review['decisions']['keep']} kept, {review['decisions']['drop']} dropped "
+        f"-> {total['clean']} clean, {total['review']} review, {total['dropped']} dropped, "
+        f"{total['errors']} errors"
+    )
+    for name in ("clean/", "review/", "dropped/", "errors/", "report/index.html"):
+        print(f"  {summary['output']}/{name}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = OneLineParser(prog="rmclean", description=__doc__, allow_abbrev=False)
     commands = root.add_subparsers(dest="command", required=True)
@@ -288,6 +323,30 @@ def parser() -> argparse.ArgumentParser:
         default=500,
         help="flagged samples and errors shown per source (default 500)",
     )
+
+    apply = commands.add_parser(
+        "apply-review",
+        help="apply decisions downloaded from a run's report page: write a new prefix",
+        allow_abbrev=False,
+    )
+    apply.add_argument("run", metavar="OUTPUT", help="the finished run's output prefix")
+    apply.add_argument(
+        "--decisions",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="decisions.jsonl from the run's report page (repeat for several reviewers)",
+    )
+    apply.add_argument("--output", required=True, help="prefix to write the reviewed dataset to")
+    apply.add_argument(
+        "--undecided",
+        choices=("review", "keep", "drop"),
+        default="review",
+        help="where flagged samples nobody decided go (default: review/)",
+    )
+    apply.add_argument(
+        "--overwrite", action="store_true", help="replace a finished prefix at --output"
+    )
     return root
 
 
@@ -301,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         return _usage(f"unknown arguments {' '.join(extra)} (see `rmclean {args.command} --help`)")
     if args.command == "report":
         return _report(args)
+    if args.command == "apply-review":
+        return _apply_review(args)
     return _sample(args)
 
 

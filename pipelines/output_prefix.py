@@ -15,7 +15,16 @@ from transforms.storage import remove_tree
 
 # Scored samples waiting for a percentile cut (transforms/spill.py), removed when the run ends.
 SPILL_DIR = ".spill"
-RUN_ENTRIES = ("clean", "review", "errors", "report", SPILL_DIR, "_SUCCESS")
+RUN_ENTRIES = (
+    "clean",
+    "review",
+    "dropped",
+    "errors",
+    "index",
+    "report",
+    SPILL_DIR,
+    "_SUCCESS",
+)
 
 
 class OutputExistsError(FileExistsError):

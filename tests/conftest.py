@@ -6,11 +6,26 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import start_chromium
 from tests.helpers import conversation, jpeg_bytes, mp4_bytes, write_json, write_tar_gz
 
 
 @pytest.fixture()
+def chromium(tmp_path):
+    """Headless Chromium (selenium); downloads go to `chromium.download_dir` in tmp_path."""
+    driver = start_chromium(tmp_path / "chromium-profile", tmp_path / "downloads")
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture()
 def tiny_dataset(tmp_path: Path) -> Path:
+    return build_tiny_dataset(tmp_path)
+
+
+def build_tiny_dataset(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     (root / "images").mkdir(parents=True)
     (root / "images" / "good.jpg").write_bytes(jpeg_bytes())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import re
 import shutil
@@ -20,10 +19,12 @@ import pytest
 from PIL import Image
 
 from pipelines.cli import main
+from tests.browser import requested_urls, wait_for_download
 from tests.helpers import conversation, jpeg_bytes, mp4_bytes
 from transforms.html_report import write_html_report
 from transforms.record import IMAGE, VIDEO, MediaRef, Sample
 from transforms.report_scan import LowestPicks, Pick, ReportInputError, StreamingHistogram
+from transforms.run_identity import run_id
 from transforms.write_shards import SHARD_TYPES, SUFFIXES
 
 PAYLOAD = "<script>window.__pwned = 1</script>"
@@ -40,6 +41,7 @@ def _sample(sid, source, score, reason, media=(), question="What is shown?", ans
         conversation(question, answer, placeholder if media else ""),
         list(media),
         {"url": f"u-{sid}"},
+        origin=f"manifests/{source}.json[{sid}]",
         score=score,
         reason=reason,
         detail=detail if reason else None,
@@ -143,54 +145,116 @@ def run_prefix(request, tmp_path: Path) -> Path:
     return build_run(tmp_path / "run", request.param)
 
 
-def _read_page(prefix: Path) -> str:
-    return (prefix / "report" / "index.html").read_text(encoding="utf-8")
+def _read_page(prefix: Path, name: str = "index.html") -> str:
+    return (prefix / "report" / name).read_text(encoding="utf-8")
+
+
+def _all_pages(prefix: Path) -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in (prefix / "report").glob("*.html")}
+
+
+def _row_ids(page: str, kind: str = "flagged") -> list[str]:
+    return re.findall(rf'<tr class="sample {kind}" data-id="([^"]+)"', page)
 
 
 def test_dataset_text_is_escaped_and_the_only_script_is_ours(run_prefix):
     write_html_report(str(run_prefix), max_rows_per_source=MAX_ROWS)
-    page = _read_page(run_prefix)
-    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page
-    assert "Is this &lt;b&gt;bold&lt;/b&gt;?" in page
-    assert "&lt;img src=x onerror=alert(1)&gt;" in page
-    assert "window.__pwned = 1</script>" not in page and "<b>bold</b>" not in page
-    assert page.count("<script") == 1 and "<img src=x" not in page
+    pages = _all_pages(run_prefix)
+    assert len(pages) == 4  # the index, two pages of images, one of videos
+    xss_page = pages["review-images-2.html"]
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in xss_page
+    assert "Is this &lt;b&gt;bold&lt;/b&gt;?" in xss_page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in pages["index.html"]
+    for page in pages.values():
+        assert "window.__pwned = 1</script>" not in page and "<b>bold</b>" not in page
+        assert page.count("<script") == 1 and "<img src=x" not in page
 
 
-def test_rows_are_bounded_lowest_first_and_the_page_says_so(run_prefix):
+def test_every_flagged_sample_is_on_one_review_page_in_order(run_prefix):
     write_html_report(str(run_prefix), max_rows_per_source=MAX_ROWS)
-    page = _read_page(run_prefix)
-    rows = re.findall(r'<tr class="flagged" data-source="(\w+)"', page)
-    assert rows.count("images") == MAX_ROWS and rows.count("videos") == 2
-    assert "images: showing 5 of 9 flagged samples" in page
-    assert "videos: showing 2 of 2 flagged samples" in page
-    assert 'href="flagged.jsonl"' in page and 'href="flagged.csv"' in page
-    # rule-flagged first, then lowest score first; -2.5 .. -2.9 only the lowest one fits
-    order = [page.index(i) for i in ("img-empty-1", "img-xss", "img-corrupt", "img-low-4")]
-    assert order == sorted(order) and "img-low-0" not in page
-    assert page.count('class="error-row"') == 3 and "showing 2 of 2 errors" in page
+    pages = _all_pages(run_prefix)
+    # 9 flagged images do not fit one page of 5: nearest the cut first, the lowest last,
+    # rule-flagged (unscored) at the very end.
+    assert _row_ids(pages["review-images-1.html"]) == [f"img-low-{i}" for i in range(5)]
+    assert _row_ids(pages["review-images-2.html"]) == [
+        "img-corrupt", "img-xss", "img-empty-1", "img-empty-2"
+    ]  # fmt: skip
+    assert 'data-default-sort="nearest"' in pages["review-images-1.html"]
+    # 2 flagged videos fit one page: lowest first.
+    assert _row_ids(pages["review-videos-1.html"]) == ["vid-low", "vid-broken"]
+    assert 'data-default-sort="lowest"' in pages["review-videos-1.html"]
+    on_pages = [i for name, page in pages.items() if name != "index.html" for i in _row_ids(page)]
+    assert len(on_pages) == len(set(on_pages)) == 11
+    index = pages["index.html"]
+    # The index shows each source's first page, links every page and says what each holds.
+    assert _row_ids(index) == [f"img-low-{i}" for i in range(5)] + ["vid-low", "vid-broken"]
+    for name in ("review-images-1.html", "review-images-2.html", "review-videos-1.html"):
+        assert f'href="{name}"' in index
+    assert "page 2</a>: scores -8 to -9, 2 rule-flagged" in index
+    assert "9 flagged on 2 review page(s), nearest the cut first" in index
+    assert 'href="flagged.jsonl"' in index and 'href="flagged.csv"' in index
+    assert index.count('class="error-row') == 3 and "showing 2 of 2 errors" in index
+
+
+def test_rows_carry_what_a_decision_needs_and_show_the_origin(run_prefix):
+    write_html_report(str(run_prefix), max_rows_per_source=MAX_ROWS)
+    page = _read_page(run_prefix, "review-images-2.html")
+    row = re.search(r'<tr class="sample flagged" data-id="img-xss"[^>]*>', page).group(0)
+    assert 'data-source="images"' in row and 'data-route="review"' in row
+    assert 'data-origin="manifests/images.json[img-xss]"' in row and 'data-score="-9.0"' in row
+    assert 'data-reason="low_score"' in row and 'data-rank="1"' in row
+    empty = re.search(r'<tr class="sample flagged" data-id="img-empty-1"[^>]*>', page).group(0)
+    assert 'data-score=""' in empty and 'data-rank="0"' in empty
+    assert '<div class="origin">manifests/images.json[img-xss]</div>' in page
+    assert page.count(">Keep</button>") == page.count(">Drop</button>") == 4
+    assert page.count('class="decision-note"') == 4
+
+
+def test_near_misses_are_the_clean_samples_just_above_the_cut(run_prefix):
+    write_html_report(str(run_prefix), max_rows_per_source=MAX_ROWS)
+    index = _read_page(run_prefix)
+    assert _row_ids(index, "near-miss") == [f"img-ok-{i}" for i in range(4)] + [
+        "vid-ok-0",
+        "vid-ok-1",
+    ]
+    assert 'data-side="above"' in index and 'data-route="clean"' in index
+
+
+def test_histograms_label_the_count_axis(run_prefix):
+    write_html_report(str(run_prefix), max_rows_per_source=MAX_ROWS)
+    index = _read_page(run_prefix)
+    assert index.count(">samples per bin</text>") == 2 and index.count(">reward score</text>") == 2
+    # images: the tallest bin holds 4 of the rule-flagged-free scores at most; ticks from 0.
+    labels = re.findall(r'class="count-label"[^>]*>(\d+)</text>', index)
+    assert labels and labels[0] == "0" and len(labels) >= 4
 
 
 def test_thumbnails_are_small_jpegs_and_failures_are_placeholders(run_prefix):
     write_html_report(str(run_prefix), max_rows_per_source=MAX_ROWS)
-    page = _read_page(run_prefix)
-    sources = re.findall(r'<img src="([^"]+)"', page)
-    assert len(sources) == 4 + 4  # four images shown + a 4-frame strip of one video
+    pages = _all_pages(run_prefix)
+    sources = {src for page in pages.values() for src in re.findall(r'<img src="([^"]+)"', page)}
+    # 8 decodable flagged images + a 4-frame strip of one video + 4 near-miss images
+    assert len(sources) == 8 + 4 + 4
     for src in sources:
         with Image.open(run_prefix / "report" / src) as image:
             assert image.format == "JPEG" and max(image.size) <= 256
     thumbs = sorted(p.name for p in (run_prefix / "report" / "thumbs").iterdir())
     assert len(thumbs) == len(sources)
-    assert "images/corrupt.jpg: could not decode: corrupt_image" in page
-    assert "v/b.mp4: could not decode: corrupt_video" in page
+    assert "images/corrupt.jpg: could not decode: corrupt_image" in pages["review-images-2.html"]
+    assert "v/b.mp4: could not decode: corrupt_video" in pages["index.html"]
 
 
-def test_page_is_self_contained(run_prefix):
+def test_pages_are_self_contained(run_prefix):
     write_html_report(str(run_prefix), max_rows_per_source=MAX_ROWS)
-    page = _read_page(run_prefix)
-    assert not re.search(r"""(src|href|action)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
-    assert not re.search(r"url\(|@import|<link|<iframe", page, re.I)
-    assert '<svg class="histogram"' in page and 'class="cut"' in page
+    for page in _all_pages(run_prefix).values():
+        assert not re.search(r"""(src|href|action)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+        assert not re.search(r"@import|<link|<iframe", page, re.I)
+        # CSS url(...) and the script APIs that reach the network (URL.createObjectURL
+        # makes the local blob: the download is built from).
+        assert not re.search(r"[^.]url\(|fetch\(|XMLHttpRequest|sendBeacon|WebSocket", page)
+    assert '<svg class="histogram"' in _read_page(run_prefix) and 'class="cut"' in _read_page(
+        run_prefix
+    )
 
 
 def _text_only_run(prefix: Path, flagged: int) -> Path:
@@ -204,18 +268,26 @@ def _text_only_run(prefix: Path, flagged: int) -> Path:
     return prefix
 
 
-def test_page_size_does_not_grow_with_the_run(tmp_path):
+def test_pages_stay_small_as_the_run_grows(tmp_path):
     sizes = []
     for flagged in (20, 400):
         prefix = _text_only_run(tmp_path / f"run{flagged}", flagged)
         write_html_report(str(prefix), summary={"dataset": "t"}, max_rows_per_source=MAX_ROWS)
-        page = _read_page(prefix)
-        assert page.count('class="flagged"') == MAX_ROWS and page.count('class="error-row"') == 5
-        assert (
-            f"showing 5 of {flagged} flagged" in page and f"showing 5 of {flagged} errors" in page
-        )
-        sizes.append(len(page))
-    assert abs(sizes[0] - sizes[1]) < 300
+        pages = _all_pages(prefix)
+        index = pages.pop("index.html")
+        assert len(pages) == flagged // MAX_ROWS
+        assert all(len(_row_ids(page)) == MAX_ROWS for page in pages.values())
+        assert sorted(i for page in pages.values() for i in _row_ids(page)) == [
+            f"t-{i:05d}" for i in range(flagged)
+        ]
+        assert len(_row_ids(index)) == MAX_ROWS and index.count('class="error-row') == 5
+        assert f"showing 5 of {flagged} errors" in index
+        sizes.append((len(index), max(len(page) for page in pages.values())))
+    # The index grows only by its list of pages; a review page not at all (its links are a
+    # window around it, the index lists them all).
+    extra_pages = (400 - 20) // MAX_ROWS
+    assert sizes[1][0] - sizes[0][0] < 160 * extra_pages
+    assert abs(sizes[1][1] - sizes[0][1]) < 600
 
 
 def test_report_works_on_a_remote_prefix(tmp_path):
@@ -227,7 +299,8 @@ def test_report_works_on_a_remote_prefix(tmp_path):
             "memory://remote-run/report/index.html"
         )
         page = fs.cat("/remote-run/report/index.html").decode()
-        assert page.count('class="flagged"') == 7 and len(fs.ls("/remote-run/report/thumbs")) == 8
+        assert len(_row_ids(page)) == 7 and len(fs.ls("/remote-run/report/thumbs")) == 16
+        assert fs.exists("/remote-run/report/review-images-2.html")
     finally:
         fs.rm("/remote-run", recursive=True)
 
@@ -258,7 +331,8 @@ def test_cli_report_rebuilds_the_page(tmp_path, capsys):
     prefix = build_run(tmp_path / "run")
     assert main(["report", str(prefix), "--max-rows", "3"]) == 0
     assert capsys.readouterr().out.strip() == f"{prefix}/report/index.html"
-    assert _read_page(prefix).count('class="flagged"') == 3 + 2
+    assert len(_row_ids(_read_page(prefix))) == 3 + 2
+    assert (prefix / "report" / "review-images-3.html").exists()
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "summary.json does not exist" in capsys.readouterr().err
 
@@ -269,59 +343,6 @@ def test_missing_summary_is_a_clear_error(tmp_path):
 
 
 # ---- real browser ---------------------------------------------------------------------------
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,2200",
-)
-
-
-@pytest.fixture()
-def chromium(tmp_path):
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing.append("the selenium Python package")
-    if missing:
-        message = f"headless Chromium is not available: missing {', '.join(missing)}"
-        if os.environ.get("RMCLEAN_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM  # with the driver path below, selenium-manager never runs
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def _requested_urls(driver, page_url: str) -> list[str]:
-    """Every URL the page (not the browser's own new-tab page) asked for, from Chromium's log."""
-    urls = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        params = message.get("params", {})
-        if message.get("method") == "Network.requestWillBeSent" and (
-            params.get("documentURL") == page_url
-        ):
-            urls.append(params["request"]["url"])
-    return urls
 
 
 def _visible_rows(driver):
@@ -334,6 +355,7 @@ def _visible_rows(driver):
 @pytest.mark.browser
 def test_page_renders_offline_in_headless_chromium(chromium, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
 
     prefix = build_run(tmp_path / "run")
@@ -346,14 +368,12 @@ def test_page_renders_offline_in_headless_chromium(chromium, tmp_path):
     images = chromium.execute_script(
         "return Array.from(document.images).map(i => [i.complete, i.naturalWidth]);"
     )
-    assert len(images) == 8 and all(done and width > 0 for done, width in images)
+    # page 1 of images (5), a video's 4-frame strip, 4 near-miss images
+    assert len(images) == 13 and all(done and width > 0 for done, width in images)
     assert len(chromium.find_elements(By.CSS_SELECTOR, "svg.histogram rect.bar")) > 0
     assert len(chromium.find_elements(By.CSS_SELECTOR, "svg.histogram line.cut")) == 2
-    assert chromium.execute_script("return typeof window.__pwned") == "undefined"
-    body = chromium.find_element(By.TAG_NAME, "body").text
-    assert PAYLOAD in body and "<b>bold</b>" in body
-    assert chromium.execute_script("return document.querySelectorAll('.turn b').length") == 0
-    requested = _requested_urls(chromium, page_url)
+    assert len(chromium.find_elements(By.CSS_SELECTOR, "svg.histogram text.count-label")) >= 4
+    requested = requested_urls(chromium, page_url)
     assert any(url.endswith(".jpg") for url in requested)
     assert all(url.startswith(("file://", "data:")) for url in requested), requested
 
@@ -362,10 +382,24 @@ def test_page_renders_offline_in_headless_chromium(chromium, tmp_path):
     assert len(rows) == 2 and {r.get_attribute("data-source") for r in rows} == {"videos"}
     assert chromium.find_element(By.ID, "visible-count").text == "2"
     Select(chromium.find_element(By.ID, "filter-source")).select_by_value("")
+
+    page_2 = (prefix / "report" / "review-images-2.html").resolve().as_uri()
+    chromium.get(page_2)
+    assert chromium.execute_script("return typeof window.__pwned") == "undefined"
+    body = chromium.find_element(By.TAG_NAME, "body").text
+    assert PAYLOAD in body and "<b>bold</b>" in body
+    assert chromium.execute_script("return document.querySelectorAll('.turn b').length") == 0
+    assert all(url.startswith(("file://", "data:")) for url in requested_urls(chromium, page_2))
     Select(chromium.find_element(By.ID, "filter-reason")).select_by_value("empty_answer")
     assert len(_visible_rows(chromium)) == 2
     Select(chromium.find_element(By.ID, "filter-reason")).select_by_value("")
+    search = chromium.find_element(By.ID, "filter-text")
+    search.send_keys("BOLD")  # case-insensitive, over questions and answers
+    assert [r.get_attribute("data-id") for r in _visible_rows(chromium)] == ["img-xss"]
+    search.send_keys(Keys.BACKSPACE * 4)  # typing fires the filter; clear() would not
+    assert len(_visible_rows(chromium)) == 4
 
+    chromium.get(page_url)
     height = chromium.execute_script("return document.documentElement.scrollHeight")
     chromium.set_window_size(1400, min(height + 150, 6000))  # the whole page in one picture
     screenshot = prefix / "report" / "screenshot.png"
@@ -376,3 +410,93 @@ def test_page_renders_offline_in_headless_chromium(chromium, tmp_path):
         shutil.copyfile(screenshot, SCREENSHOT_COPY)
     except OSError:
         pass  # the copy is only a convenience for a person looking at the page
+
+
+def _row(driver, sample_id):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, f'tr.sample[data-id="{sample_id}"]')
+
+
+def _decision(driver, sample_id) -> str:
+    return _row(driver, sample_id).get_attribute("data-decision")
+
+
+def _counter(driver, source) -> str:
+    from selenium.webdriver.common.by import By
+
+    selector = f'.counter .decided-count[data-source="{source}"]'
+    return driver.find_element(By.CSS_SELECTOR, selector).text
+
+
+@pytest.mark.browser
+def test_reviewer_decides_with_buttons_and_keys_and_it_persists(chromium, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    prefix = build_run(tmp_path / "run")
+    index = Path(write_html_report(str(prefix), max_rows_per_source=MAX_ROWS)).resolve()
+    chromium.get(index.as_uri())
+    keys = ActionChains(chromium)
+
+    _row(chromium, "img-low-0").find_element(By.CSS_SELECTOR, "button.keep").click()
+    keys.send_keys("j").send_keys("k").send_keys("d").perform()  # keep low-1, drop low-2
+    assert [_decision(chromium, f"img-low-{i}") for i in range(4)] == ["keep", "keep", "drop", ""]
+    ActionChains(chromium).send_keys("u").perform()  # undo the drop
+    assert _decision(chromium, "img-low-2") == ""
+    ActionChains(chromium).send_keys("d").perform()  # the undone row is current again
+    assert _decision(chromium, "img-low-2") == "drop"
+    video = _row(chromium, "vid-low")
+    video.find_element(By.CSS_SELECTOR, "button.drop").click()
+    note = video.find_element(By.CSS_SELECTOR, "input.decision-note")
+    note.send_keys("k is a letter, not a key here", Keys.ENTER)  # typing does not decide
+    _row(chromium, "img-ok-0").find_element(By.CSS_SELECTOR, "button.drop").click()  # near miss
+    assert _counter(chromium, "images") == "3" and _counter(chromium, "videos") == "1"
+    assert chromium.find_element(By.ID, "decided-total").text == "5"
+    pressed = _row(chromium, "img-low-0").find_element(By.CSS_SELECTOR, "button.keep")
+    assert pressed.get_attribute("aria-pressed") == "true"
+
+    chromium.refresh()
+    assert [_decision(chromium, f"img-low-{i}") for i in range(4)] == ["keep", "keep", "drop", ""]
+    assert _decision(chromium, "vid-low") == "drop" and _decision(chromium, "img-ok-0") == "drop"
+    note = _row(chromium, "vid-low").find_element(By.CSS_SELECTOR, "input.decision-note")
+    assert note.get_attribute("value") == "k is a letter, not a key here"
+    assert _counter(chromium, "images") == "3"
+    Select(chromium.find_element(By.ID, "filter-decision")).select_by_value("undecided")
+    assert "img-low-0" not in [r.get_attribute("data-id") for r in _visible_rows(chromium)]
+    Select(chromium.find_element(By.ID, "filter-decision")).select_by_value("")
+
+    # Another page of the same run shares the decisions; sorting flips the page's order.
+    chromium.get((index.parent / "review-images-1.html").as_uri())
+    assert _decision(chromium, "img-low-1") == "keep" and _counter(chromium, "images") == "3"
+    Select(chromium.find_element(By.ID, "sort")).select_by_value("lowest")
+    order = [r.get_attribute("data-id") for r in _visible_rows(chromium)]
+    assert order == [f"img-low-{i}" for i in (4, 3, 2, 1, 0)]
+    chromium.get((index.parent / "review-images-2.html").as_uri())
+    _row(chromium, "img-xss").find_element(By.CSS_SELECTOR, "button.drop").click()
+    assert _counter(chromium, "images") == "4"
+
+    chromium.get(index.as_uri())
+    chromium.find_element(By.ID, "download").click()
+    downloaded = wait_for_download(chromium.download_dir, "decisions.jsonl")
+    lines = [json.loads(line) for line in downloaded.read_text().splitlines()]
+    summary = json.loads((prefix / "report" / "summary.json").read_text())
+    by_id = {line["id"]: line for line in lines}
+    decided = ["img-low-0", "img-low-1", "img-low-2", "img-ok-0", "img-xss", "vid-low"]
+    assert sorted(by_id) == decided
+    assert {line["run"] for line in lines} == {run_id(summary)}
+    assert by_id["img-xss"] == {
+        "run": run_id(summary),
+        "id": "img-xss",
+        "source": "images",
+        "origin": "manifests/images.json[img-xss]",
+        "route": "review",
+        "decision": "drop",
+        "note": "",
+        "score": -9.0,
+        "reason": "low_score",
+    }
+    assert by_id["vid-low"]["note"] == "k is a letter, not a key here"
+    assert by_id["img-ok-0"]["route"] == "clean" and by_id["img-ok-0"]["reason"] is None

@@ -38,6 +38,11 @@ SCHEMA = pa.schema(
         ("score", pa.float64()),
         ("reason", pa.string()),
         ("detail", pa.string()),
+        # Where the sample was read from (manifest file and index, or shard and key), so a
+        # reviewer can find the original record; then a reviewer's verdict, if any.
+        ("origin", pa.string()),
+        ("review_decision", pa.string()),
+        ("review_note", pa.string()),
     ]
 )
 # Rows decoded at a time when reading: memory stays at one row group however big the file.
@@ -61,6 +66,9 @@ def sample_to_row(sample: Sample) -> dict[str, Any]:
         "score": sample.score,
         "reason": sample.reason,
         "detail": sample.detail,
+        "origin": sample.origin,
+        "review_decision": sample.review_decision,
+        "review_note": sample.review_note,
     }
 
 

@@ -59,6 +59,10 @@ class Sample:
     detail: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     cached: bool = False  # the score came from the score cache, not from the model
+    # A reviewer's verdict once `rmclean apply-review` has run: "keep", "drop", or "undecided"
+    # for a sample routed by the --undecided policy; None for a sample no one reviewed.
+    review_decision: str | None = None
+    review_note: str | None = None
     # (format, file, source name) of an input shard whose media bytes were left in the file
     # for the shuffle; the file is read again after it (transforms/shard_inputs.py).
     media_file: tuple[str, str, str] | None = None

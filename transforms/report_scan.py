@@ -1,12 +1,15 @@
 """Read a finished run back for its HTML report, with memory bounded whatever the run's size.
 
-The report needs every score (histograms) but the media of only a few hundred flagged samples
-(thumbnails). So review shards are read twice, differently:
-- a metadata pass reads only id/source/score/reason/detail (Parquet column projection; only
-  the `.json` members of a tar, media streamed past), feeds `StreamingHistogram`s and keeps the
-  lowest-scoring flagged samples of each source in a heap of at most `limit` entries;
-- `attach_media` then re-reads just those samples, media included, and writes their thumbnails.
-Positions identify a sample within its shard: a row number in Parquet, the sample key in a tar.
+The report needs every score (histograms), an order over every flagged sample (the review
+pages, `review_pages.py`) and the media of the samples it shows (thumbnails). So shards are
+read twice, differently:
+- a metadata pass reads only the light columns (Parquet column projection; only the `.json`
+  members of a tar, media streamed past), feeds `StreamingHistogram`s, tells the caller each
+  flagged sample's score, and keeps the near misses of each source (the clean samples just
+  above its cut) in a heap of at most `limit` entries;
+- the samples shown are then read again whole (`stored_samples.py`) for their thumbnails.
+Positions identify a sample within its shard, as in the id -> shard index: the row number in
+Parquet, the sample key in a tar.
 """
 
 from __future__ import annotations
@@ -15,25 +18,32 @@ import heapq
 import json
 import math
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from transforms.parquet_rows import row_to_sample
-from transforms.read_webdataset import read_webdataset_shard, split_member_name
+from transforms.read_webdataset import split_member_name
 from transforms.record import Sample
-from transforms.report_thumbs import Thumb, sample_thumbs
+from transforms.report_thumbs import Thumb, ThumbWriter
 from transforms.route import CLEAN, REVIEW
-from transforms.video_worker import KillableVideoDecoder
+from transforms.stored_samples import StoredShardError, iter_stored_samples
 
-METADATA_COLUMNS = ("id", "source", "score", "reason", "detail")
+METADATA_COLUMNS = (
+    "id",
+    "source",
+    "score",
+    "reason",
+    "detail",
+    "origin",
+    "review_decision",
+    "review_note",
+)
 METADATA_BATCH_ROWS = 1024
-MEDIA_BATCH_ROWS = 16  # full rows carry media bytes: keep a batch to a few MB
 START_BIN_WIDTH = 2.0**-8  # finer than any score difference worth seeing
 MAX_BINS = 48
-VIDEO_TIMEOUT_S = 30.0  # a thumbnail strip is not worth waiting longer for
+NEAR_MISSES = 50  # clean samples just above the cut shown per source
 
 
 class ReportInputError(FileNotFoundError):
@@ -81,7 +91,7 @@ class StreamingHistogram:
 
 @dataclass
 class Pick:
-    """A flagged sample chosen for the page; `sample` and `thumbs` are filled in the 2nd pass."""
+    """A sample shown on a page; `sample` and `thumbs` are filled when it is read whole."""
 
     source: str
     id: str
@@ -89,7 +99,11 @@ class Pick:
     reason: str
     detail: str
     shard: str
-    position: int | str
+    position: str
+    origin: str = ""
+    route: str = REVIEW
+    decision: str | None = None  # a verdict applied by an earlier apply-review
+    note: str | None = None
     sample: Sample | None = None
     thumbs: list[tuple[str, Thumb]] = field(default_factory=list)  # (relative src, thumb)
 
@@ -102,7 +116,10 @@ class Pick:
 
 
 class LowestPicks:
-    """The `limit` lowest `Pick`s of one source, in a heap of at most `limit` entries."""
+    """The `limit` lowest `Pick`s of one source, in a heap of at most `limit` entries.
+
+    Among clean samples (all at or above the cut) the lowest are the nearest misses.
+    """
 
     def __init__(self, limit: int):
         self.limit = limit
@@ -127,7 +144,7 @@ def _shards(fs, root: str, route: str) -> list[str]:
     return sorted(found)
 
 
-def _shard_metadata(fs, path: str) -> Iterator[tuple[int | str, dict[str, Any]]]:
+def _shard_metadata(fs, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
     if path.endswith(".parquet"):
         with fs.open(path, "rb") as handle:
             parquet = pq.ParquetFile(handle)
@@ -135,7 +152,7 @@ def _shard_metadata(fs, path: str) -> Iterator[tuple[int | str, dict[str, Any]]]
             position = 0
             for batch in parquet.iter_batches(batch_size=METADATA_BATCH_ROWS, columns=columns):
                 for row in batch.to_pylist():
-                    yield position, row
+                    yield str(position), row
                     position += 1
         return
     with fs.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
@@ -156,10 +173,34 @@ def _score(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def scan_scores(fs, root: str, limit: int):
-    """({source: histogram}, {source: LowestPicks}) from the clean and review shards."""
+def _pick(meta: dict[str, Any], route: str, path: str, position: str) -> Pick:
+    return Pick(
+        str(meta.get("source") or "unknown"),
+        str(meta.get("id")),
+        _score(meta.get("score")),
+        str(meta.get("reason") or ""),
+        str(meta.get("detail") or ""),
+        path,
+        position,
+        str(meta.get("origin") or ""),
+        route,
+        meta.get("review_decision"),
+        meta.get("review_note"),
+    )
+
+
+FlaggedCallback = Callable[[str, "float | None", str], None]
+
+
+def scan_scores(fs, root: str, cuts: dict[str, Any], on_flagged: FlaggedCallback):
+    """({source: histogram}, {source: near-miss LowestPicks}) from the clean and review shards.
+
+    `on_flagged(source, score, reason)` is called for every flagged sample, in the order the review
+    pages' pass will meet them again. Near misses are the clean samples scoring at or above
+    their source's cut (a reviewed run's clean/ also holds kept samples below it).
+    """
     histograms: dict[str, StreamingHistogram] = {}
-    lowest: dict[str, LowestPicks] = {}
+    near_misses: dict[str, LowestPicks] = {}
     for route in (CLEAN, REVIEW):
         for path in _shards(fs, root, route):
             for position, meta in _shard_metadata(fs, path):
@@ -167,68 +208,36 @@ def scan_scores(fs, root: str, limit: int):
                 score = _score(meta.get("score"))
                 histograms.setdefault(source, StreamingHistogram()).add(score, route)
                 if route == REVIEW:
-                    reason, detail = meta.get("reason") or "", meta.get("detail") or ""
-                    pick = Pick(
-                        source, str(meta.get("id")), score, str(reason), str(detail), path, position
-                    )
-                    lowest.setdefault(source, LowestPicks(limit)).offer(pick)
-    return histograms, lowest
+                    on_flagged(source, score, str(meta.get("reason") or ""))
+                    continue
+                cut = cuts.get(source)
+                if score is not None and isinstance(cut, (int, float)) and score >= cut:
+                    pick = _pick(meta, CLEAN, path, position)
+                    near_misses.setdefault(source, LowestPicks(NEAR_MISSES)).offer(pick)
+    return histograms, near_misses
 
 
-def _row_sample(row: dict[str, Any], source: str, path: str) -> Sample | None:
-    try:
-        sample = row_to_sample(row, source, path)
-    except (KeyError, TypeError, ValueError):
-        return None  # shown as "could not be re-read" rather than failing the page
-    return sample if isinstance(sample, Sample) else None
+def review_shards(fs, root: str) -> list[str]:
+    return _shards(fs, root, REVIEW)
 
 
-def _read_picked(
-    fs, path: str, picks: dict[int | str, Pick]
-) -> Iterator[tuple[Pick, Sample | None]]:
-    if path.endswith(".parquet"):
-        with fs.open(path, "rb") as handle:
-            position = 0
-            for batch in pq.ParquetFile(handle).iter_batches(batch_size=MEDIA_BATCH_ROWS):
-                for row in batch.to_pylist():
-                    if position in picks:
-                        yield picks[position], _row_sample(row, picks[position].source, path)
-                    position += 1
-        return
-    url = fs.unstrip_protocol(path)
-    for item in read_webdataset_shard(url, REVIEW):
-        key = item.origin[len(url) + 1 :]
-        if isinstance(item, Sample) and key in picks:
-            yield picks[key], item
-
-
-def attach_media(fs, root: str, picks: list[Pick]) -> None:
-    """Read each chosen sample once and write its thumbnails as report/thumbs/NNNNNN.jpg."""
-    by_shard: dict[str, dict[int | str, Pick]] = {}
+def attach_media(fs, picks: list[Pick], thumbs: ThumbWriter) -> None:
+    """Read each pick's sample once (shard by shard) and write its thumbnails."""
+    by_shard: dict[str, dict[str, Pick]] = {}
     for pick in picks:
         by_shard.setdefault(pick.shard, {})[pick.position] = pick
-    thumbs_dir = f"{root}/report/thumbs"
-    if fs.exists(thumbs_dir):
-        fs.rm(thumbs_dir, recursive=True)  # a rebuilt page must not keep an older run's pictures
-    fs.makedirs(thumbs_dir, exist_ok=True)
-    written = 0
-    decode_video = KillableVideoDecoder(VIDEO_TIMEOUT_S)
-    try:
-        for shard in sorted(by_shard):
-            for pick, sample in _read_picked(fs, shard, by_shard[shard]):
-                if sample is None:
-                    continue
-                for thumb in sample_thumbs(sample.media, decode_video):
-                    src = ""
-                    if thumb.jpeg:
-                        written += 1
-                        src = f"thumbs/{written:06d}.jpg"
-                        with fs.open(f"{thumbs_dir}/{written:06d}.jpg", "wb") as handle:
-                            handle.write(thumb.jpeg)
-                    pick.thumbs.append((src, thumb))
-                pick.sample = sample.replace(media=[])  # the bytes are no longer needed
-    finally:
-        decode_video.close()
+    for shard in sorted(by_shard):
+        waiting = by_shard[shard]
+        try:
+            for position, sample in iter_stored_samples(fs, shard):
+                pick = waiting.pop(position, None)
+                if pick is not None:
+                    pick.thumbs = thumbs.write(sample.media)
+                    pick.sample = sample.replace(media=[])  # the bytes are no longer needed
+                if not waiting:
+                    break
+        except (StoredShardError, OSError, tarfile.TarError):
+            continue  # the rows left say "could not be re-read" rather than failing the page
 
 
 def scan_errors(fs, root: str, limit: int) -> tuple[list[dict[str, Any]], dict[str, int]]:

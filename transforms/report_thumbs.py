@@ -77,3 +77,30 @@ def sample_thumbs(media: list[MediaRef], decode: VideoDecoder = decode_video) ->
     if len(media) > MEDIA_PER_SAMPLE:
         thumbs.append(Thumb("", problem=f"+{len(media) - MEDIA_PER_SAMPLE} more media"))
     return thumbs
+
+
+class ThumbWriter:
+    """Writes every thumbnail of one report as `<report>/thumbs/NNNNNN.jpg`, numbered in order.
+
+    A rebuilt page must not keep an older build's pictures, so the folder starts empty.
+    """
+
+    def __init__(self, fs, thumbs_dir: str, decode: VideoDecoder = decode_video):
+        self._fs, self._dir, self._decode = fs, thumbs_dir, decode
+        self._written = 0
+        if fs.exists(thumbs_dir):
+            fs.rm(thumbs_dir, recursive=True)
+        fs.makedirs(thumbs_dir, exist_ok=True)
+
+    def write(self, media: list[MediaRef]) -> list[tuple[str, Thumb]]:
+        """(src relative to the report folder, or "" when there is no picture; thumb) per thumb."""
+        shown = []
+        for thumb in sample_thumbs(media, self._decode):
+            src = ""
+            if thumb.jpeg:
+                self._written += 1
+                src = f"thumbs/{self._written:06d}.jpg"
+                with self._fs.open(f"{self._dir}/{self._written:06d}.jpg", "wb") as handle:
+                    handle.write(thumb.jpeg)
+            shown.append((src, thumb))
+        return shown

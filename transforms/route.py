@@ -8,6 +8,7 @@ CLEAN = "clean"
 REVIEW = "review"
 ERRORS = "errors"
 ROUTES = (CLEAN, REVIEW, ERRORS)
+DROPPED = "dropped"  # only after a review: samples reviewers dropped (pipelines/apply_review.py)
 
 
 def route_by_threshold(sample: Sample, threshold: float) -> tuple[str, Sample]:

@@ -46,6 +46,9 @@ def sample_to_files(sample: Sample) -> dict[str, bytes]:
         "score": sample.score,
         "reason": sample.reason,
         "detail": sample.detail,
+        "origin": sample.origin,
+        "review_decision": sample.review_decision,
+        "review_note": sample.review_note,
     }
     files = {"json": json.dumps(metadata, ensure_ascii=False).encode("utf-8")}
     for ref, suffix in zip(sample.media, media_suffixes(sample), strict=True):

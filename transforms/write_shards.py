@@ -6,7 +6,9 @@ current one reaches `shard_mb`; one finishing step then renames every temporary 
 `num_shards` sends all media bytes through a GroupByKey, which local runners hold in memory) or
 write one unbounded file per bundle; this keeps memory at one row group and shards at a size
 readers like. Only files reported by finished bundles are renamed, so a retried bundle's
-leftovers never reach the output.
+leftovers never reach the output. With an index file, each temp shard also gets an
+id -> position sidecar, merged into the run's id -> shard index by the same step
+(`shard_index.py`). Error records and report lines use the same writer as JSON Lines.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from transforms.json_lines import json_line
 from transforms.parquet_rows import SCHEMA, sample_to_row
 from transforms.record import ErrorRecord, Sample
+from transforms.shard_index import SidecarWriter, merge_sidecars, sidecar_path
 from transforms.storage import open_for_write, remove_tree
 from transforms.webdataset_rows import sample_key, sample_to_files
 
@@ -40,6 +43,8 @@ ROW_GROUP_ROWS = 1000
 # Line files (errors, flagged rows) are small; temp files roll over at this size.
 LINE_SHARD_MB = 64
 COPY_BLOCK_BYTES = 8 << 20
+WRITE_ERRORS = "write_errors"
+OUTCOMES = "outcomes"
 
 
 def sample_bytes(sample: Sample) -> int:
@@ -66,6 +71,8 @@ class ParquetShard:
         self._writer = pq.ParquetWriter(handle, self.SCHEMA)
         self._batches: list[pa.RecordBatch] = []
         self._buffered = 0
+        self._count = 0
+        self.last_position = ""  # the row number of the sample written last
 
     @staticmethod
     def to_row(sample: Sample) -> dict:
@@ -79,6 +86,7 @@ class ParquetShard:
             raise UnwritableSample(f"Parquet cannot hold this sample: {exc}") from exc
         size = sample_bytes(sample)
         self._batches.append(batch)
+        self.last_position, self._count = str(self._count), self._count + 1
         self._buffered += size
         if self._buffered >= ROW_GROUP_BYTES or len(self._batches) >= ROW_GROUP_ROWS:
             self._flush()
@@ -102,6 +110,7 @@ class TarShard:
     def __init__(self, handle):
         self._tar = tarfile.open(fileobj=handle, mode="w|", format=tarfile.PAX_FORMAT)
         self._mtime = time.time()
+        self.last_position = ""  # the key of the sample written last
 
     def write(self, sample: Sample) -> int:
         """Write one sample's files; return how many bytes of content they hold."""
@@ -109,7 +118,7 @@ class TarShard:
             key, files = sample_key(sample), sample_to_files(sample)
         except (TypeError, ValueError) as exc:
             raise UnwritableSample(f"WebDataset cannot hold this sample: {exc}") from exc
-        size = 0
+        self.last_position, size = key, 0
         for suffix, data in files.items():
             info = tarfile.TarInfo(f"{key}.{suffix}")
             info.size = len(data)
@@ -130,6 +139,7 @@ class JsonLinesShard:
 
     def __init__(self, handle):
         self._handle = handle
+        self.last_position = ""
 
     def write(self, item: ErrorRecord | str) -> int:
         if isinstance(item, ErrorRecord):
@@ -144,8 +154,52 @@ class JsonLinesShard:
 
 SHARD_TYPES = {"parquet": ParquetShard, "webdataset": TarShard, "jsonl": JsonLinesShard}
 SUFFIXES = {name: shard_type.SUFFIX for name, shard_type in SHARD_TYPES.items()}
-WRITE_ERRORS = "write_errors"
-OUTCOMES = "outcomes"
+
+
+class RollingShards:
+    """Temp shards under `temp_dir`, a new one whenever the current one reaches `shard_mb`.
+
+    With `indexed`, each temp shard gets an index sidecar (`shard_index.py`). Used inside a
+    bundle by `WriteTempShards` and on its own by apply-review.
+    """
+
+    def __init__(self, temp_dir: str, shard_type: type, shard_mb: float, indexed: bool = False):
+        self._temp_dir = temp_dir
+        self._shard_type = shard_type
+        self._shard_bytes = shard_mb * (1 << 20)
+        self._indexed = indexed
+        self._handle = self._shard = self._path = self._sidecar = None
+        self._written = 0
+
+    def write(self, sample) -> str | None:
+        """Write one sample; return the path of the shard this closed, if it closed one.
+
+        Raises `UnwritableSample` (nothing written) for a sample the format cannot hold.
+        """
+        if self._shard is None:
+            self._open()
+        self._written += self._shard.write(sample)
+        if self._sidecar is not None:
+            self._sidecar.add(sample, self._shard.last_position)
+        return self.close() if self._written >= self._shard_bytes else None
+
+    def close(self) -> str | None:
+        """Close the open shard, if any, and return its path."""
+        if self._shard is None:
+            return None
+        self._shard.close()
+        self._handle.close()
+        if self._sidecar is not None:
+            self._sidecar.close()
+        path, self._shard, self._handle, self._sidecar = self._path, None, None, None
+        return path
+
+    def _open(self) -> None:
+        self._path = f"{self._temp_dir}/{uuid.uuid4().hex}{self._shard_type.SUFFIX}"
+        self._handle = open_for_write(self._path)
+        self._shard = self._shard_type(self._handle)
+        self._sidecar = SidecarWriter(self._path) if self._indexed else None
+        self._written = 0
 
 
 class WriteTempShards(beam.DoFn):
@@ -161,48 +215,37 @@ class WriteTempShards(beam.DoFn):
         temp_dir: str,
         shard_type: type,
         shard_mb: float,
+        indexed: bool = False,
         describe: Callable[[Sample], Any] | None = None,
     ):
         self._temp_dir = temp_dir
         self._shard_type = shard_type
-        self._shard_bytes = shard_mb * (1 << 20)
+        self._shard_mb = shard_mb
+        self._indexed = indexed
         self._describe = describe
 
     def start_bundle(self):
-        self._handle = self._shard = self._path = None
-        self._written = 0
+        self._shards = RollingShards(
+            self._temp_dir, self._shard_type, self._shard_mb, self._indexed
+        )
 
     def process(self, sample):
-        if self._shard is None:
-            self._open()
         try:
-            self._written += self._shard.write(sample)
+            closed = self._shards.write(sample)
         except UnwritableSample as exc:
             detail = f"{exc} ({type(exc.__cause__).__name__})"[:1000]
-            yield TaggedOutput(
-                WRITE_ERRORS, ErrorRecord.for_sample(sample, "write", "unwritable", detail)
-            )
+            error = ErrorRecord.for_sample(sample, "write", "unwritable", detail)
+            yield TaggedOutput(WRITE_ERRORS, error)
             return
         if self._describe is not None:
             yield TaggedOutput(OUTCOMES, self._describe(sample))
-        if self._written >= self._shard_bytes:
-            yield self._close()
+        if closed:
+            yield closed
 
     def finish_bundle(self):
-        if self._shard is not None:
-            yield WindowedValue(self._close(), GlobalWindow().max_timestamp(), [GlobalWindow()])
-
-    def _open(self) -> None:
-        self._path = f"{self._temp_dir}/{uuid.uuid4().hex}{self._shard_type.SUFFIX}"
-        self._handle = open_for_write(self._path)
-        self._shard = self._shard_type(self._handle)
-        self._written = 0
-
-    def _close(self) -> str:
-        self._shard.close()
-        self._handle.close()
-        path, self._shard, self._handle = self._path, None, None
-        return path
+        closed = self._shards.close()
+        if closed:
+            yield WindowedValue(closed, GlobalWindow().max_timestamp(), [GlobalWindow()])
 
 
 def finalize_shards(
@@ -211,12 +254,15 @@ def finalize_shards(
     temp_dir: str,
     file_format: str,
     temp_paths: list[str],
+    index_file: str | None = None,
     name: str = "part",
 ):
     """Rename the finished temp shards to <name>-SSSSS-of-NNNNN; yield the final paths.
 
     No samples still gives one empty shard, so readers globbing the folder find the schema.
-    Safe to retry: a shard already renamed by an earlier attempt is left as it is.
+    With `index_file`, the sidecars of these shards (and only these) are merged into it first,
+    under the final names. Safe to retry: the index is rewritten from the same sidecars (they
+    stay until the very end), and a shard already renamed by an earlier attempt is left as it is.
     """
     fs, _, _ = fsspec.get_fs_token_paths(temp_dir)
     suffix = SUFFIXES[file_format]
@@ -225,10 +271,17 @@ def finalize_shards(
         empty = f"{temp_dir}/empty{suffix}"
         with open_for_write(empty) as handle:
             SHARD_TYPES[file_format](handle).close()
+        if index_file:
+            SidecarWriter(empty).close()
         paths = [empty]
     total = len(paths)
-    for index, temp in enumerate(paths):
-        final = f"{directory}/{name}-{index:05d}-of-{total:05d}{suffix}"
+    finals = [f"{directory}/{name}-{index:05d}-of-{total:05d}{suffix}" for index in range(total)]
+    sidecars = [sidecar_path(temp) for temp in paths]
+    if index_file and all(fs.exists(fsspec.get_fs_token_paths(s)[2][0]) for s in sidecars):
+        folder = directory.rstrip("/").rsplit("/", 1)[-1]
+        names = [f"{folder}/{final.rsplit('/', 1)[-1]}" for final in finals]
+        merge_sidecars(index_file, zip(sidecars, names, strict=True))
+    for temp, final in zip(paths, finals, strict=True):
         source = fsspec.get_fs_token_paths(temp)[2][0]
         if fs.exists(source):
             fs.mv(source, fsspec.get_fs_token_paths(final)[2][0])
@@ -257,20 +310,6 @@ def _temp_dir(directory: str) -> str:
     return f"{directory}/.temp-{uuid.uuid4().hex[:12]}"
 
 
-def _write_temp(branches, writer: WriteTempShards):
-    """(temp shard paths, outcomes, write errors) of writing every branch with `writer`."""
-    written = [
-        branch
-        | f"WriteTempShards{i}"
-        >> beam.ParDo(writer).with_outputs(OUTCOMES, WRITE_ERRORS, main="paths")
-        for i, branch in enumerate(branches)
-    ]
-    return tuple(
-        tuple(w[tag] for w in written) | f"All{tag.title()}" >> beam.Flatten()
-        for tag in ("paths", OUTCOMES, WRITE_ERRORS)
-    )
-
-
 class WriteSamples(beam.PTransform):
     """Write one or more PCollections of samples as one set of shards under `directory`.
 
@@ -285,6 +324,7 @@ class WriteSamples(beam.PTransform):
         directory: str,
         file_format: str,
         shard_mb: float,
+        index_file: str | None = None,
         describe: Callable[[Sample], Any] | None = None,
         name: str = "part",
     ):
@@ -292,6 +332,7 @@ class WriteSamples(beam.PTransform):
         self._directory = directory.rstrip("/")
         self._format = file_format
         self._shard_mb = shard_mb
+        self._index_file = index_file
         self._describe = describe
         self._name = name
 
@@ -299,9 +340,22 @@ class WriteSamples(beam.PTransform):
         branches = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
         temp_dir = _temp_dir(self._directory)
         writer = WriteTempShards(
-            temp_dir, SHARD_TYPES[self._format], self._shard_mb, self._describe
+            temp_dir,
+            SHARD_TYPES[self._format],
+            self._shard_mb,
+            indexed=bool(self._index_file),
+            describe=self._describe,
         )
-        temp_paths, outcomes, errors = _write_temp(branches, writer)
+        written = [
+            branch
+            | f"WriteTempShards{i}"
+            >> beam.ParDo(writer).with_outputs(OUTCOMES, WRITE_ERRORS, main="paths")
+            for i, branch in enumerate(branches)
+        ]
+        temp_paths, outcomes, errors = (
+            tuple(w[tag] for w in written) | f"All{tag.title()}" >> beam.Flatten()
+            for tag in ("paths", OUTCOMES, WRITE_ERRORS)
+        )
         files = (
             branches[0].pipeline
             | "Finalize" >> beam.Create([None])
@@ -312,6 +366,7 @@ class WriteSamples(beam.PTransform):
                 temp_dir,
                 self._format,
                 beam.pvalue.AsList(temp_paths),
+                self._index_file,
                 self._name,
             )
         )

@@ -1,0 +1,322 @@
+"""`rmclean apply-review`: a finished run plus reviewers' decisions -> a new output prefix.
+
+The new prefix has the run's layout plus `dropped/`: `clean/` holds the run's clean samples and
+the ones reviewers kept (`review_decision: keep`, with the note), `review/` the undecided ones
+(or `clean/` / `dropped/` under `--undecided keep|drop`, marked `undecided`), `dropped/` the
+dropped ones, `errors/` a copy; then its own summary, report page, id -> shard index and
+`_SUCCESS` last. Everything is checked before anything is written: the run must be finished,
+every decision must come from this run and name exactly one of its samples, and no two may
+disagree. The decisions are held in memory (a person made them, so they are few); the samples
+are streamed one shard at a time, and a shard holding no decided sample is copied whole
+without being decoded, which is what the run's index makes possible.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import fsspec
+
+from pipelines.output_prefix import prepare_output
+from transforms import report
+from transforms.decision_matching import Match, match_decisions
+from transforms.decisions import read_decisions
+from transforms.html_report import write_html_report
+from transforms.record import Sample
+from transforms.report_scan import load_summary
+from transforms.review_evidence import threshold_evidence
+from transforms.route import CLEAN, DROPPED, ERRORS, REVIEW
+from transforms.run_identity import new_run_id, run_id
+from transforms.shard_index import SidecarWriter, index_path, iter_index
+from transforms.stored_samples import iter_stored_samples
+from transforms.write_shards import SHARD_TYPES, SUFFIXES, RollingShards, finalize_shards
+
+UNDECIDED = "undecided"
+UNDECIDED_POLICIES = (REVIEW, "keep", "drop")
+DESTINATIONS = (CLEAN, REVIEW, DROPPED)
+DEFAULT_SHARD_MB = 256  # runs written before summary.json recorded shard_mb
+COPY_CHUNK_BYTES = 8 << 20
+
+
+class ApplyReviewError(ValueError):
+    """Bad input found before anything was written; the message says what to do."""
+
+
+class ReviewNotConservedError(RuntimeError):
+    """The new prefix does not account for every sample of the run."""
+
+
+def _location(url: str) -> tuple[str, str]:
+    fs, path = fsspec.core.url_to_fs(url)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol, path.rstrip("/")
+
+
+def _check_locations(run_prefix: str, new_prefix: str) -> None:
+    (run_proto, run_path), (new_proto, new_path) = _location(run_prefix), _location(new_prefix)
+    if run_proto == new_proto and (
+        new_path == run_path
+        or new_path.startswith(run_path + "/")
+        or run_path.startswith(new_path + "/")
+    ):
+        raise ApplyReviewError(
+            f"--output {new_prefix} overlaps the run at {run_prefix}: write the reviewed "
+            "dataset to a prefix of its own"
+        )
+
+
+def _copy_file(source: str, target: str) -> None:
+    with fsspec.open(source, "rb") as reader, fsspec.open(target, "wb") as writer:
+        while chunk := reader.read(COPY_CHUNK_BYTES):
+            writer.write(chunk)
+
+
+@dataclass
+class _Destination:
+    """One folder of the new prefix: rolling temp shards, renamed and indexed at the end."""
+
+    prefix: str
+    folder: str
+    file_format: str
+    shard_mb: float
+    temp_paths: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.temp_dir = f"{self.prefix}/{self.folder}/.temp-{uuid.uuid4().hex[:12]}"
+        shard_type = SHARD_TYPES[self.file_format]
+        self.shards = RollingShards(self.temp_dir, shard_type, self.shard_mb, indexed=True)
+
+    def write(self, sample: Sample) -> None:
+        closed = self.shards.write(sample)
+        if closed:
+            self.temp_paths.append(closed)
+
+    def adopt(self, shard_url: str) -> SidecarWriter:
+        """Copy a whole shard in; the caller fills its index sidecar from the run's index."""
+        temp = f"{self.temp_dir}/{uuid.uuid4().hex}{SUFFIXES[self.file_format]}"
+        _copy_file(shard_url, temp)
+        self.temp_paths.append(temp)
+        return SidecarWriter(temp)
+
+    def finish(self) -> None:
+        closed = self.shards.close()
+        if closed:
+            self.temp_paths.append(closed)
+        directory = f"{self.prefix}/{self.folder}"
+        index_file = index_path(self.prefix, self.folder)
+        for _ in finalize_shards(
+            None, directory, self.temp_dir, self.file_format, self.temp_paths, index_file
+        ):
+            pass
+
+
+class _Router:
+    """Where each sample of the run goes, and how many of each source went where."""
+
+    def __init__(self, undecided: str, destinations: dict[str, _Destination]):
+        self.undecided = undecided
+        self.destinations = destinations
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def count(self, source: str, destination: str, number: int = 1) -> None:
+        per_source = self.counts.setdefault(source, dict.fromkeys(DESTINATIONS, 0))
+        per_source[destination] += number
+
+    def copies_whole(self, route: str, has_decisions: bool) -> bool:
+        return not has_decisions and (route != REVIEW or self.undecided == REVIEW)
+
+    def destination(self, route: str, match: Match | None, sample: Sample) -> tuple[str, Sample]:
+        if match is not None:
+            verdict = CLEAN if match.verdict == "keep" else DROPPED
+            return verdict, sample.replace(review_decision=match.verdict, review_note=match.note)
+        if route != REVIEW or self.undecided == REVIEW:
+            return route, sample
+        where = CLEAN if self.undecided == "keep" else DROPPED
+        return where, sample.replace(review_decision=UNDECIDED, review_note="")
+
+    def rewrite(self, run_prefix: str, route: str, shard: str, matches: dict[str, Match]):
+        """Stream one shard, sending each sample where its decision (or the policy) says."""
+        fs, root = fsspec.core.url_to_fs(f"{run_prefix}/{shard}")
+        seen = 0
+        for position, sample in iter_stored_samples(fs, root):
+            match = matches.get(position)
+            if match is not None:
+                if sample.id != match.id:
+                    raise ReviewNotConservedError(
+                        f"{run_prefix}/{shard} holds {sample.id!r} at {position}, but the run's "
+                        f"index says {match.id!r}: the run changed after it finished"
+                    )
+                seen += 1
+            where, routed = self.destination(route, match, sample)
+            self.destinations[where].write(routed)
+            self.count(sample.source, where)
+        if seen != len(matches):
+            raise ReviewNotConservedError(
+                f"{run_prefix}/{shard} no longer holds {len(matches) - seen} decided sample(s) "
+                "its index points at: the run changed after it finished"
+            )
+
+
+def _route_samples(run_prefix: str, router: _Router, by_shard: dict[str, dict[str, Match]]):
+    """Every sample of the run to its destination, shard by shard, in the run's index order.
+
+    A shard without decisions is copied whole and its index rows carried over as they stream
+    by; any other shard is read and routed sample by sample. No index rows are held. A prefix
+    that was itself reviewed has a dropped/ too: it is carried over whole (the pages do not
+    show dropped samples, so no decision can name one).
+    """
+    routes = [CLEAN, REVIEW]
+    fs, dropped_index = fsspec.core.url_to_fs(index_path(run_prefix, DROPPED))
+    if fs.exists(dropped_index):
+        routes.append(DROPPED)
+    for route in routes:
+        index_file = index_path(run_prefix, route)
+        current, sidecar, done = None, None, set()
+        for row in iter_index(index_file):
+            shard = row["shard"]
+            if shard != current:
+                if shard in done:
+                    raise ReviewNotConservedError(f"{index_file} is not grouped by shard")
+                if sidecar is not None:
+                    sidecar.close()
+                current, sidecar = shard, None
+                done.add(shard)
+                matches = by_shard.get(shard, {})
+                if router.copies_whole(route, bool(matches)):
+                    sidecar = router.destinations[route].adopt(f"{run_prefix}/{shard}")
+                else:
+                    router.rewrite(run_prefix, route, shard, matches)
+            if sidecar is not None:
+                sidecar.add_entry(row)
+                router.count(row["source"], route)
+        if sidecar is not None:
+            sidecar.close()
+
+
+def _copy_errors(run_prefix: str, new_prefix: str) -> int:
+    fs, root = fsspec.core.url_to_fs(run_prefix)
+    files = sorted(fs.glob(f"{root}/{ERRORS}/*.jsonl"))
+    for path in files:
+        _copy_file(fs.unstrip_protocol(path), f"{new_prefix}/{ERRORS}/{path.rsplit('/', 1)[-1]}")
+    return len(files)
+
+
+def _write_flagged(run_prefix: str, new_prefix: str, decided: set, keep_undecided: bool) -> None:
+    """report/flagged.jsonl and .csv of the new review/: the run's rows, less the decided."""
+    fs, root = fsspec.core.url_to_fs(run_prefix)
+    with fsspec.open(f"{new_prefix}/report/flagged.jsonl", "wt", encoding="utf-8") as out:
+        if keep_undecided and fs.exists(f"{root}/report/flagged.jsonl"):
+            with fs.open(f"{root}/report/flagged.jsonl", "r", encoding="utf-8") as lines:
+                for line in lines:
+                    row = json.loads(line) if line.strip() else None
+                    if row and (row.get("source"), row.get("origin") or "") not in decided:
+                        out.write(line if line.endswith("\n") else line + "\n")
+    with fsspec.open(f"{new_prefix}/report/flagged.csv", "wt", encoding="utf-8") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(report.FLAGGED_COLUMNS)
+        if keep_undecided and fs.exists(f"{root}/report/flagged.csv"):
+            with fs.open(f"{root}/report/flagged.csv", "r", encoding="utf-8") as handle:
+                rows = csv.reader(handle)
+                header = next(rows, [])
+                source, origin = header.index("source"), header.index("origin")
+                for row in rows:
+                    if (row[source], row[origin]) not in decided:
+                        writer.writerow(row)
+
+
+def _new_counts(run_summary: dict, routed: dict[str, dict[str, int]]) -> dict:
+    per_source = {}
+    old = run_summary["counts"]["per_source"]
+    for source in sorted(set(old) | set(routed)):
+        counts = routed.get(source, dict.fromkeys(DESTINATIONS, 0))
+        per_source[source] = {
+            "input": old.get(source, {}).get("input", 0),
+            **counts,
+            ERRORS: old.get(source, {}).get(ERRORS, 0),
+        }
+    keys = ("input", *DESTINATIONS, ERRORS)
+    total = {key: sum(c[key] for c in per_source.values()) for key in keys}
+    return {"total": total, "per_source": per_source}
+
+
+def check_review_conservation(counts: dict) -> None:
+    broken = [
+        f"{source}: input {c['input']} != clean {c[CLEAN]} + review {c[REVIEW]} + dropped "
+        f"{c[DROPPED]} + errors {c[ERRORS]}"
+        for source, c in counts["per_source"].items()
+        if c["input"] != c[CLEAN] + c[REVIEW] + c[DROPPED] + c[ERRORS]
+    ]
+    if broken:
+        raise ReviewNotConservedError("sample counts do not add up: " + "; ".join(broken))
+
+
+def apply_review(
+    run_prefix: str,
+    decision_files: list[str],
+    new_prefix: str,
+    undecided: str = REVIEW,
+    overwrite: bool = False,
+) -> dict:
+    """Write the reviewed dataset to `new_prefix`; return its summary.
+
+    Raises ApplyReviewError, DecisionError, MissingIndexError, ReportInputError or
+    OutputExistsError before writing anything; ReviewNotConservedError if the run's shards
+    changed under it (then no `_SUCCESS` is written).
+    """
+    started = time.time()
+    run_prefix, new_prefix = run_prefix.rstrip("/"), new_prefix.rstrip("/")
+    if undecided not in UNDECIDED_POLICIES:
+        raise ApplyReviewError(f"--undecided must be one of {', '.join(UNDECIDED_POLICIES)}")
+    fs, root = fsspec.core.url_to_fs(run_prefix)
+    summary = load_summary(fs, root)
+    if not fs.exists(f"{root}/_SUCCESS"):
+        raise ApplyReviewError(f"{run_prefix} has no _SUCCESS: the run did not finish")
+    _check_locations(run_prefix, new_prefix)
+    decisions = read_decisions(decision_files, run_id(summary))
+    index_files = {route: index_path(run_prefix, route) for route in (CLEAN, REVIEW)}
+    matches = match_decisions(decisions, index_files)
+    prepare_output(new_prefix, overwrite)  # the first write, once everything checked out
+
+    by_shard: dict[str, dict[str, Match]] = {}
+    for (shard, position), match in matches.items():
+        by_shard.setdefault(shard, {})[position] = match
+    file_format = summary.get("format") or "parquet"
+    shard_mb = summary.get("shard_mb") or DEFAULT_SHARD_MB
+    destinations = {
+        folder: _Destination(new_prefix, folder, file_format, shard_mb) for folder in DESTINATIONS
+    }
+    router = _Router(undecided, destinations)
+    _route_samples(run_prefix, router, by_shard)
+    for destination in destinations.values():
+        destination.finish()
+    _copy_errors(run_prefix, new_prefix)
+
+    counts = _new_counts(summary, router.counts)
+    verdicts = [m.verdict for m in matches.values()]
+    new_summary = {
+        **summary,
+        "run_id": new_run_id(),
+        "output": new_prefix,
+        "counts": counts,
+        "review": {
+            "from_run": run_id(summary),
+            "from_output": run_prefix,
+            "decision_files": list(decision_files),
+            "undecided": undecided,
+            "decisions": {"keep": verdicts.count("keep"), "drop": verdicts.count("drop")},
+            "threshold_evidence": threshold_evidence(matches.values()),
+            "seconds": round(time.time() - started, 3),
+        },
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    report.write_json(f"{new_prefix}/report/summary.json", new_summary)
+    check_review_conservation(counts)
+    decided_in_review = {(m.source, m.origin) for m in matches.values() if m.route == REVIEW}
+    _write_flagged(run_prefix, new_prefix, decided_in_review, undecided == REVIEW)
+    write_html_report(new_prefix, new_summary)
+    report.write_success(new_prefix)
+    return new_summary
