@@ -16,9 +16,10 @@ from pipelines.config import ConfigError, load_config
 
 
 def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from models.registry import ModelConfigError, preflight_models
     from pipelines.clean import DataMissingError, run
     from pipelines.output_prefix import OutputExistsError, prepare_output
-    from pipelines.runners import beam_args_for
+    from pipelines.runners import beam_args_for, runs_locally
     from transforms.report import CountsNotConservedError, TooManyErrorsError
 
     try:
@@ -36,7 +37,8 @@ def _clean(args: argparse.Namespace, beam_args: list[str]) -> int:
             score_cache=args.score_cache,
             trust_remote_code=True if args.trust_remote_code else None,
         )
-    except ConfigError as exc:
+        preflight_models(config, runs_locally(beam_args_for(args.runner, beam_args)))
+    except (ConfigError, ModelConfigError) as exc:
         print(f"rmclean: bad configuration: {exc}", file=sys.stderr)
         return 2
     print(f"rmclean: cleaning {config.name} from {config.root} -> {config.output}", flush=True)
