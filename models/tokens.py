@@ -31,6 +31,9 @@ IXC_VIDEO_TOKENS = 9000
 IXC_MULTI_MEDIA_HD_NUM = 6
 # Its video reader: one frame per second of video, at most this many frames.
 IXC_VIDEO_MAX_FRAMES = 32
+# Its chat format: begin/end markers, role and newlines per turn; BOS, end and reward token.
+IXC_TURN_TOKENS = 5
+IXC_PROMPT_TOKENS = 3
 # Frames are scaled to this long side, then stacked with a 40 px label strip and 10 px gaps.
 IXC_FRAME_PX = 1120
 IXC_LABEL_PX = 40
@@ -88,10 +91,11 @@ def media_geometry(
 def ixc_crop_grid(height: int, width: int, hd_num: int = 9) -> tuple[int, int]:
     """(rows, cols) of 560 px crops, as the model's own image transform lays them out.
 
-    The long side is laid horizontally and scaled to `cols` crops: as many as it needs (one per
-    started 560 px) but no more than the largest `cols` whose `cols x ceil(cols / aspect)`
-    grid fits in `hd_num`; the short side follows the aspect (rounded down to whole pixels,
-    as the model does) and is padded up to whole crops.
+    The long side is scaled to as many crops as it needs (one per started 560 px) but no more
+    than the largest n whose `n x ceil(n / aspect)` grid fits in `hd_num`; the short side
+    follows the aspect (rounded down to whole pixels, as the model does) and is padded up to
+    whole crops. Rows run along the height, so a tall image has more rows than columns (and
+    costs more row separators than the same image lying down).
     """
     long_side, short_side = max(height, width), max(1, min(height, width))
     aspect = long_side / short_side
@@ -101,7 +105,8 @@ def ixc_crop_grid(height: int, width: int, hd_num: int = 9) -> tuple[int, int]:
     cols = max(1, min(cols, math.ceil(long_side / IXC_CROP_PX)))
     scaled_short = int(cols * IXC_CROP_PX / aspect)
     rows = max(1, math.ceil(scaled_short / IXC_CROP_PX))
-    return rows, cols
+    # The model turns a tall image back upright: its long side is then the rows.
+    return (cols, rows) if height > width else (rows, cols)
 
 
 def ixc_grid_tokens(rows: int, cols: int) -> int:
@@ -177,7 +182,8 @@ class IxcTokenEstimator:
     video_tokens: int = IXC_VIDEO_TOKENS
 
     def __call__(self, sample: Sample) -> int:
-        total = text_tokens(text_length(sample))
+        total = text_tokens(text_length(sample)) + IXC_PROMPT_TOKENS
+        total += IXC_TURN_TOKENS * len(sample.conversations)
         hd_num = self.hd_num if len(sample.media) <= 1 else IXC_MULTI_MEDIA_HD_NUM
         for i, ref in enumerate(sample.media):
             if ref.kind == VIDEO:
