@@ -275,8 +275,12 @@ class Ixc25RewardModel(MicroBatchedModel):
         return contextlib.nullcontext()
 
 
-def preflight(options: dict[str, Any] | None, check_device_here: bool = True) -> None:
-    """Everything load_ixc25 would refuse, found without loading weights (one-line errors)."""
+def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None:
+    """Everything load_ixc25 would refuse, found without loading weights (one-line errors).
+
+    Files and the device are checked only when the workers run on this machine
+    (`workers_here`); remote workers (Dataflow, Spark) see their own files and GPUs.
+    """
     options = take_options("ixc25", options, DEFAULTS)
     path = str(options["path"])
     check_remote_code_allowed(
@@ -285,6 +289,8 @@ def preflight(options: dict[str, Any] | None, check_device_here: bool = True) ->
     for key in ("hd_num", "max_length", "video_tokens"):
         if not isinstance(options[key], int) or options[key] < 1:
             raise ModelConfigError(f"ixc25: {key} must be a positive integer, got {options[key]!r}")
+    if not workers_here:
+        return
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "config.json")):
             raise ModelConfigError(f"ixc25: {path!r} holds no config.json; is it the checkpoint?")
@@ -293,12 +299,11 @@ def preflight(options: dict[str, Any] | None, check_device_here: bool = True) ->
     ):
         raise ModelConfigError(
             f"ixc25: checkpoint folder {path!r} not found; download it once with "
-            f"`huggingface-cli download internlm/internlm-xcomposer2d5-7b-reward --local-dir "
+            f"`hf download internlm/internlm-xcomposer2d5-7b-reward --local-dir "
             f"{path}`"
         )
     check_offline_assets(options["font_path"], options["clip_path"])
-    if check_device_here:
-        check_device("ixc25", path, options["device"])
+    check_device("ixc25", path, options["device"])
 
 
 def load_ixc25(options: dict[str, Any] | None = None) -> Ixc25RewardModel:

@@ -40,11 +40,11 @@ CLIP_REPO = "internlm/internlm-xcomposer2d5-clip"
 DEFAULT_MAX_LENGTH = 16384
 ORIGINAL_CLIP = "_rmclean_original_clip_class"
 FONT_HINT = (
-    f"download it once (`huggingface-cli download {FONT_REPO} {FONT_FILE} "
+    f"download it once (`hf download {FONT_REPO} {FONT_FILE} "
     "--local-dir data/models/fonts`) and set `font_path: data/models/fonts/SimHei.ttf`"
 )
 CLIP_HINT = (
-    f"download it once (`huggingface-cli download {CLIP_REPO} "
+    f"download it once (`hf download {CLIP_REPO} "
     "--local-dir data/models/internlm-xcomposer2d5-clip`) and set "
     "`clip_path: data/models/internlm-xcomposer2d5-clip`"
 )

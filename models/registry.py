@@ -32,12 +32,12 @@ from transforms.record import Sample
 Options = dict[str, Any]
 
 
-def _check_demo(options: Options | None, check_device_here: bool = True) -> None:
+def _check_demo(options: Options | None, workers_here: bool = True) -> None:
     options = dict(options or {})
     unknown = set(options) - {"path"}
     if unknown:
         raise ModelConfigError(f"demo: unknown model option(s) {sorted(unknown)}; known: ['path']")
-    if options.get("path") and not os.path.isdir(options["path"]):
+    if workers_here and options.get("path") and not os.path.isdir(options["path"]):
         raise ModelConfigError(f"demo: model folder {options['path']!r} not found")
 
 
@@ -74,22 +74,22 @@ FACTORIES: dict[str, Callable[[Options | None], RewardModel]] = {
 }
 
 
-def _check_ixc25(options: Options | None, check_device_here: bool = True) -> None:
+def _check_ixc25(options: Options | None, workers_here: bool = True) -> None:
     from models.ixc25 import preflight as check
 
-    check(options, check_device_here)
+    check(options, workers_here)
 
 
-def _check_vlm_value_head(options: Options | None, check_device_here: bool = True) -> None:
+def _check_vlm_value_head(options: Options | None, workers_here: bool = True) -> None:
     from models.vlm_value_head import preflight as check
 
-    check(options, check_device_here)
+    check(options, workers_here)
 
 
-def _check_text_rm(options: Options | None, check_device_here: bool = True) -> None:
+def _check_text_rm(options: Options | None, workers_here: bool = True) -> None:
     from models.text_rm import preflight as check
 
-    check(options, check_device_here)
+    check(options, workers_here)
 
 
 # Option checks per backend, run before the pipeline starts (no weights are loaded).
@@ -101,14 +101,15 @@ PREFLIGHTS: dict[str, Callable[[Options | None, bool], None]] = {
 }
 
 
-def preflight(name: str, options: Options | None = None, check_device_here: bool = True) -> None:
+def preflight(name: str, options: Options | None = None, workers_here: bool = True) -> None:
     """Raise `ModelConfigError` (one line) if backend `name` cannot load with `options`.
 
-    `check_device_here=False` skips the CPU/GPU check, for runs whose workers are other
-    machines (Dataflow, Spark, Flink): they check again when they load the weights.
+    `workers_here=False` (workers on other machines: Dataflow, Spark, Flink) checks the
+    options only; files and the GPU are those of the workers, which check them when they load
+    the weights.
     """
     if name in PREFLIGHTS:
-        PREFLIGHTS[name](options, check_device_here)
+        PREFLIGHTS[name](options, workers_here)
         return
     try:
         loader_for(name, options)  # plug-ins: the factory imports and takes the options
@@ -118,11 +119,11 @@ def preflight(name: str, options: Options | None = None, check_device_here: bool
         raise ModelConfigError(str(exc)) from exc
 
 
-def preflight_models(config: Any, check_device_here: bool = True) -> None:
+def preflight_models(config: Any, workers_here: bool = True) -> None:
     """`preflight` for a run config's model and, if set, its text-only model."""
-    preflight(config.model, config.backend_options(), check_device_here)
+    preflight(config.model, config.backend_options(), workers_here)
     if config.text_model:
-        preflight(config.text_model, config.backend_options(text=True), check_device_here)
+        preflight(config.text_model, config.backend_options(text=True), workers_here)
 
 
 def _import_factory(name: str) -> Callable[..., RewardModel]:

@@ -109,17 +109,18 @@ class TextRewardModel(MicroBatchedModel):
         return self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions).logits
 
 
-def preflight(options: dict[str, Any] | None, check_device_here: bool = True) -> None:
-    """Unknown options, a missing checkpoint or a device that cannot run it, before any load."""
+def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None:
+    """Unknown options; with `workers_here`, a missing checkpoint or unusable device too."""
     options = take_options("text-rm", options, DEFAULTS)
     path = str(options["path"])
-    if not os.path.isdir(path) and not looks_like_hub_name(path):
-        raise ModelConfigError(f"text-rm: checkpoint folder {path!r} not found")
     limit = options["max_length"]
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ModelConfigError("text-rm: max_length must be a positive integer")
-    if check_device_here:
-        check_device("text-rm", path, options["device"])
+    if not workers_here:
+        return
+    if not os.path.isdir(path) and not looks_like_hub_name(path):
+        raise ModelConfigError(f"text-rm: checkpoint folder {path!r} not found")
+    check_device("text-rm", path, options["device"])
 
 
 def load_text_rm(options: dict[str, Any] | None = None) -> TextRewardModel:

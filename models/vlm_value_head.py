@@ -300,19 +300,21 @@ def expand_placeholders(texts: list[str], token: str, counts: list[int]) -> list
     return out
 
 
-def preflight(options: dict[str, Any] | None, check_device_here: bool = True) -> None:
-    """Unknown options, a missing checkpoint or value head, an unusable device: before loading."""
+def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None:
+    """Unknown options; with `workers_here`, a missing checkpoint or value head, or an
+    unusable device, too: all before any weight loads."""
     options = take_options("vlm-value-head", options, DEFAULTS)
+    if not workers_here:
+        return
     path = str(options["path"])
     if not os.path.isfile(os.path.join(path, "config.json")):
         raise ModelConfigError(
             f"vlm-value-head: {path!r} is not a checkpoint folder (no config.json); download "
-            "it first, e.g. `huggingface-cli download Skywork/Skywork-VL-Reward-7B "
+            "it first, e.g. `hf download Skywork/Skywork-VL-Reward-7B "
             f"--local-dir {path}`"
         )
     find_value_head(path)
-    if check_device_here:
-        check_device("vlm-value-head", path, options["device"])
+    check_device("vlm-value-head", path, options["device"])
 
 
 def load_vlm_value_head(options: dict[str, Any] | None = None) -> VlmValueHeadRewardModel:

@@ -203,7 +203,7 @@ def test_offline_without_a_local_copy_fails_before_loading_naming_the_download(
     with pytest.raises(ModelConfigError) as error:
         preflight("ixc25", chosen)
     message = str(error.value)
-    assert named in message and "huggingface-cli download" in message and "\n" not in message
+    assert named in message and "hf download" in message and "\n" not in message
 
 
 def test_remote_code_needs_the_opt_in(parts):

@@ -94,8 +94,8 @@ def test_offline_without_font_or_clip_exits_2_naming_the_downloads(
     )
     line = one_line(err)
     assert code == 2 and "offline" in line
-    assert "huggingface-cli download internlm/internlm-xcomposer2d5-7b SimHei.ttf" in line
-    assert "huggingface-cli download internlm/internlm-xcomposer2d5-clip" in line
+    assert "hf download internlm/internlm-xcomposer2d5-7b SimHei.ttf" in line
+    assert "hf download internlm/internlm-xcomposer2d5-clip" in line
     assert "font_path:" in line and "clip_path:" in line
 
 
@@ -117,7 +117,7 @@ def test_font_and_clip_paths_must_be_what_they_say(tmp_path, offline):
 
 
 def test_missing_checkpoints_name_the_download(tmp_path, offline):
-    with pytest.raises(ModelConfigError, match="huggingface-cli download Skywork/Skywork-VL"):
+    with pytest.raises(ModelConfigError, match="hf download Skywork/Skywork-VL"):
         preflight("vlm-value-head", {"path": str(tmp_path / "skywork")})
     with pytest.raises(ModelConfigError, match="internlm-xcomposer2d5-7b-reward --local-dir"):
         preflight("ixc25", {"path": str(tmp_path / "ixc"), "trust_remote_code": True})
@@ -140,8 +140,11 @@ def test_big_checkpoint_refuses_the_cpu_unless_asked_for(tmp_path):
     assert "--index-url https://download.pytorch.org/whl/cu" in message
     assert "device: cpu" in message
     preflight("text-rm", {"path": str(path), "device": "cpu"})
-    # Workers elsewhere (Dataflow, Spark) check their own device when they load.
-    preflight("text-rm", {"path": str(path)}, check_device_here=False)
+    # Workers elsewhere (Dataflow, Spark) check their own files and device when they load.
+    preflight("text-rm", {"path": str(path)}, workers_here=False)
+    preflight("text-rm", {"path": "/only/on/the/workers"}, workers_here=False)
+    with pytest.raises(ModelConfigError, match="unknown model option"):
+        preflight("text-rm", {"path": str(path), "colour": 1}, workers_here=False)
     assert not runs_locally(beam_args_for("dataflow", [], {}))
     assert runs_locally(beam_args_for(None, [])) and runs_locally(beam_args_for("local", []))
 
@@ -151,3 +154,15 @@ def test_explicit_cuda_without_a_gpu_is_refused_before_loading(tmp_path):
     path = build_tiny_text_rm(tmp_path / "rm")
     with pytest.raises(ModelConfigError, match="no CUDA GPU"):
         preflight("text-rm", {"path": str(path), "device": "cuda"})
+
+
+@pytest.mark.parametrize("name", ["sample", "allava", "llava_video_178k"])
+def test_bundled_configs_use_only_known_model_options(name):
+    from models.registry import preflight_models
+    from pipelines.config import load_config
+
+    config = load_config(f"configs/{name}.yaml").with_overrides(trust_remote_code=True)
+    preflight_models(config, workers_here=False)
+    if config.model == "ixc25":
+        assert config.model_options["font_path"].endswith("SimHei.ttf")
+        assert config.model_options["clip_path"].endswith("internlm-xcomposer2d5-clip")
