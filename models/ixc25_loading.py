@@ -191,6 +191,8 @@ def _local_clip_class(original: type, clip_dir: str, built: list[torch.nn.Module
         @classmethod
         def from_pretrained(cls, name: Any, *args: Any, **kwargs: Any):
             source = name if os.path.isdir(str(name)) else clip_dir
+            # In the dtype the rest of the model is built in, as transformers 4.x gave it.
+            kwargs.setdefault("dtype", torch.get_default_dtype())
             model = original.from_pretrained(source, *args, **kwargs)
             built.append(model)
             return model
@@ -219,7 +221,9 @@ def redirect_fetches(cls: type, font: str | None, clip: str | None) -> list[torc
 
 @contextlib.contextmanager
 def built_on(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
-    """Parameters created inside land on `device` in `dtype`, uninitialised (weights follow)."""
+    """Tensors created inside land on `device`, floats in `dtype` unless the code asks for
+    another, parameters uninitialised (the checkpoint's weights follow): what transformers 4.x
+    did for this code, minus the random initialisation of 8B parameters."""
     from transformers.initialization import no_init_weights
 
     previous = torch.get_default_dtype()
@@ -310,4 +314,5 @@ def load_ixc_model(
         model = cls(config)
     load_weights(model, folder, towers)
     model.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
-    return model.to(device=device, dtype=dtype).eval(), attention
+    # Not `.to(dtype)`: buffers the code made in fp32 on purpose (rotary tables) stay so.
+    return model.eval(), attention

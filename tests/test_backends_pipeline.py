@@ -5,6 +5,8 @@ LLaVA-Video-178K layouts offline, every sample scored, each score its own sample
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from models.ixc25 import RemoteCodeNotAllowed
@@ -106,3 +108,20 @@ def summary_rows(out):
         for row in frame.to_dict("records"):
             row["conversations"] = [dict(t) for t in row["conversations"]]
             yield row
+
+
+def test_a_too_long_sample_lands_in_errors_as_score_too_long(tiny_dataset, tmp_path):
+    text = build_tiny_text_rm(tmp_path / "text")
+    config = tiny_config(tiny_dataset, tmp_path / "out").with_overrides(
+        text_model="text-rm", text_model_options={"path": str(text), "max_length": 5}
+    )
+    summary = run(config)
+    assert summary["counts"]["per_source"]["text"]["errors"] == 1
+    errors = [
+        json.loads(line)
+        for path in (tmp_path / "out" / "errors").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    too_long = [e for e in errors if e["id"] == "txt-1"]
+    assert [(e["stage"], e["reason"]) for e in too_long] == [("score", "too_long")]
+    assert "max_length 5" in too_long[0]["detail"]

@@ -169,6 +169,13 @@ def test_loads_offline_with_every_weight_from_the_checkpoint(parts, offline, cap
     assert any(k.startswith("vit.vision_tower.") for k in saved)
 
 
+def test_loads_in_the_requested_dtype_vision_tower_included(parts):
+    model = loader_for("ixc25", options(parts, dtype="bf16", device="cpu"))()
+    assert {p.dtype for p in model.model.parameters()} == {torch.bfloat16}
+    scores = model.score(samples()[:2])
+    assert all(np.isfinite(scores))
+
+
 def test_loads_with_font_and_tower_from_the_hugging_face_cache(
     parts, offline, tmp_path, monkeypatch
 ):
