@@ -228,6 +228,7 @@ def test_remote_code_needs_the_opt_in(parts):
 
 
 # -- scoring ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_scores_at_batch_sizes_1_2_and_7_stay_with_their_samples(model):
     batch = samples()
     singles = [model.score([s])[0] for s in batch]
@@ -242,6 +243,7 @@ def test_scores_at_batch_sizes_1_2_and_7_stay_with_their_samples(model):
     assert len({round(s, 5) for s in singles}) == len(singles)
 
 
+@pytest.mark.slow
 def test_token_budget_micro_batches_give_the_same_scores(model, parts):
     budgeted = loader_for("ixc25", options(parts, max_batch_tokens=2000))()
     assert budgeted.score(samples()) == pytest.approx(model.score(samples()), abs=ATOL)
