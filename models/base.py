@@ -36,13 +36,26 @@ class RewardModel(Protocol):
         """One reward per sample, in order; higher means a better conversation for its media."""
 
 
+class SampleRejected(ValueError):
+    """A sample this model cannot score as it is; `reason` becomes the error record's reason."""
+
+    reason = "rejected"
+
+
+class SampleTooLong(SampleRejected):
+    """Longer than the model reads: scoring it would cut off the end the reward is read from."""
+
+    reason = "too_long"
+
+
 @dataclass(frozen=True)
 class ScoreOutcome:
-    """What scoring one sample produced: a finite score, or the reason it has none."""
+    """What scoring one sample produced: a finite score, or the error (and its code) instead."""
 
     score: float | None
     error: str | None = None
     seconds: float = 0.0
+    reason: str | None = None
 
 
 class RewardModelHandler(ModelHandler[Sample, PredictionResult, RewardModel]):
@@ -91,6 +104,8 @@ def score_isolating_failures(model: RewardModel, batch: list[Sample]) -> list[Sc
 
     Halving handles both an out-of-memory batch (smaller batches fit) and one poisonous
     sample (only it ends up failing), at log2(batch) extra calls rather than one per sample.
+    A backend that refuses a sample before its forward pass (`SampleRejected`) costs no GPU
+    time on the way down: only halves without the refused sample reach the model.
     """
     started = time.perf_counter()
     try:
@@ -99,7 +114,8 @@ def score_isolating_failures(model: RewardModel, batch: list[Sample]) -> list[Sc
             raise RuntimeError(f"model returned {len(scores)} scores for {len(batch)} samples")
     except Exception as exc:  # noqa: BLE001 - any backend failure is isolated, then recorded
         if len(batch) == 1:
-            return [ScoreOutcome(None, f"{type(exc).__name__}: {exc}"[:500])]
+            reason = getattr(exc, "reason", None) if isinstance(exc, SampleRejected) else None
+            return [ScoreOutcome(None, f"{type(exc).__name__}: {exc}"[:500], reason=reason)]
         middle = len(batch) // 2
         return score_isolating_failures(model, batch[:middle]) + score_isolating_failures(
             model, batch[middle:]

@@ -1,9 +1,10 @@
 """LLaVA conversation turns -> the chat messages reward models take.
 
-LLaVA-style data marks where media goes with `<image>` / `<video>` in the human turn; reward
-models insert the media themselves, so the placeholders are stripped (leaving them would score
-the literal string). Roles map human -> user and gpt -> assistant; anything else is an error
-that names the sample rather than a silently wrong prompt.
+LLaVA-style data marks where media goes with `<image>` / `<video>` in the human turn. Most
+reward models insert the media themselves, so the placeholders are stripped (leaving them
+would score the literal string); a model with its own marker (IXC's `<ImageHere>`) gets that
+marker in their place instead. Roles map human -> user, gpt -> assistant, system -> system;
+anything else is an error that names the sample rather than a silently wrong prompt.
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ def strip_placeholders(text: str) -> str:
     return PLACEHOLDER.sub("", text).strip()
 
 
+def replace_placeholders(text: str, marker: str) -> str:
+    """`<image>` / `<video>` markers become `marker`, in place and in order."""
+    return PLACEHOLDER.sub(lambda m: marker + "\n" * m.group(0).endswith("\n"), text).strip()
+
+
+def placeholder_count(sample: Sample) -> int:
+    """How many `<image>` / `<video>` markers the sample's turns carry."""
+    return sum(len(PLACEHOLDER.findall(str(t.get("value", "")))) for t in sample.conversations)
+
+
 def role_of(turn: dict[str, Any], sample_id: str) -> str:
     role = turn.get("from", turn.get("role"))
     if role in HUMAN_ROLES:
@@ -33,22 +44,16 @@ def role_of(turn: dict[str, Any], sample_id: str) -> str:
     raise ValueError(f"sample {sample_id}: unknown conversation role {role!r}")
 
 
-def to_chat(sample: Sample, keep_system: bool = True) -> list[dict[str, str]]:
-    """[{role, content}] with placeholders stripped.
-
-    With `keep_system=False` (models that only know user/assistant, e.g. IXC-2.5-Reward) a
-    system turn is prepended to the next user turn instead of dropped.
-    """
+def to_chat(sample: Sample, media_marker: str | None = None) -> list[dict[str, str]]:
+    """[{role, content}]; placeholders stripped, or replaced by `media_marker` when given."""
     chat: list[dict[str, str]] = []
-    pending_system = ""
     for turn in sample.conversations:
         role = role_of(turn, sample.id)
-        text = strip_placeholders(str(turn.get("value", turn.get("content", ""))))
-        if role == "system" and not keep_system:
-            pending_system = f"{pending_system}{text}\n\n"
-            continue
-        if role == "user" and pending_system:
-            text, pending_system = pending_system + text, ""
+        text = str(turn.get("value", turn.get("content", "")))
+        if media_marker is None:
+            text = strip_placeholders(text)
+        else:
+            text = replace_placeholders(text, media_marker)
         chat.append({"role": role, "content": text})
     if not any(m["role"] == "assistant" for m in chat):
         raise ValueError(f"sample {sample.id}: no assistant turn to score")

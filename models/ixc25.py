@@ -3,7 +3,21 @@
 The model reads media from FILE PATHS and picks image vs video by extension, so each call
 writes the batch's media bytes to a fresh temporary directory (per worker process, per call)
 and removes it afterwards, also when scoring fails. Its code comes with the checkpoint
-(`trust_remote_code`), so it only runs after an explicit opt-in.
+(`trust_remote_code`), so it only runs after an explicit opt-in, and it is loaded the way
+`ixc25_loading` explains (transformers 5, offline, no meta device).
+
+What the code does with a conversation, and how this backend meets it:
+- one image or video and no `<ImageHere>` in the text: it puts the media first itself, so
+  LLaVA's `<image>`/`<video>` placeholders are stripped; with several, only the text's
+  `<ImageHere>` markers place them (one each, in order, else the first alone is encoded and
+  the score read at the wrong place), so placeholders become markers, or the markers go
+  first in the first user turn; the count is checked against the paths;
+- it lowers hd_num to 6 when a sample has several media; the token count does the same;
+- it cuts input longer than max_length from the end, where the reward token is: samples
+  over max_length by this backend's exact count are refused (`score/too_long`) instead;
+- `get_scores` returns `logits.squeeze().tolist()`, a bare float for one conversation:
+  scores are normalised to one float per conversation;
+- system turns are real `system` turns of its chat format.
 """
 
 from __future__ import annotations
@@ -18,9 +32,32 @@ from typing import Any
 
 import torch
 
-from models.chat import to_chat
-from models.loading import resolve_device, resolve_dtype, take_options
-from models.tokens import IXC_VIDEO_TOKENS, IxcTokenEstimator, MicroBatchedModel
+from models.chat import placeholder_count, to_chat
+from models.ixc25_loading import (
+    cached_hub_file,
+    check_offline_assets,
+    hub_reachable,
+    load_ixc_model,
+)
+from models.loading import (
+    ModelConfigError,
+    check_device,
+    looks_like_hub_name,
+    resolve_device,
+    resolve_dtype,
+    take_options,
+)
+from models.tokens import (
+    IXC_MULTI_MEDIA_HD_NUM,
+    IXC_VIDEO_TOKENS,
+    IxcTokenEstimator,
+    MicroBatchedModel,
+    header_size,
+    ixc_image_tokens,
+    ixc_video_frames,
+    ixc_video_tokens,
+    media_geometry,
+)
 from transforms.record import IMAGE, VIDEO, Sample
 
 # The extensions the model's own code recognises (REFERENCE.md).
@@ -28,12 +65,25 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "gif", "bmp", "webp")
 VIDEO_EXTENSIONS = ("mp4", "avi", "mkv", "mov", "wmv")
 PIL_FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "WEBP": "webp"}
 
+IMAGE_HERE = "<ImageHere>"
+# The code's chat format: InternLM2's turn markers, then end-of-text and the reward token.
+TURN_START, TURN_END = "[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]"
+REWARD_SUFFIX = "</s>[UNUSED_TOKEN_130]"
+# The model is given this many tokens more than the limit enforced here, so that its own
+# cut never reaches a sample this backend counted as fitting (the counts agree to a few
+# tokens: the chat format is rendered here, not by the model).
+COUNT_SLACK = 64
+
 DEFAULTS: dict[str, Any] = {
     "path": "internlm/internlm-xcomposer2d5-7b-reward",
     "dtype": "auto",
     "device": "auto",
     "hd_num": 9,
+    # Samples longer than this (the model's own eval uses 16384) go to errors/ as too_long.
     "max_length": 16384,
+    # Local copies of what the model's code downloads while it loads (README, ixc25).
+    "font_path": None,
+    "clip_path": None,
     # Token budget of one get_scores call (padded: samples x longest); None = the whole batch.
     "max_batch_tokens": None,
     "max_batch_size": None,
@@ -45,7 +95,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class RemoteCodeNotAllowed(PermissionError):
+class RemoteCodeNotAllowed(ModelConfigError):
     pass
 
 
@@ -103,6 +153,63 @@ def write_media(sample: Sample, index: int, directory: str) -> str:
     return file_path
 
 
+def ixc_chat(sample: Sample) -> list[dict[str, str]]:
+    """The conversation as the model's get_scores takes it, media markers placed (see top)."""
+    media = len(sample.media)
+    if media <= 1:
+        chat = to_chat(sample)
+    elif placeholder_count(sample) == media:
+        chat = to_chat(sample, media_marker=IMAGE_HERE)
+    else:
+        chat = to_chat(sample)
+        first_user = next((m for m in chat if m["role"] == "user"), None)
+        if first_user is None:
+            raise ValueError(f"sample {sample.id}: {media} media but no user turn to hold them")
+        first_user["content"] = "\n".join([IMAGE_HERE] * media + [first_user["content"]])
+    markers = sum(m["content"].count(IMAGE_HERE) for m in chat)
+    if markers != media and not (media == 1 and markers == 0):
+        raise ValueError(
+            f"sample {sample.id}: {markers} {IMAGE_HERE} markers in the text for {media} "
+            "media; the model places media only at these markers"
+        )
+    return chat
+
+
+def render_prompt(chat: list[dict[str, str]], media: int) -> str:
+    """The text the model reads, media markers included (one medium goes first)."""
+    prompt = "".join(f"{TURN_START}{m['role']}\n{m['content']}{TURN_END}\n" for m in chat)
+    prompt += REWARD_SUFFIX
+    if media == 1 and IMAGE_HERE not in prompt:
+        prompt = IMAGE_HERE + prompt
+    return prompt
+
+
+def normalise_scores(raw: Any, count: int) -> list[float]:
+    """One float per conversation from whatever get_scores returned (float, list, tensor)."""
+    if isinstance(raw, torch.Tensor):
+        flat = raw.detach().float().flatten().cpu().tolist()
+    elif isinstance(raw, (int, float)):
+        flat = [raw]
+    else:
+        flat = torch.as_tensor(raw, dtype=torch.float64).flatten().tolist()
+    if len(flat) != count:
+        raise RuntimeError(f"get_scores returned {len(flat)} scores for {count} conversations")
+    return [float(score) for score in flat]
+
+
+def video_geometry(sample: Sample, index: int) -> tuple[int, int, int] | None:
+    """(frames the model keeps, height, width), read from the file as the model reads it."""
+    data = sample.media[index].data
+    if data:
+        with contextlib.suppress(Exception):
+            import decord
+
+            reader = decord.VideoReader(io.BytesIO(data), num_threads=1)
+            height, width = reader[0].shape[:2]
+            return ixc_video_frames(len(reader), reader.get_avg_fps()), height, width
+    return media_geometry(sample, index)
+
+
 class Ixc25RewardModel(MicroBatchedModel):
     """`RewardModel` over a loaded IXC-2.5-Reward (or any model with the same get_scores API)."""
 
@@ -110,6 +217,7 @@ class Ixc25RewardModel(MicroBatchedModel):
 
     def __init__(self, model: Any, device: torch.device, dtype: torch.dtype, options: dict):
         self.model = model
+        self.tokenizer = model.tokenizer
         self.device = device
         self.dtype = dtype
         self.hd_num = int(options["hd_num"])
@@ -117,10 +225,30 @@ class Ixc25RewardModel(MicroBatchedModel):
         self.max_batch_tokens = options["max_batch_tokens"]
         self.max_batch_size = options["max_batch_size"]
         self.tmp_dir = options["tmp_dir"]
-        self.estimate_tokens = IxcTokenEstimator(self.hd_num, int(options["video_tokens"]))
+        self.video_tokens = int(options["video_tokens"])
+        self.estimate_tokens = IxcTokenEstimator(self.hd_num, self.video_tokens)
+
+    def sample_tokens(self, sample: Sample) -> int:
+        """Exact: the prompt's pieces between media tokenized as the model does, plus media."""
+        media = len(sample.media)
+        pieces = render_prompt(ixc_chat(sample), media).split(IMAGE_HERE)
+        total = sum(
+            len(self.tokenizer(piece, add_special_tokens=i == 0)["input_ids"])
+            for i, piece in enumerate(pieces)
+            if i == 0 or piece
+        )
+        hd_num = self.hd_num if media <= 1 else IXC_MULTI_MEDIA_HD_NUM
+        for index, ref in enumerate(sample.media):
+            if ref.kind == VIDEO:
+                geometry = video_geometry(sample, index)
+                total += ixc_video_tokens(*geometry) if geometry else self.video_tokens
+            else:
+                size = header_size(ref.data) or media_geometry(sample, index)[1:]
+                total += ixc_image_tokens(*size, hd_num)
+        return total
 
     def _score_batch(self, samples: list[Sample]) -> list[float]:
-        chats = [to_chat(sample, keep_system=False) for sample in samples]
+        chats = [ixc_chat(sample) for sample in samples]
         call_dir = tempfile.mkdtemp(prefix=f"rmclean-ixc25-{os.getpid()}-", dir=self.tmp_dir)
         try:
             path_lists = []
@@ -130,20 +258,52 @@ class Ixc25RewardModel(MicroBatchedModel):
                 paths = [write_media(sample, i, sample_dir) for i in range(len(sample.media))]
                 path_lists.append(paths)
             with torch.inference_mode(), self._autocast():
-                scores = self.model.get_scores(
-                    chats, path_lists, max_length=self.max_length, hd_num=self.hd_num
+                raw = self.model.get_scores(
+                    chats,
+                    path_lists,
+                    max_length=self.max_length + COUNT_SLACK,
+                    hd_num=self.hd_num,
                 )
         finally:
             shutil.rmtree(call_dir, ignore_errors=True)
-        if isinstance(scores, torch.Tensor):
-            scores = scores.float().flatten().tolist()
-        return [float(s) for s in scores]
+        return normalise_scores(raw, len(samples))
 
     def _autocast(self):
         # The model's own evaluation runs under CUDA autocast; on the CPU it runs as loaded.
         if self.device.type == "cuda" and self.dtype in (torch.float16, torch.bfloat16):
             return torch.autocast("cuda", dtype=self.dtype)
         return contextlib.nullcontext()
+
+
+def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None:
+    """Everything load_ixc25 would refuse, found without loading weights (one-line errors).
+
+    Files and the device are checked only when the workers run on this machine
+    (`workers_here`); remote workers (Dataflow, Spark) see their own files and GPUs.
+    """
+    options = take_options("ixc25", options, DEFAULTS)
+    path = str(options["path"])
+    check_remote_code_allowed(
+        path, bool(options["trust_remote_code"]), options["remote_code_allowlist"] or []
+    )
+    for key in ("hd_num", "max_length", "video_tokens"):
+        if not isinstance(options[key], int) or options[key] < 1:
+            raise ModelConfigError(f"ixc25: {key} must be a positive integer, got {options[key]!r}")
+    if not workers_here:
+        return
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise ModelConfigError(f"ixc25: {path!r} holds no config.json; is it the checkpoint?")
+    elif not looks_like_hub_name(path) or not (
+        cached_hub_file(path, "config.json") or hub_reachable()
+    ):
+        raise ModelConfigError(
+            f"ixc25: checkpoint folder {path!r} not found; download it once with "
+            f"`hf download internlm/internlm-xcomposer2d5-7b-reward --local-dir "
+            f"{path}`"
+        )
+    check_offline_assets(options["font_path"], options["clip_path"])
+    check_device("ixc25", path, options["device"])
 
 
 def load_ixc25(options: dict[str, Any] | None = None) -> Ixc25RewardModel:
@@ -153,11 +313,8 @@ def load_ixc25(options: dict[str, Any] | None = None) -> Ixc25RewardModel:
     check_remote_code_allowed(
         path, bool(options["trust_remote_code"]), options["remote_code_allowlist"] or []
     )
-    from transformers import AutoModel, AutoTokenizer
-
+    check_device("ixc25", path, options["device"])
     device = resolve_device(options["device"])
     dtype = resolve_dtype(options["dtype"], device)
-    model = AutoModel.from_pretrained(path, dtype=dtype, trust_remote_code=True)
-    model.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
-    model = model.to(device).eval()
+    model, _ = load_ixc_model(path, device, dtype, options["font_path"], options["clip_path"])
     return Ixc25RewardModel(model, device, dtype, options)

@@ -6,6 +6,10 @@ returns a `RewardModel`. `loader_for` binds the options into a zero-argument, pi
 for the handler's `load_model`; `token_estimator_for` gives the matching `estimate_tokens`
 without loading any weights, for token-budget batching.
 
+`preflight` checks a backend's options without loading any weights (unknown keys, missing
+files, the remote-code opt-in, a device that cannot run the checkpoint), so a bad config ends
+the command before the pipeline starts, with one line (`ModelConfigError`).
+
 Besides the built-in names, `package.module:factory` loads any importable factory that returns
 a `RewardModel` (called with the options dict if it takes an argument), so teams plug in their
 own backends without editing this file.
@@ -22,19 +26,26 @@ from collections.abc import Callable
 from typing import Any
 
 from models.base import RewardModel
+from models.loading import ModelConfigError
 from transforms.record import Sample
 
 Options = dict[str, Any]
 
 
-def _load_demo(options: Options | None = None) -> RewardModel:
-    from models.demo.model import DEFAULT_DIR, DemoRewardModel
-
+def _check_demo(options: Options | None, workers_here: bool = True) -> None:
     options = dict(options or {})
     unknown = set(options) - {"path"}
     if unknown:
-        raise ValueError(f"demo: unknown model option(s) {sorted(unknown)}; known: ['path']")
-    return DemoRewardModel.from_pretrained(options.get("path") or DEFAULT_DIR)
+        raise ModelConfigError(f"demo: unknown model option(s) {sorted(unknown)}; known: ['path']")
+    if workers_here and options.get("path") and not os.path.isdir(options["path"]):
+        raise ModelConfigError(f"demo: model folder {options['path']!r} not found")
+
+
+def _load_demo(options: Options | None = None) -> RewardModel:
+    from models.demo.model import DEFAULT_DIR, DemoRewardModel
+
+    _check_demo(options)
+    return DemoRewardModel.from_pretrained((options or {}).get("path") or DEFAULT_DIR)
 
 
 def _load_ixc25(options: Options | None = None) -> RewardModel:
@@ -63,12 +74,64 @@ FACTORIES: dict[str, Callable[[Options | None], RewardModel]] = {
 }
 
 
+def _check_ixc25(options: Options | None, workers_here: bool = True) -> None:
+    from models.ixc25 import preflight as check
+
+    check(options, workers_here)
+
+
+def _check_vlm_value_head(options: Options | None, workers_here: bool = True) -> None:
+    from models.vlm_value_head import preflight as check
+
+    check(options, workers_here)
+
+
+def _check_text_rm(options: Options | None, workers_here: bool = True) -> None:
+    from models.text_rm import preflight as check
+
+    check(options, workers_here)
+
+
+# Option checks per backend, run before the pipeline starts (no weights are loaded).
+PREFLIGHTS: dict[str, Callable[[Options | None, bool], None]] = {
+    "demo": _check_demo,
+    "ixc25": _check_ixc25,
+    "vlm-value-head": _check_vlm_value_head,
+    "text-rm": _check_text_rm,
+}
+
+
+def preflight(name: str, options: Options | None = None, workers_here: bool = True) -> None:
+    """Raise `ModelConfigError` (one line) if backend `name` cannot load with `options`.
+
+    `workers_here=False` (workers on other machines: Dataflow, Spark, Flink) checks the
+    options only; files and the GPU are those of the workers, which check them when they load
+    the weights.
+    """
+    if name in PREFLIGHTS:
+        PREFLIGHTS[name](options, workers_here)
+        return
+    try:
+        loader_for(name, options)  # plug-ins: the factory imports and takes the options
+    except ModelConfigError:
+        raise
+    except ValueError as exc:
+        raise ModelConfigError(str(exc)) from exc
+
+
+def preflight_models(config: Any, workers_here: bool = True) -> None:
+    """`preflight` for a run config's model and, if set, its text-only model."""
+    preflight(config.model, config.backend_options(), workers_here)
+    if config.text_model:
+        preflight(config.text_model, config.backend_options(text=True), workers_here)
+
+
 def _import_factory(name: str) -> Callable[..., RewardModel]:
     module_name, _, attribute = name.partition(":")
     try:
         return getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load reward model factory {name!r}: {exc}") from exc
+        raise ModelConfigError(f"cannot load reward model factory {name!r}: {exc}") from exc
 
 
 def _takes_options(factory: Callable[..., Any]) -> bool:
@@ -91,10 +154,10 @@ def loader_for(name: str, options: Options | None = None) -> Callable[[], Reward
         if _takes_options(factory):
             return functools.partial(factory, options)
         if options:
-            raise ValueError(f"factory {name!r} takes no options, got {sorted(options)}")
+            raise ModelConfigError(f"factory {name!r} takes no options, got {sorted(options)}")
         return factory
     known = ", ".join(sorted(FACTORIES))
-    raise ValueError(
+    raise ModelConfigError(
         f"unknown reward model {name!r}; choose one of: {known}, or give package.module:factory"
     )
 

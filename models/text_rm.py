@@ -3,18 +3,25 @@ text subset): the tokenizer's chat template, one padded forward per batch, score
 
 The logit is read at the last token the attention mask marks real, computed here rather than
 by the model's pad-id search, which mis-fires when the pad token doubles as the end-of-turn
-token (common: many tokenizers set pad = eos).
+token (common: many tokenizers set pad = eos). Conversations longer than `max_length` tokens
+are refused (`score/too_long`), not cut: cutting drops the end of the response, which is what
+the score is about. The attention implementation is transformers' choice for the model (e.g.
+Gemma-2 reward models need eager) unless `attn_implementation` is set.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
 
 from models.chat import to_chat
 from models.loading import (
+    ModelConfigError,
+    check_device,
     last_token_index,
+    looks_like_hub_name,
     padded_position_ids,
     resolve_device,
     resolve_dtype,
@@ -23,15 +30,17 @@ from models.loading import (
 from models.tokens import MicroBatchedModel, TextTokenEstimator
 from transforms.record import Sample
 
+FALLBACK_MAX_LENGTH = 4096
+
 DEFAULTS: dict[str, Any] = {
     "path": None,
     "dtype": "auto",
     "device": "auto",
-    "max_length": 4096,
+    "max_length": None,  # None: what the model reads (config.max_position_embeddings)
     "padding_side": "right",
     "max_batch_tokens": None,
     "max_batch_size": None,
-    "attn_implementation": "sdpa",
+    "attn_implementation": None,  # None: transformers picks what the model supports
 }
 
 
@@ -48,25 +57,33 @@ class TextRewardModel(MicroBatchedModel):
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError("text-rm needs a tokenizer with a chat template")
-        self.max_length = int(options["max_length"])
+        self.max_length = int(
+            options["max_length"]
+            or getattr(model.config, "max_position_embeddings", None)
+            or FALLBACK_MAX_LENGTH
+        )
         self.padding_side = options["padding_side"]
         self.max_batch_tokens = options["max_batch_tokens"]
         self.max_batch_size = options["max_batch_size"]
         self.estimate_tokens = TextTokenEstimator()
 
+    def _text(self, sample: Sample) -> str:
+        if not sample.is_text_only:
+            raise ValueError(
+                f"sample {sample.id} has media; text-rm scores text-only samples "
+                "(route media samples to a multimodal backend)"
+            )
+        return self.tokenizer.apply_chat_template(to_chat(sample), tokenize=False)
+
+    def sample_tokens(self, sample: Sample) -> int:
+        """Exact: the chat template's output as the forward pass tokenizes it."""
+        encoded = self.tokenizer(self._text(sample), add_special_tokens=False)
+        return len(encoded["input_ids"])
+
     def _score_batch(self, samples: list[Sample]) -> list[float]:
-        for sample in samples:
-            if not sample.is_text_only:
-                raise ValueError(
-                    f"sample {sample.id} has media; text-rm scores text-only samples "
-                    "(route media samples to a multimodal backend)"
-                )
-        texts = [self.tokenizer.apply_chat_template(to_chat(s), tokenize=False) for s in samples]
         encoded = self.tokenizer(
-            texts,
+            [self._text(sample) for sample in samples],
             padding=True,
-            truncation=True,
-            max_length=self.max_length,
             padding_side=self.padding_side,
             add_special_tokens=False,
             return_tensors="pt",
@@ -92,15 +109,32 @@ class TextRewardModel(MicroBatchedModel):
         return self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions).logits
 
 
+def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None:
+    """Unknown options; with `workers_here`, a missing checkpoint or unusable device too."""
+    options = take_options("text-rm", options, DEFAULTS)
+    path = str(options["path"])
+    limit = options["max_length"]
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ModelConfigError("text-rm: max_length must be a positive integer")
+    if not workers_here:
+        return
+    if not os.path.isdir(path) and not looks_like_hub_name(path):
+        raise ModelConfigError(f"text-rm: checkpoint folder {path!r} not found")
+    check_device("text-rm", path, options["device"])
+
+
 def load_text_rm(options: dict[str, Any] | None = None) -> TextRewardModel:
     """Factory: options as in `DEFAULTS`."""
     options = take_options("text-rm", options, DEFAULTS)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    path = str(options["path"])
+    check_device("text-rm", path, options["device"])
     device = resolve_device(options["device"])
     dtype = resolve_dtype(options["dtype"], device)
+    chosen = {"attn_implementation": options["attn_implementation"]}
     model = AutoModelForSequenceClassification.from_pretrained(
-        str(options["path"]), dtype=dtype, attn_implementation=options["attn_implementation"]
+        path, dtype=dtype, **{k: v for k, v in chosen.items() if v}
     ).to(device)
-    tokenizer = AutoTokenizer.from_pretrained(str(options["path"]))
+    tokenizer = AutoTokenizer.from_pretrained(path)
     return TextRewardModel(model, tokenizer, options)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from models.base import SampleTooLong
 from models.chat import text_length
 from transforms.record import IMAGE, VIDEO, MediaRef, Sample
 
@@ -21,11 +22,22 @@ CHARS_PER_TOKEN = 4
 DEFAULT_IMAGE_HW = (560, 560)
 
 # IXC-2.5-Reward (REFERENCE.md): CLIP ViT-L/14 at 560 px, 400 tokens per crop plus a global
-# view, one separator per crop row; a video is tiled into one large image (~9k tokens).
+# view, one separator per crop row; a video's frames are tiled into one tall or wide image.
 IXC_CROP_PX = 560
 IXC_TOKENS_PER_CROP = 400
 IXC_ROW_TOKENS = 20
 IXC_VIDEO_TOKENS = 9000
+# With more than one image or video in a sample the model's code lowers hd_num to this.
+IXC_MULTI_MEDIA_HD_NUM = 6
+# Its video reader: one frame per second of video, at most this many frames.
+IXC_VIDEO_MAX_FRAMES = 32
+# Its chat format: begin/end markers, role and newlines per turn; BOS, end and reward token.
+IXC_TURN_TOKENS = 5
+IXC_PROMPT_TOKENS = 3
+# Frames are scaled to this long side, then stacked with a 40 px label strip and 10 px gaps.
+IXC_FRAME_PX = 1120
+IXC_LABEL_PX = 40
+IXC_FRAME_GAP_PX = 10
 
 # Qwen2-VL / Qwen2.5-VL: 14 px patches merged 2x2, so one token per 28x28 px, plus
 # <|vision_start|> and <|vision_end|>.
@@ -77,10 +89,13 @@ def media_geometry(
 
 
 def ixc_crop_grid(height: int, width: int, hd_num: int = 9) -> tuple[int, int]:
-    """(rows, cols) of 560 px crops for an image, long side laid horizontally.
+    """(rows, cols) of 560 px crops, as the model's own image transform lays them out.
 
-    The grid is as wide as the image needs (one crop per started 560 px of the long side) but
-    no wider than the largest `cols` whose `cols x ceil(cols / aspect)` grid fits in `hd_num`.
+    The long side is scaled to as many crops as it needs (one per started 560 px) but no more
+    than the largest n whose `n x ceil(n / aspect)` grid fits in `hd_num`; the short side
+    follows the aspect (rounded down to whole pixels, as the model does) and is padded up to
+    whole crops. Rows run along the height, so a tall image has more rows than columns (and
+    costs more row separators than the same image lying down).
     """
     long_side, short_side = max(height, width), max(1, min(height, width))
     aspect = long_side / short_side
@@ -88,14 +103,48 @@ def ixc_crop_grid(height: int, width: int, hd_num: int = 9) -> tuple[int, int]:
     while (cols + 1) * math.ceil((cols + 1) / aspect) <= hd_num:
         cols += 1
     cols = max(1, min(cols, math.ceil(long_side / IXC_CROP_PX)))
-    rows = max(1, math.ceil(cols / aspect - 1e-9))
-    return rows, cols
+    scaled_short = int(cols * IXC_CROP_PX / aspect)
+    rows = max(1, math.ceil(scaled_short / IXC_CROP_PX))
+    # The model turns a tall image back upright: its long side is then the rows.
+    return (cols, rows) if height > width else (rows, cols)
+
+
+def ixc_grid_tokens(rows: int, cols: int) -> int:
+    """(h*w + 1) * 400 + 1 + (h + 1) * 20: 841 for one crop, 4,081 for 3x3 (REFERENCE.md)."""
+    return (rows * cols + 1) * IXC_TOKENS_PER_CROP + 1 + (rows + 1) * IXC_ROW_TOKENS
 
 
 def ixc_image_tokens(height: int, width: int, hd_num: int = 9) -> int:
-    """(h*w + 1) * 400 + 1 + (h + 1) * 20: 841 for one crop, 4,081 for 3x3 (REFERENCE.md)."""
-    rows, cols = ixc_crop_grid(height, width, hd_num)
-    return (rows * cols + 1) * IXC_TOKENS_PER_CROP + 1 + (rows + 1) * IXC_ROW_TOKENS
+    """Tokens for one image of this size at `hd_num`."""
+    return ixc_grid_tokens(*ixc_crop_grid(height, width, hd_num))
+
+
+def ixc_video_frames(frame_count: int, fps: float) -> int:
+    """Frames the model's video reader keeps: one per second (stride = round(fps)), at most 32."""
+    stride = max(1, round(fps))
+    return min(IXC_VIDEO_MAX_FRAMES, math.ceil(frame_count / stride))
+
+
+def ixc_video_tokens(frames: int, height: int, width: int) -> int:
+    """Tokens for a video of `frames` sampled frames of height x width.
+
+    The model scales each frame to 1120 px on its long side and stacks them (landscape frames
+    one under another, others side by side) with a label strip above each; the strip image is
+    then scaled to 560 px across its short side and cut into 560 px crops along its long side.
+    """
+    if frames < 1:
+        return 0
+    aspect = width / max(1, height)
+    if width > height:
+        frame_w, frame_h = IXC_FRAME_PX, int(IXC_FRAME_PX / aspect)
+        canvas_w, canvas_h = frame_w, frames * (frame_h + IXC_FRAME_GAP_PX + IXC_LABEL_PX)
+    else:
+        frame_w, frame_h = int(IXC_FRAME_PX * aspect), IXC_FRAME_PX
+        canvas_w, canvas_h = frames * (frame_w + IXC_FRAME_GAP_PX), frame_h + IXC_LABEL_PX
+    tall = canvas_w < canvas_h
+    long_side, short_side = max(canvas_w, canvas_h), max(1, min(canvas_w, canvas_h))
+    crops = max(1, math.ceil(int(IXC_CROP_PX * long_side / short_side) / IXC_CROP_PX))
+    return ixc_grid_tokens(crops, 1) if tall else ixc_grid_tokens(1, crops)
 
 
 def qwen_resized(
@@ -133,13 +182,20 @@ class IxcTokenEstimator:
     video_tokens: int = IXC_VIDEO_TOKENS
 
     def __call__(self, sample: Sample) -> int:
-        total = text_tokens(text_length(sample))
+        total = text_tokens(text_length(sample)) + IXC_PROMPT_TOKENS
+        total += IXC_TURN_TOKENS * len(sample.conversations)
+        hd_num = self.hd_num if len(sample.media) <= 1 else IXC_MULTI_MEDIA_HD_NUM
         for i, ref in enumerate(sample.media):
             if ref.kind == VIDEO:
-                total += self.video_tokens
+                geometry = media_geometry(sample, i)
+                if geometry is None:
+                    total += self.video_tokens
+                else:
+                    frames, height, width = geometry
+                    total += ixc_video_tokens(min(frames, IXC_VIDEO_MAX_FRAMES), height, width)
             else:
                 _, height, width = media_geometry(sample, i, prefer_bytes=True)
-                total += ixc_image_tokens(height, width, self.hd_num)
+                total += ixc_image_tokens(height, width, hd_num)
         return total
 
 
@@ -210,13 +266,13 @@ def micro_batches(
 
 def score_in_micro_batches(
     samples: Sequence[Sample],
-    estimate: Callable[[Sample], int],
+    costs: Sequence[int],
     score_batch: Callable[[list[Sample]], list[float]],
     max_tokens: int | None,
     max_size: int | None = None,
 ) -> list[float]:
     """Run `score_batch` on length-sorted groups and return scores in the input order."""
-    groups = micro_batches([estimate(s) for s in samples], max_tokens, max_size)
+    groups = micro_batches(costs, max_tokens, max_size)
     scores: list[float | None] = [None] * len(samples)
     for group in groups:
         group_scores = score_batch([samples[i] for i in group])
@@ -227,18 +283,40 @@ def score_in_micro_batches(
     return scores  # type: ignore[return-value]
 
 
+def refuse_too_long(samples: Sequence[Sample], counts: Sequence[int], max_length: int) -> None:
+    """Raise `SampleTooLong` for the first sample over `max_length` tokens.
+
+    Models cut such input from the end, which is where the reward is read: the score would be
+    meaningless, so the sample goes to errors/ instead. Raised before any forward pass, so the
+    handler's halving isolates it without scoring anything twice.
+    """
+    for sample, count in zip(samples, counts, strict=True):
+        if count > max_length:
+            raise SampleTooLong(
+                f"sample {sample.id}: {count} tokens, more than the model's max_length "
+                f"{max_length}; cutting it would drop the end the reward is read from"
+            )
+
+
 class MicroBatchedModel:
     """Mixin for backends: `score` packs the handler's batch into token-budget micro-batches.
 
     Subclasses set `estimate_tokens`, `max_batch_tokens`, `max_batch_size` and implement
-    `_score_batch(samples) -> list[float]` (one padded forward pass).
+    `_score_batch(samples) -> list[float]` (one padded forward pass). A backend whose model
+    reads at most `max_length` tokens sets it and counts tokens exactly in `sample_tokens`;
+    longer samples are refused (`SampleTooLong`), never cut.
     """
 
+    max_length: int | None = None
+
+    def sample_tokens(self, sample: Sample) -> int:
+        """This backend's token count for one sample (the estimate unless it counts exactly)."""
+        return self.estimate_tokens(sample)
+
     def score(self, samples: Sequence[Sample]) -> list[float]:
+        counts = [self.sample_tokens(sample) for sample in samples]
+        if self.max_length is not None:
+            refuse_too_long(samples, counts, self.max_length)
         return score_in_micro_batches(
-            samples,
-            self.estimate_tokens,
-            self._score_batch,
-            self.max_batch_tokens,
-            self.max_batch_size,
+            samples, counts, self._score_batch, self.max_batch_tokens, self.max_batch_size
         )

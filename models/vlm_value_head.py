@@ -5,11 +5,12 @@ batch, left or right padding. Everything goes through transformers' own model cl
 are built here (tokenizer + the PIL image processor, which needs no torchvision) because the
 stock processor's video path imports torchvision.
 
-Value head storage, tried in order:
-1. `value_head.safetensors` next to the checkpoint, tensors `weight` (1, hidden) and optional
-   `bias` (1,) — what `save_value_head` writes;
-2. a tensor whose name ends in `value_head.weight` (and `value_head.bias`) inside the
-   checkpoint's own `*.safetensors` files (how Skywork-VL-Reward ships it).
+The value head is a Linear(hidden, 1) found by its tensor names, first in
+`value_head.safetensors` next to the checkpoint, then in the checkpoint's own `*.safetensors`
+shards. Skywork-VL-Reward-7B ships `value_head.safetensors` with `v_head.summary.weight` and
+`v_head.summary.bias`: trl's `AutoModelForCausalLMWithValueHead` layout, which LLaMA-Factory
+and ms-swift also write. Also accepted: `v_head.*`, `value_head.*` and `score.*` (each
+optionally under a module prefix, e.g. `pretrained_model.v_head.summary.weight`).
 
 Videos: the decoded frames (1 fps, at most `video_max_frames`) are resized to one size within
 `video_max_pixels` per frame, paired along time (Qwen's temporal patch of 2) and passed as
@@ -26,10 +27,16 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from models.chat import to_multimodal_chat
-from models.loading import last_token_index, resolve_device, resolve_dtype, take_options
+from models.loading import (
+    ModelConfigError,
+    check_device,
+    last_token_index,
+    resolve_device,
+    resolve_dtype,
+    take_options,
+)
 from models.tokens import MicroBatchedModel, QwenTokenEstimator, qwen_resized
 from transforms.record import IMAGE, Sample
 
@@ -63,35 +70,63 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def save_value_head(directory: str, head: torch.nn.Linear) -> None:
-    """Write the head in the layout `load_value_head` reads first."""
-    tensors = {"weight": head.weight.detach().float().cpu().contiguous()}
-    if head.bias is not None:
-        tensors["bias"] = head.bias.detach().float().cpu().contiguous()
-    save_file(tensors, os.path.join(directory, VALUE_HEAD_FILE))
+# Tried in this order; the first name with a weight tensor wins.
+HEAD_NAMES = ("v_head.summary", "v_head", "value_head", "score")
+# Prefixes of the base model's own tensors, left out when listing what a checkpoint holds.
+BACKBONE_PREFIXES = ("model.", "visual.", "lm_head.", "language_model.")
+
+
+def _head_keys(keys: list[str]) -> dict[str, str] | None:
+    """{"weight": key, "bias": key?} for the first head name present among `keys`."""
+    for name in HEAD_NAMES:
+        weights = [k for k in keys if k == f"{name}.weight" or k.endswith(f".{name}.weight")]
+        if weights:
+            found = {"weight": weights[0]}
+            bias = weights[0][: -len("weight")] + "bias"
+            if bias in keys:
+                found["bias"] = bias
+            return found
+    return None
+
+
+def _head_files(directory: str) -> list[str]:
+    own = os.path.join(directory, VALUE_HEAD_FILE)
+    shards = sorted(glob.glob(os.path.join(directory, "*.safetensors")))
+    return ([own] if os.path.exists(own) else []) + [f for f in shards if f != own]
+
+
+def find_value_head(directory: str) -> tuple[str, dict[str, str]]:
+    """(file, tensor names) of the value head; reads safetensors headers only, no weights."""
+    seen: dict[str, list[str]] = {}
+    for file in _head_files(directory):
+        with safe_open(file, "pt") as handle:
+            keys = list(handle.keys())
+        found = _head_keys(keys)
+        if found:
+            return file, found
+        seen[os.path.basename(file)] = keys
+    listed = []
+    for name, keys in seen.items():
+        shown = [k for k in keys if not k.startswith(BACKBONE_PREFIXES)] or keys
+        listed.append(f"{name}: {shown[:12]}{' ...' if len(shown) > 12 else ''} ({len(keys)} keys)")
+    wanted = ", ".join(f"{name}.weight" for name in HEAD_NAMES)
+    raise ModelConfigError(
+        f"vlm-value-head: no value head in {directory}: looked for {wanted} in "
+        f"{VALUE_HEAD_FILE} and the checkpoint's *.safetensors; keys seen: "
+        + ("; ".join(listed) or "no safetensors files")
+    )
 
 
 def load_value_head(directory: str, hidden_size: int) -> torch.nn.Linear:
-    tensors: dict[str, torch.Tensor] = {}
-    own_file = os.path.join(directory, VALUE_HEAD_FILE)
-    if os.path.exists(own_file):
-        with safe_open(own_file, "pt") as f:
-            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
-    else:
-        for shard in sorted(glob.glob(os.path.join(directory, "*.safetensors"))):
-            with safe_open(shard, "pt") as f:
-                for key in f.keys():  # noqa: SIM118
-                    for part in ("weight", "bias"):
-                        if key.endswith(f"value_head.{part}"):
-                            tensors[part] = f.get_tensor(key)
-    if "weight" not in tensors:
-        raise FileNotFoundError(
-            f"no value head in {directory}: expected {VALUE_HEAD_FILE} (tensors weight, bias) "
-            "or a '*value_head.weight' tensor in the checkpoint's safetensors files"
-        )
+    file, names = find_value_head(directory)
+    with safe_open(file, "pt") as handle:
+        tensors = {part: handle.get_tensor(key) for part, key in names.items()}
     weight = tensors["weight"].float().reshape(1, -1)
     if weight.shape[1] != hidden_size:
-        raise ValueError(f"value head has input size {weight.shape[1]}, model {hidden_size}")
+        raise ModelConfigError(
+            f"vlm-value-head: the value head {names['weight']} in {file} has input size "
+            f"{weight.shape[1]}, the model's hidden size is {hidden_size}"
+        )
     head = torch.nn.Linear(hidden_size, 1, bias="bias" in tensors)
     with torch.no_grad():
         head.weight.copy_(weight)
@@ -265,6 +300,23 @@ def expand_placeholders(texts: list[str], token: str, counts: list[int]) -> list
     return out
 
 
+def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None:
+    """Unknown options; with `workers_here`, a missing checkpoint or value head, or an
+    unusable device, too: all before any weight loads."""
+    options = take_options("vlm-value-head", options, DEFAULTS)
+    if not workers_here:
+        return
+    path = str(options["path"])
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise ModelConfigError(
+            f"vlm-value-head: {path!r} is not a checkpoint folder (no config.json); download "
+            "it first, e.g. `hf download Skywork/Skywork-VL-Reward-7B "
+            f"--local-dir {path}`"
+        )
+    find_value_head(path)
+    check_device("vlm-value-head", path, options["device"])
+
+
 def load_vlm_value_head(options: dict[str, Any] | None = None) -> VlmValueHeadRewardModel:
     """Factory: options as in `DEFAULTS`; `path` is a local checkpoint directory."""
     options = take_options("vlm-value-head", options, DEFAULTS)
@@ -274,17 +326,18 @@ def load_vlm_value_head(options: dict[str, Any] | None = None) -> VlmValueHeadRe
     )
 
     path = str(options["path"])
+    check_device("vlm-value-head", path, options["device"])
     device = resolve_device(options["device"])
     dtype = resolve_dtype(options["dtype"], device)
     config = AutoConfig.from_pretrained(path)
     if not config.model_type.startswith(("qwen2_vl", "qwen2_5_vl")):
         raise ValueError(f"vlm-value-head supports Qwen2-VL / Qwen2.5-VL, not {config.model_type}")
+    head = load_value_head(path, config.get_text_config().hidden_size)
     model = AutoModel.from_pretrained(
         path, dtype=dtype, attn_implementation=options["attn_implementation"]
     ).to(device)
     tokenizer = AutoTokenizer.from_pretrained(path)
     image_processor = Qwen2VLImageProcessorPil.from_pretrained(path)
-    head = load_value_head(path, config.get_text_config().hidden_size)
     return VlmValueHeadRewardModel(
         model, head, tokenizer, image_processor, chat_template_of(path, tokenizer), options, device
     )

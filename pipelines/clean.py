@@ -18,10 +18,11 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from models.base import RewardModelHandler, ScoreOutcome
-from models.registry import loader_for, token_estimator_for
+from models.registry import loader_for, preflight_models, token_estimator_for
 from pipelines.config import RunConfig
 from pipelines.output_prefix import SPILL_DIR, remove_spill
 from pipelines.progress import READ, SCORED, CountProgress
+from pipelines.runners import runs_locally
 from pipelines.steps import (
     ERRORS_TAG,
     GroupStep,
@@ -145,7 +146,9 @@ def _scored(outcome_result) -> Sample | ErrorRecord:
     outcome: ScoreOutcome = outcome_result.inference
     sample = sample.replace(decoded=None)
     if outcome.score is None:
-        reason = "non_finite_score" if "non-finite" in (outcome.error or "") else "model_error"
+        reason = outcome.reason or (
+            "non_finite_score" if "non-finite" in (outcome.error or "") else "model_error"
+        )
         return ErrorRecord.for_sample(sample, "score", reason, outcome.error or "no score")
     sample.timings["score"] = outcome.seconds
     return sample.replace(score=outcome.score)
@@ -591,6 +594,8 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
 def run(config: RunConfig, beam_args: list[str] | None = None) -> dict:
     """Run the pipeline to completion and return the summary it wrote."""
     started_at = time.time()
+    # Model options fail here, before Beam starts, not inside a worker's load_model.
+    preflight_models(config, runs_locally(beam_args or []))
     options = PipelineOptions(beam_args or [])
     with beam.Pipeline(options=options) as p:
         build(p, config, started_at)

@@ -67,14 +67,19 @@ def check_beam_args(beam_args: list[str], ours: list[str]) -> None:
 
 
 def _clean(args: argparse.Namespace, beam_args: list[str], ours: list[str]) -> int:
+    from models.registry import ModelConfigError, preflight_models
     from pipelines.clean import DataMissingError
-    from pipelines.runners import beam_args_for
+    from pipelines.runners import beam_args_for, runs_locally
 
     try:
         check_beam_args(beam_args, ours)
         config = _config(args)
-    except (UsageError, ConfigError) as exc:
-        return _usage(f"bad configuration: {exc}" if isinstance(exc, ConfigError) else str(exc))
+        # Model options, the remote-code opt-in, weight and font files: checked before Beam.
+        preflight_models(config, runs_locally(beam_args_for(args.runner, beam_args)))
+    except UsageError as exc:
+        return _usage(str(exc))
+    except (ConfigError, ModelConfigError) as exc:
+        return _usage(f"bad configuration: {exc}")
     print(f"rmclean: cleaning {config.name} from {config.root} -> {config.output}", flush=True)
     try:
         return _run(config, args.overwrite, beam_args_for(args.runner, beam_args))

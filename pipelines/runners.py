@@ -73,3 +73,19 @@ def beam_args_for(runner: str | None, user_args: list[str], environ=os.environ) 
     if runner == "dataflow":
         preset += _dataflow_from_env(environ)
     return [*preset, *user_args]
+
+
+# Runners whose workers are this machine (what this machine's GPU decides is what they get).
+LOCAL_RUNNERS = {"directrunner", "fnapirunner", "bundlebaseddirectrunner", "switchingdirectrunner"}
+
+
+def runs_locally(beam_args: list[str]) -> bool:
+    """Whether the pipeline's workers run on this machine (local runners, embedded job server)."""
+    from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions
+
+    options = PipelineOptions(beam_args)
+    runner = options.get_all_options(retain_unknown_options=True).get("runner") or "DirectRunner"
+    name = str(runner).rsplit(".", 1)[-1].lower()
+    if name == "portablerunner":
+        return options.view_as(PortableOptions).job_endpoint == "embed"
+    return name in LOCAL_RUNNERS

@@ -7,7 +7,20 @@ from pathlib import Path
 import pytest
 
 from tests.browser import start_chromium
-from tests.helpers import conversation, jpeg_bytes, mp4_bytes, write_json, write_tar_gz
+from tests.helpers import (
+    block_network,
+    conversation,
+    jpeg_bytes,
+    mp4_bytes,
+    write_json,
+    write_tar_gz,
+)
+
+
+@pytest.fixture()
+def offline(monkeypatch):
+    """This test runs with no network, as an offline GPU worker does."""
+    block_network(monkeypatch)
 
 
 @pytest.fixture()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
+import socket
 import tarfile
 from pathlib import Path
 
@@ -142,3 +144,36 @@ class SlowModel(AnswerLengthModel):
             with open(log, "a") as handle:
                 handle.writelines(f"{sample.id}\n" for sample in samples)
         return scores
+
+
+def _loopback(address) -> bool:
+    if not isinstance(address, tuple):
+        return True  # a Unix socket path
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def block_network(monkeypatch) -> None:
+    """No connection leaves this machine (loopback and Unix sockets still work for Beam),
+    and the Hugging Face libraries are told they are offline, as on the GPU workers."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    original_connect = socket.socket.connect
+
+    def guarded_connect(sock, address):
+        if not _loopback(address):
+            raise ConnectionRefusedError(f"network blocked in this test: {address}")
+        return original_connect(sock, address)
+
+    def guarded_resolve(host, *args, **kwargs):
+        if host not in (None, "localhost") and not _loopback((host, 0)):
+            raise socket.gaierror(f"network blocked in this test: {host}")
+        return original_getaddrinfo(host, *args, **kwargs)
+
+    original_getaddrinfo = socket.getaddrinfo
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_resolve)

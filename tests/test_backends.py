@@ -1,9 +1,9 @@
-"""Reward backends loaded from tiny random checkpoints on disk, through their factories."""
+"""The vlm-value-head and text-rm backends, loaded from tiny random checkpoints on disk
+through their factories (IXC-2.5-Reward's remote code: test_ixc25.py)."""
 
 from __future__ import annotations
 
 import io
-import os
 import random
 from pathlib import Path
 
@@ -12,10 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from models.ixc25 import RemoteCodeNotAllowed
+from models.base import RewardModelHandler, SampleTooLong
+from models.loading import ModelConfigError
 from models.registry import loader_for, token_estimator_for
 from models.tokens import qwen_media_tokens
-from tests.tiny_models import build_tiny_ixc, build_tiny_qwen_vl, build_tiny_text_rm
+from models.vlm_value_head import HEAD_NAMES, load_value_head
+from tests.tiny_models import build_tiny_qwen_vl, build_tiny_text_rm
 from transforms.record import MediaRef, Sample
 
 ATOL = 1e-4  # fp32 on CPU; padding changes matmul shapes, not the maths
@@ -77,8 +79,12 @@ def text_sample(sample_id: str, question: str, answer: str) -> Sample:
 
 
 def assert_batch_independent(model, samples: list[Sample]) -> None:
+    """Scores do not depend on batch size or batch-mates, and each stays with its sample."""
     singles = [model.score([s])[0] for s in samples]
-    assert model.score(samples) == pytest.approx(singles, abs=ATOL)
+    for size in (2, 7):
+        chunks = [samples[i : i + size] for i in range(0, len(samples), size)]
+        batched = [score for chunk in chunks for score in model.score(chunk)]
+        assert batched == pytest.approx(singles, abs=ATOL)
     order = list(range(len(samples)))
     random.Random(1).shuffle(order)
     permuted = model.score([samples[i] for i in order])
@@ -145,6 +151,42 @@ def test_qwen25_vl_checkpoint_scores_images_and_video(tmp_path):
     assert_batch_independent(model, samples)
 
 
+@pytest.mark.parametrize("in_shards", [False, True], ids=["value_head_file", "in_shards"])
+@pytest.mark.parametrize("head_name", HEAD_NAMES)
+def test_value_head_is_found_under_each_layout(tmp_path, head_name, in_shards):
+    from safetensors.torch import load_file
+
+    path = build_tiny_qwen_vl(tmp_path / "q", head_name=head_name, head_in_shards=in_shards)
+    saved_in = path / ("model.safetensors" if in_shards else "value_head.safetensors")
+    saved = load_file(saved_in)
+    head = load_value_head(str(path), 32)
+    assert torch.equal(head.weight, saved[f"{head_name}.weight"].reshape(1, 32))
+    assert torch.equal(head.bias, saved[f"{head_name}.bias"].reshape(1))
+    model = loader_for("vlm-value-head", {"path": str(path)})()
+    assert torch.equal(model.value_head.weight, head.weight)
+    assert len(model.score(make_samples()[:3])) == 3
+
+
+def test_skywork_layout_is_trl_v_head_summary_in_its_own_file(qwen_dir):
+    from safetensors import safe_open
+
+    with safe_open(str(qwen_dir / "value_head.safetensors"), "pt") as handle:
+        assert sorted(handle.keys()) == ["v_head.summary.bias", "v_head.summary.weight"]
+
+
+def test_missing_value_head_is_a_clear_error_listing_the_keys_seen(tmp_path):
+    from safetensors.torch import save_file
+
+    path = build_tiny_qwen_vl(tmp_path / "q", head_name=None)
+    save_file({"reward.linear.weight": torch.zeros(1, 32)}, str(path / "value_head.safetensors"))
+    with pytest.raises(ModelConfigError) as error:
+        loader_for("vlm-value-head", {"path": str(path)})()
+    message = str(error.value)
+    assert "\n" not in message
+    assert "v_head.summary.weight" in message and "reward.linear.weight" in message
+    assert "model.safetensors" in message  # the shard was searched too, and its keys counted
+
+
 def test_vlm_value_head_rejects_undecoded_media_and_unknown_options(qwen_dir):
     with pytest.raises(ValueError, match="unknown model option"):
         loader_for("vlm-value-head", {"path": str(qwen_dir), "max_pixel": 5})()
@@ -185,61 +227,46 @@ def test_text_rm_left_and_right_padding_agree_and_media_is_refused(text_dir):
         right.score([make_samples()[0]])
 
 
-# -- ixc25 (remote code) ---------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ixc_dir(tmp_path_factory) -> Path:
-    return build_tiny_ixc(tmp_path_factory.mktemp("ixc"))
+def test_text_rm_refuses_too_long_samples_instead_of_cutting_them(text_dir):
+    model = loader_for("text-rm", {"path": str(text_dir), "max_length": 60})()
+    long_answer = text_sample("long", "say hi", " ".join(["hello there friend"] * 12))
+    samples = [*text_samples()[:3], long_answer, text_samples()[3]]
+    counts = [model.sample_tokens(s) for s in samples]
+    assert counts[3] > 60 and max(counts[:3] + counts[4:]) <= 60
+    with pytest.raises(SampleTooLong, match="long: .* tokens"):
+        model.score([long_answer])
+    handler = RewardModelHandler(lambda: model, "text-rm")
+    outcomes = [r.inference for r in handler.run_inference(samples, model)]
+    assert outcomes[3].score is None and outcomes[3].reason == "too_long"
+    singles = [model.score([s])[0] for i, s in enumerate(samples) if i != 3]
+    assert [o.score for i, o in enumerate(outcomes) if i != 3] == pytest.approx(singles, abs=ATOL)
 
 
-def test_ixc25_refuses_remote_code_without_opt_in(ixc_dir):
-    with pytest.raises(RemoteCodeNotAllowed) as error:
-        loader_for("ixc25", {"path": str(ixc_dir)})()
-    assert "--trust-remote-code" in str(error.value)
-    assert "remote_code_allowlist" in str(error.value)
-    other = loader_for("ixc25", {"path": str(ixc_dir), "remote_code_allowlist": ["/elsewhere"]})
-    with pytest.raises(RemoteCodeNotAllowed):
-        other()
+def test_text_rm_counts_tokens_exactly(text_dir):
+    model = loader_for("text-rm", {"path": str(text_dir)})()
+    for sample in text_samples()[:4]:
+        text = model.tokenizer.apply_chat_template(
+            [
+                {"role": "user", "content": sample.conversations[0]["value"]},
+                {"role": "assistant", "content": sample.conversations[1]["value"]},
+            ],
+            tokenize=False,
+        )
+        ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert model.sample_tokens(sample) == len(ids)
+    # The model reads 512 positions (its config); that is the default limit.
+    assert model.max_length == 512
 
 
-def test_ixc25_allowlisted_checkpoint_scores_batch_independently(ixc_dir, tmp_path):
-    work = tmp_path / "work"
-    work.mkdir()
-    options = {"path": str(ixc_dir), "remote_code_allowlist": [str(ixc_dir)], "tmp_dir": str(work)}
-    model = loader_for("ixc25", options)()
-    samples = make_samples()
-    assert_batch_independent(model, samples)
-    # The model opened real files with extensions it understands; all are gone afterwards.
-    last_call = model.model.seen_paths[-1]
-    flat = [p for paths in last_call for p in paths]
-    assert len(flat) == sum(len(s.media) for s in samples)
-    assert {os.path.splitext(p)[1] for p in flat} == {".jpeg", ".mp4", ".png"}
-    assert not any(os.path.exists(p) for p in flat)
-    assert os.listdir(work) == []
+def test_gemma2_reward_model_loads_with_the_attention_transformers_picks(tmp_path):
+    """transformers 5.24 refuses sdpa for Gemma-2 (the old forced default failed to load);
+    unset, the backend gets whatever transformers itself picks for the model."""
+    from transformers import AutoModelForSequenceClassification
 
-
-def test_ixc25_reads_the_media_strips_placeholders_and_cleans_up_on_failure(ixc_dir, tmp_path):
-    work = tmp_path / "work"
-    work.mkdir()
-    model = loader_for(
-        "ixc25", {"path": str(ixc_dir), "trust_remote_code": True, "tmp_dir": str(work)}
-    )()
-    base = make_samples()[0]
-    dark = base.replace(media=[MediaRef("image", "x.jpg", png(np.zeros((40, 40, 3), np.uint8)))])
-    light = base.replace(
-        media=[MediaRef("image", "x.jpg", png(np.full((40, 40, 3), 255, np.uint8)))]
-    )
-    assert model.score([dark])[0] != pytest.approx(model.score([light])[0], abs=1e-6)
-
-    seen = {}
-    original = model.model.get_scores
-
-    def failing(chats, path_lists, max_length, hd_num):
-        seen["chats"] = chats
-        original(chats, path_lists, max_length=max_length, hd_num=hd_num)
-        raise RuntimeError("CUDA out of memory (simulated)")
-
-    model.model.get_scores = failing
-    with pytest.raises(RuntimeError, match="out of memory"):
-        model.score([base])
-    assert os.listdir(work) == []
-    assert seen["chats"][0][0] == {"role": "user", "content": "what is shown"}
+    path = build_tiny_text_rm(tmp_path / "gemma2", architecture="gemma2")
+    own_pick = AutoModelForSequenceClassification.from_pretrained(path).config
+    model = loader_for("text-rm", {"path": str(path)})()
+    assert model.model.config._attn_implementation == own_pick._attn_implementation
+    assert_batch_independent(model, text_samples()[:4])
+    chosen = loader_for("text-rm", {"path": str(path), "attn_implementation": "eager"})()
+    assert chosen.model.config._attn_implementation == "eager"

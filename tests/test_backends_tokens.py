@@ -7,9 +7,10 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFont
 
-from models.chat import strip_placeholders, to_chat, to_multimodal_chat
+from models.chat import replace_placeholders, strip_placeholders, to_chat, to_multimodal_chat
+from models.loading import ModelConfigError
 from models.registry import loader_for, token_estimator_for
 from models.tokens import (
     IxcTokenEstimator,
@@ -17,6 +18,8 @@ from models.tokens import (
     TextTokenEstimator,
     ixc_crop_grid,
     ixc_image_tokens,
+    ixc_video_frames,
+    ixc_video_tokens,
     micro_batches,
     qwen_media_tokens,
     score_in_micro_batches,
@@ -39,12 +42,47 @@ def test_ixc_crop_formula_anchors_and_hd_num_bound():
     assert ixc_image_tokens(300, 400) == 841  # one crop
     assert ixc_image_tokens(2000, 2000) == 4081  # the 3x3 maximum at hd_num=9
     assert ixc_crop_grid(560, 1120) == (1, 2)
+    assert ixc_crop_grid(1120, 560) == (2, 1)  # tall images keep their long side as rows
     for height, width in [(100, 5000), (3000, 1000), (1024, 768), (4000, 4000), (50, 60)]:
-        for hd_num in (1, 4, 9, 16):
+        for hd_num in (1, 4, 6, 9, 16):
             rows, cols = ixc_crop_grid(height, width, hd_num)
             assert 1 <= rows * cols <= hd_num
             expected = (rows * cols + 1) * 400 + 1 + (rows + 1) * 20
             assert ixc_image_tokens(height, width, hd_num) == expected
+
+
+SIZES = [(60, 900), (700, 90), (300, 400), (2000, 2000), (561, 1120), (1119, 560), (33, 34)]
+
+
+@pytest.mark.parametrize(("height", "width"), SIZES)
+def test_ixc_crop_grid_matches_the_model_transform(height, width):
+    """Against the stand-in's copy of the model's image transform (tests/ixc_standin)."""
+    from tests.ixc_standin.ixc_utils import image_transform
+
+    for hd_num in (6, 9):
+        out_w, out_h = image_transform(Image.new("RGB", (width, height)), hd_num).size
+        assert ixc_crop_grid(height, width, hd_num) == (out_h // 560, out_w // 560)
+
+
+@pytest.mark.parametrize(
+    ("frames", "height", "width"),
+    [(1, 48, 64), (6, 240, 320), (32, 360, 640), (4, 320, 180), (3, 100, 100)],
+)
+def test_ixc_video_tokens_match_the_model_frame_strip(frames, height, width):
+    from tests.ixc_standin.ixc_utils import frames_to_image, video_transform
+
+    font = ImageFont.load_default(size=40)
+    strip = frames_to_image([Image.new("RGB", (width, height))] * frames, font)
+    out_w, out_h = video_transform(strip).size
+    rows, cols = out_h // 560, out_w // 560
+    assert ixc_video_tokens(frames, height, width) == (rows * cols + 1) * 400 + 1 + (rows + 1) * 20
+
+
+def test_ixc_video_frames_are_one_per_second_up_to_32():
+    assert ixc_video_frames(16, 8.0) == 2
+    assert ixc_video_frames(17, 8.0) == 3
+    assert ixc_video_frames(30 * 120, 29.97) == 32
+    assert ixc_video_frames(5, 0.4) == 5  # under 1 fps: every frame
 
 
 def test_ixc_estimate_reads_the_original_header_and_counts_video_and_text():
@@ -52,11 +90,18 @@ def test_ixc_estimate_reads_the_original_header_and_counts_video_and_text():
     # The decoded copy was shrunk to 1024 px, but IXC reads the original file.
     small = np.zeros((1024, 1024, 3), np.uint8)
     estimate = IxcTokenEstimator(hd_num=9)
-    text = math.ceil(len("what?a red square") / 4)
+    text = math.ceil(len("what?a red square") / 4) + 3 + 2 * 5  # text, prompt, two turns
     assert estimate(sample(media=[big], decoded=[small])) == 4081 + text
     video = MediaRef("video", "v.mp4", b"x")
-    assert estimate(sample(media=[video])) == 9000 + text
+    assert estimate(sample(media=[video])) == 9000 + text  # not decoded: the option's guess
+    frames = np.zeros((40, 360, 640, 3), np.uint8)
+    assert (
+        estimate(sample(media=[video], decoded=[frames])) == ixc_video_tokens(32, 360, 640) + text
+    )
     assert IxcTokenEstimator(hd_num=1)(sample(media=[big])) == 841 + text
+    # Two media: the model lowers hd_num to 6 (a 2x3 grid for this square image).
+    two = estimate(sample(media=[big, big]))
+    assert two == 2 * ixc_image_tokens(2000, 2000, 6) + text
 
 
 def test_qwen_estimate_is_resized_pixels_over_28_squared():
@@ -99,24 +144,27 @@ def test_score_in_micro_batches_returns_scores_in_input_order():
         calls.append(len(batch))
         return [float(len(s.conversations[1]["value"])) for s in batch]
 
-    scores = score_in_micro_batches(samples, TextTokenEstimator(), score_batch, 20, None)
+    costs = [TextTokenEstimator()(s) for s in samples]
+    scores = score_in_micro_batches(samples, costs, score_batch, 20, None)
     assert scores == [18.0, 2.0, 10.0, 6.0]
     assert len(calls) > 1
 
 
-def test_chat_conversion_strips_placeholders_and_maps_roles():
+def test_chat_conversion_strips_or_replaces_placeholders_and_maps_roles():
     assert strip_placeholders("<image>\n<video>\nWhat is it?") == "What is it?"
+    assert replace_placeholders("<image>\n<image> and\nWhat?", "<M>") == "<M>\n<M>and\nWhat?"
     conv = [
         {"from": "system", "value": "Be brief."},
         {"from": "human", "value": "<image>\nWhat?"},
         {"from": "gpt", "value": "A cat."},
     ]
     s = Sample("s", "src", conv, [MediaRef("image", "a.jpg")])
-    assert to_chat(s, keep_system=False) == [
-        {"role": "user", "content": "Be brief.\n\nWhat?"},
+    assert to_chat(s) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What?"},
         {"role": "assistant", "content": "A cat."},
     ]
-    assert to_chat(s)[0] == {"role": "system", "content": "Be brief."}
+    assert to_chat(s, media_marker="<M>")[1] == {"role": "user", "content": "<M>\nWhat?"}
     messages = to_multimodal_chat(s)
     assert messages[1]["content"] == [{"type": "image"}, {"type": "text", "text": "What?"}]
     with pytest.raises(ValueError, match="unknown conversation role"):
@@ -124,9 +172,9 @@ def test_chat_conversion_strips_placeholders_and_maps_roles():
 
 
 def test_registry_binds_options_and_rejects_unknown_ones():
-    with pytest.raises(ValueError, match="known options"):
+    with pytest.raises(ModelConfigError, match="known options"):
         loader_for("text-rm", {"path": "/x", "batchsize": 4})()
-    with pytest.raises(ValueError, match="takes no options"):
+    with pytest.raises(ModelConfigError, match="takes no options"):
         loader_for("tests.helpers:AnswerLengthModel", {"path": "/x"})
     assert callable(loader_for("demo"))  # the bundled model takes no options
     import pickle

@@ -34,6 +34,8 @@ def test_gpu_worker_image_boots_beam_and_installs_the_project():
     assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in text
     assert "COPY --from=beam /opt/apache/beam /opt/apache/beam" in text
     assert "apache-beam[gcp]==2.77.0" in text and "cuda" in text
+    # IXC-2.5-Reward's own code needs the ixc extra; its config asks for flash-attn.
+    assert '".[s3,gcs,ixc]"' in text and 'python -c "import flash_attn"' in text
 
 
 def test_flex_template_parameters_are_cli_flags():

@@ -1,20 +1,38 @@
-"""Builders for tiny random checkpoints, saved to disk the way real ones are.
+"""Builders for tiny random checkpoints, saved to disk the way the real ones are.
 
-Tests then load them through the backends' factories, i.e. through the same
-`from_pretrained` path a real checkpoint takes. Nothing here touches the network.
+Tests load them through the backends' factories, i.e. through the same `from_pretrained` /
+remote-code path a real checkpoint takes. Nothing here touches the network.
+
+- `build_tiny_qwen_vl`: a Qwen2-VL / Qwen2.5-VL saved by transformers (the legacy key layout
+  Skywork-VL-Reward-7B ships: `model.layers.*`, `visual.*`, `lm_head.weight`) with the value
+  head in `value_head.safetensors` as `v_head.summary.weight` / `.bias` (trl's layout), or
+  under another name or inside the model shards;
+- `build_tiny_ixc`: a remote-code checkpoint running `tests/ixc_standin`, which reproduces
+  IXC-2.5-Reward's quirks (see its modeling file), with its CLIP tower in a separate folder
+  (`build_tiny_clip`) and a TrueType font (`write_test_font`) for its video frame labels.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 import json
-import textwrap
+import shutil
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from bench.gpu_reward_bench import SPECIALS as QWEN_SPECIALS
-from bench.gpu_reward_bench import build_tokenizer
+from bench.gpu_reward_bench import WORDS, build_tokenizer
+
+STANDIN = Path(__file__).resolve().parent / "ixc_standin"
+IXC_CODE_FILES = (
+    "configuration_tiny_ixc.py",
+    "modeling_tiny_ixc.py",
+    "ixc_utils.py",
+    "build_mlp.py",
+)
+IXC_SPECIALS = ["<s>", "</s>", "[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]", "[UNUSED_TOKEN_130]"]
 
 QWEN_CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
@@ -29,8 +47,18 @@ TEXT_CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_qwen_vl(directory: Path, model_type: str = "qwen2_vl", seed: int = 0) -> Path:
-    """A random Qwen2-VL (or Qwen2.5-VL) + value head, saved as a checkpoint directory."""
+def build_tiny_qwen_vl(
+    directory: Path,
+    model_type: str = "qwen2_vl",
+    seed: int = 0,
+    head_name: str | None = "v_head.summary",
+    head_in_shards: bool = False,
+) -> Path:
+    """A random Qwen2-VL (or Qwen2.5-VL) + value head, saved as a checkpoint directory.
+
+    The head is `head_name`.weight / .bias in value_head.safetensors (Skywork's file), or in
+    the model's own shard with `head_in_shards`; `head_name=None` saves no head at all.
+    """
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
@@ -40,8 +68,6 @@ def build_tiny_qwen_vl(directory: Path, model_type: str = "qwen2_vl", seed: int 
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
         Qwen2VLImageProcessorPil,
     )
-
-    from models.vlm_value_head import save_value_head
 
     torch.manual_seed(seed)
     directory.mkdir(parents=True, exist_ok=True)
@@ -82,20 +108,37 @@ def build_tiny_qwen_vl(directory: Path, model_type: str = "qwen2_vl", seed: int 
     Qwen2VLImageProcessorPil(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64).save_pretrained(
         directory
     )
-    save_value_head(str(directory), torch.nn.Linear(32, 1))
+    if head_name:
+        head = torch.nn.Linear(32, 1)
+        tensors = {f"{head_name}.weight": head.weight.detach(), f"{head_name}.bias": head.bias}
+        tensors = {key: value.detach().contiguous() for key, value in tensors.items()}
+        if head_in_shards:
+            shard = directory / "model.safetensors"
+            save_file({**load_file(shard), **tensors}, str(shard), metadata={"format": "pt"})
+        else:
+            save_file(tensors, str(directory / "value_head.safetensors"))
     return directory
 
 
-def build_tiny_text_rm(directory: Path, seed: int = 0) -> Path:
-    """A random Qwen2 sequence classifier (1 label) with a chat-template tokenizer."""
-    from transformers import Qwen2Config, Qwen2ForSequenceClassification
+def build_tiny_text_rm(directory: Path, seed: int = 0, architecture: str = "qwen2") -> Path:
+    """A random sequence classifier (1 label) with a chat-template tokenizer.
+
+    `architecture="gemma2"` builds a Gemma-2 reward model, which transformers 5 refuses to
+    load with `attn_implementation="sdpa"`.
+    """
+    from transformers import (
+        Gemma2Config,
+        Gemma2ForSequenceClassification,
+        Qwen2Config,
+        Qwen2ForSequenceClassification,
+    )
 
     torch.manual_seed(seed)
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>"], TEXT_CHAT_TEMPLATE)
     # pad = eos on purpose: the backend must still read the real last token.
     tokenizer.pad_token = "<|im_end|>"
-    config = Qwen2Config(
+    shape = dict(
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
@@ -105,100 +148,138 @@ def build_tiny_text_rm(directory: Path, seed: int = 0) -> Path:
         num_labels=1,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.pad_token_id,
+        max_position_embeddings=512,
     )
-    Qwen2ForSequenceClassification(config).save_pretrained(directory)
+    if architecture == "gemma2":
+        model = Gemma2ForSequenceClassification(Gemma2Config(head_dim=8, **shape))
+    else:
+        model = Qwen2ForSequenceClassification(Qwen2Config(**shape))
+    model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
 
 
-IXC_MODELING = textwrap.dedent(
-    '''
-    """A stand-in for IXC-2.5-Reward's remote code: same get_scores API, tiny network.
+def write_test_font(path: Path) -> Path:
+    """A real TrueType font (Pillow's bundled Aileron), standing in for SimHei.ttf."""
+    from PIL import ImageFont
 
-    It really opens every media file it is given (images with PIL, videos as bytes), so the
-    backend's temporary files must exist during the call.
-    """
-    import os
-
-    import numpy as np
-    import torch
-    from PIL import Image
-    from transformers import PretrainedConfig, PreTrainedModel
-
-    IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
-    VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".wmv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(ImageFont.load_default(size=40).font_bytes)
+    return path
 
 
-    class TinyIxcConfig(PretrainedConfig):
-        model_type = "tiny_ixc_reward"
+def build_tiny_clip(directory: Path, seed: int = 0) -> Path:
+    """A CLIP vision tower at IXC's geometry (560 px, 14 px patches), one tiny layer."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel
 
-        def __init__(self, vocab_size=128, hidden_size=16, **kwargs):
-            self.vocab_size = vocab_size
-            self.hidden_size = hidden_size
-            super().__init__(**kwargs)
-
-
-    class TinyIxcRewardModel(PreTrainedModel):
-        config_class = TinyIxcConfig
-
-        def __init__(self, config):
-            super().__init__(config)
-            self.embed = torch.nn.Embedding(config.vocab_size, config.hidden_size)
-            self.media = torch.nn.Linear(4, config.hidden_size)
-            self.head = torch.nn.Linear(config.hidden_size, 1)
-            self.tokenizer = None
-            self.seen_paths = []
-            self.post_init()
-
-        def _media_features(self, path, hd_num):
-            extension = os.path.splitext(path)[1].lower()
-            if extension in IMAGE_EXTENSIONS:
-                with Image.open(path) as image:
-                    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-                return [*pixels.mean(axis=(0, 1)).tolist(), hd_num / 10.0]
-            if extension in VIDEO_EXTENSIONS:
-                with open(path, "rb") as handle:
-                    data = np.frombuffer(handle.read(), dtype=np.uint8)
-                return [float(data.mean()) / 255.0, 0.0, 0.0, -1.0]
-            raise ValueError(f"unknown media extension {extension}")
-
-        def get_scores(self, chats, path_lists, max_length=16384, hd_num=9):
-            self.seen_paths.append([list(paths) for paths in path_lists])
-            texts = [" ".join(f"{m['role']} {m['content']}" for m in chat) for chat in chats]
-            encoded = self.tokenizer(
-                texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-            )
-            mask = encoded["attention_mask"].unsqueeze(-1).to(self.embed.weight.dtype)
-            tokens = (self.embed(encoded["input_ids"]) * mask).sum(1) / mask.sum(1)
-            media = torch.zeros_like(tokens)
-            for row, paths in enumerate(path_lists):
-                if paths:
-                    features = torch.tensor(
-                        [self._media_features(p, hd_num) for p in paths], dtype=tokens.dtype
-                    )
-                    media[row] = self.media(features).mean(0)
-            return self.head(torch.tanh(tokens + media)).squeeze(-1).tolist()
-    '''
-)
-
-
-def build_tiny_ixc(directory: Path, seed: int = 0) -> Path:
-    """A remote-code checkpoint: config.json with auto_map, modeling file, weights, tokenizer."""
-    directory.mkdir(parents=True, exist_ok=True)
-    module_file = directory / "modeling_tiny_ixc.py"
-    module_file.write_text(IXC_MODELING)
-    spec = importlib.util.spec_from_file_location("tiny_ixc_builder", module_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    tokenizer = build_tokenizer(["<|endoftext|>"], TEXT_CHAT_TEMPLATE)
     torch.manual_seed(seed)
-    model = module.TinyIxcRewardModel(module.TinyIxcConfig(vocab_size=len(tokenizer)))
-    model.save_pretrained(directory)
+    config = CLIPVisionConfig(
+        hidden_size=8,
+        intermediate_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=560,
+        patch_size=14,
+    )
+    CLIPVisionModel(config).save_pretrained(directory)
+    return directory
+
+
+def build_ixc_tokenizer():
+    """Byte-level BPE with InternLM2's special tokens; `<s>` first with special tokens on."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["[PAD]", *IXC_SPECIALS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator([" ".join(WORDS)] * 3, trainer)
+    bos = core.token_to_id("<s>")
+    core.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="</s>",
+        additional_special_tokens=IXC_SPECIALS[2:],
+    )
+
+
+@contextlib.contextmanager
+def _standin_fetches_served_locally(clip_dir: Path, font_file: Path):
+    """While the builder constructs the stand-in: its font and CLIP downloads read local files."""
+    from tests.ixc_standin import build_mlp, ixc_utils
+
+    original_urlopen, original_clip = ixc_utils.urlopen, build_mlp.CLIPVisionModel
+
+    class LocalClip(original_clip):
+        @classmethod
+        def from_pretrained(cls, name, *args, **kwargs):
+            return original_clip.from_pretrained(clip_dir, *args, **kwargs)
+
+    ixc_utils.urlopen = lambda url: open(font_file, "rb")  # noqa: SIM115
+    build_mlp.CLIPVisionModel = LocalClip
+    try:
+        yield
+    finally:
+        ixc_utils.urlopen, build_mlp.CLIPVisionModel = original_urlopen, original_clip
+
+
+def build_tiny_ixc(
+    directory: Path, clip_dir: Path, font_file: Path, seed: int = 0, max_length: int = 16384
+) -> Path:
+    """A remote-code checkpoint shaped like IXC-2.5-Reward's: code files, config.json with
+    auto_map, flash_attention_2 and max_length, a tokenizer, and two weight shards + index
+    holding every weight (the CLIP tower's included, as upstream's checkpoint does)."""
+    from tests.ixc_standin.configuration_tiny_ixc import TinyIxcConfig
+    from tests.ixc_standin.modeling_tiny_ixc import TinyIxcRewardModel
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in IXC_CODE_FILES:
+        shutil.copy(STANDIN / name, directory / name)
+    tokenizer = build_ixc_tokenizer()
     tokenizer.save_pretrained(directory)
-    config = json.loads((directory / "config.json").read_text())
-    config["auto_map"] = {
-        "AutoConfig": "modeling_tiny_ixc.TinyIxcConfig",
-        "AutoModel": "modeling_tiny_ixc.TinyIxcRewardModel",
+    config = TinyIxcConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        attn_implementation="eager",
+    )
+    config.max_length = max_length
+    torch.manual_seed(seed)
+    with _standin_fetches_served_locally(clip_dir, font_file):
+        model = TinyIxcRewardModel(config)
+    state = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
+    keys = sorted(state)
+    shards = {
+        "model-00001-of-00002.safetensors": keys[::2],
+        "model-00002-of-00002.safetensors": keys[1::2],
     }
-    (directory / "config.json").write_text(json.dumps(config, indent=2))
+    weight_map = {}
+    for file, names in shards.items():
+        save_file({k: state[k] for k in names}, str(directory / file), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(names, file))
+    (directory / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map}, indent=2)
+    )
+    saved = config.to_dict()
+    saved.update(
+        max_length=max_length,
+        attn_implementation="flash_attention_2",
+        architectures=["TinyIxcRewardModel"],
+        auto_map={
+            "AutoConfig": "configuration_tiny_ixc.TinyIxcConfig",
+            "AutoModel": "modeling_tiny_ixc.TinyIxcRewardModel",
+        },
+    )
+    (directory / "config.json").write_text(json.dumps(saved, indent=2, default=str))
     return directory
