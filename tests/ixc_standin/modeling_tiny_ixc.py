@@ -127,10 +127,11 @@ class TinyIxcRewardModel(PreTrainedModel):
     def __init__(self, config):
         super().__init__(config)
         self.model = TinyLanguageModel(config)
-        self.v_head = nn.Linear(config.hidden_size, 1, bias=False)
+        self.score = nn.Linear(config.hidden_size, 1, bias=False)  # upstream's head, no bias
         self.tokenizer = None
         self.font = get_font()
         self.max_length = config.max_length
+        print(f"Set max length to {self.max_length}")  # upstream prints this on every load
         self.post_init()
         vision_dim = 4 * config.vision_hidden_size
         self.plora_glb_GN = nn.Parameter(torch.zeros([1, 1, vision_dim]))
@@ -184,7 +185,7 @@ class TinyIxcRewardModel(PreTrainedModel):
                 pieces.append(self.encode_img(paths[index], hd_num))
         return torch.cat(pieces, dim=1)
 
-    def get_scores(self, conversations, images, max_length=16384, hd_num=9):
+    def get_scores(self, conversations, images, max_length=16384, hd_num=24):
         self.max_length = max_length
         pairs = list(zip(conversations, images, strict=True))
         wrapped = [self.wrap(conversation, paths, hd_num) for conversation, paths in pairs]
@@ -200,9 +201,10 @@ class TinyIxcRewardModel(PreTrainedModel):
             masks.append(torch.cat([torch.ones(w.shape[1]), torch.zeros(short)]))
         mask = torch.stack(masks).to(self.device)
         hidden = self.model(torch.cat(rows), mask)
-        last = mask.sum(dim=1).long() - 1
-        logits = self.v_head(hidden[torch.arange(len(wrapped), device=hidden.device), last])
-        return logits.squeeze().cpu().tolist()
+        # Upstream pools at the last position the mask marks real (cumsum's first maximum).
+        ends = mask.cumsum(dim=1).argmax(dim=1)
+        logits = self.score(hidden[torch.arange(len(wrapped), device=hidden.device), ends])
+        return logits.float().squeeze().cpu().tolist()
 
-    def get_score(self, conversation, image, max_length=16384, hd_num=9):
+    def get_score(self, conversation, image, max_length=16384, hd_num=24):
         return self.get_scores([conversation], [image], max_length, hd_num)
