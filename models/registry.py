@@ -19,6 +19,7 @@ import inspect
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from models.base import RewardModel
@@ -31,10 +32,14 @@ def _load_demo(options: Options | None = None) -> RewardModel:
     from models.demo.model import DEFAULT_DIR, DemoRewardModel
 
     options = dict(options or {})
-    unknown = set(options) - {"path"}
+    unknown = set(options) - {"path", "device"}
     if unknown:
-        raise ValueError(f"demo: unknown model option(s) {sorted(unknown)}; known: ['path']")
-    return DemoRewardModel.from_pretrained(options.get("path") or DEFAULT_DIR)
+        raise ValueError(
+            f"demo: unknown model option(s) {sorted(unknown)}; known: ['device', 'path']"
+        )
+    return DemoRewardModel.from_pretrained(
+        options.get("path") or DEFAULT_DIR, options.get("device") or "cpu"
+    )
 
 
 def _load_ixc25(options: Options | None = None) -> RewardModel:
@@ -97,6 +102,32 @@ def loader_for(name: str, options: Options | None = None) -> Callable[[], Reward
     raise ValueError(
         f"unknown reward model {name!r}; choose one of: {known}, or give package.module:factory"
     )
+
+
+@dataclass(frozen=True)
+class CopyLoader:
+    """Builds backend `name` on one device, its `device` option set to it (picklable).
+
+    A plug-in factory that takes no options cannot be told where to go: it is built as it is,
+    on one device only.
+    """
+
+    name: str
+    options: Options
+
+    def __call__(self, device: str) -> RewardModel:
+        if self.name in FACTORIES or _takes_options(_import_factory(self.name)):
+            return loader_for(self.name, {**self.options, "device": device})()
+        return loader_for(self.name, self.options)()
+
+    def check_devices(self, devices: list[str]) -> None:
+        """Raise if this backend cannot be put on each of `devices`."""
+        if len(devices) > 1 and self.name not in FACTORIES:
+            if not _takes_options(_import_factory(self.name)):
+                raise ValueError(
+                    f"factory {self.name!r} takes no options, so it cannot be given a device; "
+                    f"set devices: [one device] instead of {devices}, or let it take options"
+                )
 
 
 def token_estimator_for(name: str, options: Options | None = None) -> Callable[[Sample], int]:

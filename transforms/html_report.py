@@ -17,6 +17,7 @@ from typing import Any
 
 import fsspec
 
+from transforms.report_cost import cost_html
 from transforms.report_scan import (
     Pick,
     StreamingHistogram,
@@ -303,6 +304,7 @@ def render_page(summary, histograms, picks, flagged_totals, errors, error_totals
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{escape(title)}</h1>{_summary_html(summary)}"
+        f"<h2>Scoring cost</h2>{cost_html(summary)}"
         '<h2>Scores</h2><p class="muted">Blue: clean; red: review; dashed: the score cut.'
         f'</p><div class="charts">{charts or "<p>No scored samples.</p>"}</div>'
         f"<h2>Flagged samples</h2>{_flagged_html(picks, flagged_totals, limit)}"
