@@ -125,3 +125,82 @@ class DyingModel(AnswerLengthModel):
         if DyingModel.calls == int(os.environ.get("RMCLEAN_TEST_DIE_AT_CALL", "0")):
             os._exit(137)
         return super().score(samples)
+
+
+CRASH_MARKER = b"kill this decoder"
+
+
+def crash_on_marker(data, fps, max_frames, max_side):
+    """Decodes like decord, but the process dies (SIGKILL, as the OOM killer does) mid-video
+    on a video whose bytes hold CRASH_MARKER."""
+    import os
+    import signal
+
+    from transforms.decode_media import decode_video
+
+    if CRASH_MARKER in data:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return decode_video(data, fps, max_frames, max_side)
+
+
+def pid_frames(data, fps, max_frames, max_side):
+    """A stand-in decoder whose one frame holds its process id (which process decoded it)."""
+    import os
+    import time
+
+    time.sleep(float(data.decode() or 0))
+    return np.full((1, 1, 1, 1), os.getpid(), dtype=np.int64)
+
+
+def logged_decode(data, fps, max_frames, max_side):
+    """decord, with (start, end) of every decode appended to $RMCLEAN_TEST_DECODE_LOG."""
+    import os
+    import time
+
+    from transforms.decode_media import decode_video
+
+    started = time.time()
+    frames = decode_video(data, fps, max_frames, max_side)
+    with open(os.environ["RMCLEAN_TEST_DECODE_LOG"], "a") as log:
+        log.write(json.dumps({"start": started, "end": time.time()}) + "\n")
+    return frames
+
+
+class SlowLoggedModel(AnswerLengthModel):
+    """A model a GPU would be: `score()` takes `seconds` per batch with the GIL released.
+
+    Options: `seconds`, `log` (appends {"device", "pid", "start", "end", "ids"} per call),
+    `device` (set by the device pool). Every load appends {"loaded": device, "pid"} too.
+    """
+
+    def __init__(self, options=None):
+        import os
+
+        options = dict(options or {})
+        self.seconds = float(options.get("seconds", 0.2))
+        self.log = options.get("log")
+        self.device = options.get("device", "unset")
+        self._write({"loaded": self.device, "pid": os.getpid()})
+
+    def _write(self, line):
+        if self.log:
+            with open(self.log, "a") as handle:
+                handle.write(json.dumps(line) + "\n")
+
+    def score(self, samples):
+        import os
+        import time
+
+        started = time.time()
+        time.sleep(self.seconds)
+        ids = [s.id for s in samples]
+        self._write(
+            {
+                "device": self.device,
+                "pid": os.getpid(),
+                "start": started,
+                "end": time.time(),
+                "ids": ids,
+            }
+        )
+        return super().score(samples)
