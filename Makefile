@@ -69,8 +69,9 @@ lint: install ## ruff lint and format check
 format: install ## Apply ruff formatting
 	$(BIN)/ruff format .
 
-bench: install ## CPU pipeline benchmarks -> bench/results/cpu_pipeline.json
+bench: install ## CPU benchmarks -> bench/results/cpu_pipeline.json, gpu_util.json
 	$(BIN)/python -m bench.pipeline_bench
+	$(BIN)/python -m bench.gpu_util_bench
 
 distclean: ## Remove the venv, generated data and run outputs
 	rm -rf $(VENV) data out build *.egg-info .pytest_cache .ruff_cache

@@ -7,12 +7,16 @@ what a GPU forward would while using no CPU. The benchmark writes real-size vide
 LLaVA-Video-178K archive, and runs `rmclean clean` through configs/llava_video_178k.yaml with
 the stand-in model. From the stand-in's call log it reports, per simulated device, the busy
 fraction (time inside `score()` over the span from the first call's start to the last call's
-end) and the throughput, with one device and with two.
+end) and the throughput, with one device and with two (at a model speed decoding keeps up
+with), and the peak RSS of the bundled sample run (`make clean DATASET=sample`).
 
     python -m bench.gpu_util_bench                       # writes bench/results/gpu_util.json
-    python -m bench.gpu_util_bench --repo /tmp/old-tree --baseline   # an older checkout
+    git archive main | tar -x -C /tmp/main-tree
+    python -m bench.gpu_util_bench --compare-with /tmp/main-tree --repeats 3   # before/after
 
-`--baseline` leaves out the config keys older trees do not know (`devices`, `decode.workers`).
+`--compare-with` runs an older checkout in the same session, interleaved, as `before`, without
+the config keys it does not know (`devices`, `decode.workers`). Timings depend on the CPU being
+otherwise idle: each run records the load average and the decode speed it actually saw.
 """
 
 from __future__ import annotations
@@ -136,7 +140,7 @@ def write_config(repo: Path, path: Path, root: Path, log: Path, scenario: dict) 
     config = yaml.safe_load((repo / "configs" / "llava_video_178k.yaml").read_text())
     config.update(
         root=str(root),
-        model="bench.sleepy_model:SleepyRewardModel",
+        model="sleepy_model:SleepyRewardModel",
         model_options={"seconds_per_token": scenario["seconds_per_token"], "log": str(log)},
         large_model=scenario["large_model"],
     )
@@ -151,15 +155,12 @@ def write_config(repo: Path, path: Path, root: Path, log: Path, scenario: dict) 
     return path
 
 
-def run_pipeline(
-    repo: Path, config: Path, out: Path, runner: str | None
-) -> tuple[dict, float, float]:
-    """(summary.json, wall seconds, peak tree RSS in MiB) of one `rmclean clean` run."""
-    command = [sys.executable, "-m", "pipelines.cli", "clean", "--config", str(config)]
-    command += ["--output", str(out), "--overwrite", "--threshold", "-2.0"]
-    if runner:
-        command += ["--runner", runner]
-    env = {**os.environ, "PYTHONPATH": str(repo)}
+def run_cli(repo: Path, args: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak tree RSS in MiB) of one `rmclean` command run in `repo`."""
+    command = [sys.executable, "-m", "pipelines.cli", *args]
+    # The tree's own modules first (cwd); the stand-in model from this benchmark's folder, so
+    # an older tree without it runs the same stand-in.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(REPO / "bench")])}
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.DEVNULL)
     peak = 0.0
@@ -169,7 +170,25 @@ def run_pipeline(
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {process.returncode}")
+    return wall, peak
+
+
+def run_pipeline(
+    repo: Path, config: Path, out: Path, runner: str | None
+) -> tuple[dict, float, float]:
+    """(summary.json, wall seconds, peak tree RSS in MiB) of one `rmclean clean` run."""
+    args = ["clean", "--config", str(config), "--output", str(out), "--overwrite"]
+    args += ["--threshold", "-2.0", *(["--runner", runner] if runner else [])]
+    wall, peak = run_cli(repo, args)
     return json.loads((out / "report" / "summary.json").read_text()), wall, peak
+
+
+def sample_peak_rss(repo: Path, sample: Path, out: Path) -> dict:
+    """Peak RSS of the bundled sample (`make clean DATASET=sample`) through `repo`."""
+    config = repo / "configs" / "sample.yaml"
+    args = ["clean", "--config", str(config), "--input", str(sample), "--output", str(out)]
+    wall, peak = run_cli(repo, [*args, "--overwrite", "--threshold", "-2.0"])
+    return {"name": "sample_memory", "wall_seconds": round(wall, 2), "peak_rss_mib": round(peak, 1)}
 
 
 def busy_figures(log: Path) -> dict:
@@ -225,11 +244,51 @@ def run_scenario(repo: Path, work: Path, data: Path, scenario: dict) -> dict:
     return result
 
 
+def _scenario_plan(args, tokens: int, scaling_seconds: float) -> list[tuple]:
+    """(name, devices, model seconds per sample, videos, token budget or None) per scenario."""
+    plan = []
+    if args.only in (None, "one"):
+        plan.append(("one_device", 1, args.model_seconds, args.videos, None))
+    if args.only in (None, "two"):
+        budget = tokens * args.scaling_batch_videos + tokens // 2
+        plan += [
+            ("one_device_slow_model", 1, scaling_seconds, args.scaling_videos, budget),
+            ("two_devices", 2, scaling_seconds, args.scaling_videos, budget),
+        ]
+    return plan
+
+
+def _median(results: list[dict], name: str, tree: str, figure) -> float | None:
+    values = [figure(r) for r in results if r["name"] == name and r["tree"] == tree]
+    return round(float(np.median(values)), 3) if values else None
+
+
+def _figures(results: list[dict], tree: str) -> dict:
+    one = _median(results, "one_device_slow_model", tree, lambda r: r["samples_per_s"])
+    two = _median(results, "two_devices", tree, lambda r: r["samples_per_s"])
+    return {
+        "one_device_busy_fraction": _median(
+            results,
+            "one_device",
+            tree,
+            lambda r: min(d["busy_fraction"] for d in r["devices"].values()),
+        ),
+        "two_over_one_device_throughput": round(two / one, 3) if one and two else None,
+        "sample_peak_rss_mib": _median(results, "sample_memory", tree, lambda r: r["peak_rss_mib"]),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "gpu_util.json"))
     parser.add_argument("--repo", default=str(REPO), help="the checkout whose pipeline runs")
-    parser.add_argument("--baseline", action="store_true", help="a tree without `devices:`")
+    parser.add_argument("--baseline", action="store_true", help="--repo has no `devices:`")
+    parser.add_argument(
+        "--compare-with",
+        default=None,
+        help="an older checkout (e.g. `git archive` of main) measured in the same session, "
+        "interleaved with --repo, as `before`",
+    )
     parser.add_argument("--videos", type=int, default=24, help="one-device run (the issue's)")
     parser.add_argument("--model-seconds", type=float, default=0.3, help="per video sample")
     parser.add_argument(
@@ -251,14 +310,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--decode-workers", type=int, default=None)
     parser.add_argument("--runner", default=None, help="e.g. local (default: in-process)")
     parser.add_argument("--large-model", default="true", choices=("true", "false"))
-    parser.add_argument("--only", choices=("one", "two"), default=None)
+    parser.add_argument("--only", choices=("one", "two", "memory"), default=None)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument(
         "--cache", default=str(Path(tempfile.gettempdir()) / "rmclean-bench-videos")
     )
     args = parser.parse_args(argv)
 
-    repo = Path(args.repo).resolve()
+    trees = {"after": (Path(args.repo).resolve(), args.baseline)}
+    if args.compare_with:
+        trees["before"] = (Path(args.compare_with).resolve(), True)
     videos = cached_videos(Path(args.cache), max(args.videos, args.scaling_videos))
     decode_s = decode_seconds(videos[0])
     tokens = video_tokens(videos[0])
@@ -271,7 +332,7 @@ def main(argv: list[str] | None = None) -> dict:
         "command": " ".join(
             [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]
         ),
-        "repo": str(repo),
+        "trees": {label: str(repo) for label, (repo, _) in trees.items()},
         "videos": {
             "seconds": SECONDS,
             "size": list(SIZE),
@@ -283,60 +344,55 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "scenarios": [],
     }
-    plan = []  # (name, devices, model seconds per sample, videos, token budget or None)
-    if args.only in (None, "one"):
-        plan.append(("one_device", 1, args.model_seconds, args.videos, None))
-    if args.only in (None, "two"):
-        budget = tokens * args.scaling_batch_videos + tokens // 2
-        plan += [
-            ("one_device_slow_model", 1, scaling_seconds, args.scaling_videos, budget),
-            ("two_devices", 2, scaling_seconds, args.scaling_videos, budget),
-        ]
+    plan = _scenario_plan(args, tokens, scaling_seconds)
     with tempfile.TemporaryDirectory(prefix="rmclean-gpu-util-") as tmp:
         work = Path(tmp)
         datasets: dict[int, Path] = {}
+        sample = None
+        if args.only in (None, "memory"):
+            sample = work / "sample"
+            run_cli(REPO, ["sample", "--output", str(sample)])
         for repeat in range(args.repeats):
-            for name, devices, model_seconds, count, budget in plan:
-                if count not in datasets:
-                    datasets[count] = write_dataset(work / f"data-{count}", videos[:count])
-                scenario = {
-                    "name": name,
-                    "repeat": repeat,
-                    "videos": count,
-                    "devices": devices,
-                    "model_seconds_per_sample": round(model_seconds, 3),
-                    "seconds_per_token": model_seconds / tokens,
-                    "max_batch_tokens": budget,
-                    "decode_workers": args.decode_workers,
-                    "decode_capacity_over_model_demand_at_one_core_each": round(
-                        (workers / decode_s) / (devices / model_seconds), 2
-                    ),
-                    "runner": args.runner,
-                    "large_model": args.large_model == "true",
-                    "baseline": args.baseline,
-                }
-                result = run_scenario(repo, work, datasets[count], scenario)
-                results["scenarios"].append(result)
-                print(json.dumps({k: result[k] for k in ("name", "samples_per_s", "devices")}))
+            for label, (repo, baseline) in trees.items():
+                for name, devices, model_seconds, count, budget in plan:
+                    if count not in datasets:
+                        datasets[count] = write_dataset(work / f"data-{count}", videos[:count])
+                    scenario = {
+                        "tree": label,
+                        "name": name,
+                        "repeat": repeat,
+                        "videos": count,
+                        "devices": devices,
+                        "model_seconds_per_sample": round(model_seconds, 3),
+                        "seconds_per_token": model_seconds / tokens,
+                        "max_batch_tokens": budget,
+                        "decode_workers": args.decode_workers,
+                        "decode_capacity_over_model_demand_at_one_core_each": round(
+                            (workers / decode_s) / (devices / model_seconds), 2
+                        ),
+                        "runner": args.runner,
+                        "large_model": args.large_model == "true",
+                        "baseline": baseline,
+                    }
+                    result = run_scenario(repo, work, datasets[count], scenario)
+                    results["scenarios"].append(result)
+                    print(json.dumps({k: result[k] for k in ("tree", "name", "devices")}))
+                if sample is not None:
+                    memory = sample_peak_rss(repo, sample, work / f"out-sample-{label}")
+                    results["scenarios"].append({"tree": label, "repeat": repeat, **memory})
+                    print(json.dumps({"tree": label, **memory}))
         for folder in datasets.values():
             shutil.rmtree(folder, ignore_errors=True)
-    by_name: dict[str, list[dict]] = {}
-    for result in results["scenarios"]:
-        by_name.setdefault(result["name"], []).append(result)
-    if "two_devices" in by_name and "one_device_slow_model" in by_name:
-        one = np.median([r["samples_per_s"] for r in by_name["one_device_slow_model"]])
-        two = np.median([r["samples_per_s"] for r in by_name["two_devices"]])
-        results["two_over_one_device_throughput"] = round(float(two / one), 3)
-    if "one_device" in by_name:
-        results["one_device_busy_fraction"] = float(
-            np.median(
-                [
-                    min(d["busy_fraction"] for d in r["devices"].values())
-                    for r in by_name["one_device"]
-                ]
-            )
-        )
-    results["targets"] = {"one_device_busy_fraction": 0.9, "two_over_one_device_throughput": 1.8}
+    results["figures"] = {label: _figures(results["scenarios"], label) for label in trees}
+    if "before" in trees:
+        after, before = (results["figures"][t]["sample_peak_rss_mib"] for t in ("after", "before"))
+        if after and before:
+            results["figures"]["sample_peak_rss_after_over_before"] = round(after / before, 3)
+    results["targets"] = {
+        "one_device_busy_fraction": ">= 0.9",
+        "two_over_one_device_throughput": ">= 1.8",
+        "sample_peak_rss_after_over_before": "<= 1.2",
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: v for k, v in results.items() if k != "scenarios"}, indent=2))

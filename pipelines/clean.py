@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import apache_beam as beam
 import fsspec
@@ -376,6 +377,7 @@ def _finish(
 
 
 def _decode_settings(config: RunConfig, processes: int | None) -> DecodeSettings:
+    """The decode step's settings; a fresh key names this run's machine-wide decoder slots."""
     decode = config.decode
     return DecodeSettings(
         max_side=decode.max_side,
@@ -385,6 +387,7 @@ def _decode_settings(config: RunConfig, processes: int | None) -> DecodeSettings
         workers=decode.workers,
         prefetch_mb=decode.prefetch_mb,
         processes_per_machine=processes or 1,
+        run_key=uuid.uuid4().hex,
     )
 
 

@@ -40,11 +40,10 @@ class DecodeConfig:
     max_side: int = 1024
     # A video still decoding after this many seconds is killed and becomes an error record.
     video_timeout_s: float = 60.0
-    # Decoder processes per pipeline process; None = the machine's cores (shared out among the
-    # pipeline's worker processes with `--runner local`).
+    # Decoder processes per machine, shared by the run's worker processes; None = its cores.
     workers: int | None = None
-    # Media and decoded frames held ahead of the model, in MiB; None = a tenth of the memory
-    # free at start (256 to 4096), shared out among the worker processes.
+    # Media and decoded frames held ahead of the model per machine, in MiB; None = a tenth of
+    # the memory free at start (256 to 4096).
     prefetch_mb: float | None = None
 
 

@@ -4,6 +4,7 @@ processes, and a decoder that hangs or dies costs exactly its own job, nothing e
 from __future__ import annotations
 
 import mmap
+import time
 
 import apache_beam as beam
 import numpy as np
@@ -15,6 +16,7 @@ from tests.helpers import CRASH_MARKER, conversation, jpeg_bytes, mp4_bytes
 from transforms.decode_ahead import DecodeAhead, DecodeSettings
 from transforms.decode_media import decode_image, decode_video
 from transforms.decode_pool import DecodeJob, DecodePool
+from transforms.decode_slots import DecodeSlots
 from transforms.record import IMAGE, VIDEO, MediaRef, Sample
 from transforms.shared_frames import ZERO_COPY
 
@@ -130,3 +132,39 @@ def test_the_decode_step_loses_and_repeats_nothing_when_a_decoder_dies():
         assert_that(decoded, equal_to(expected), label="EverySampleOnce")
         errors = outputs[ERRORS_TAG] | "Reasons" >> beam.Map(lambda e: (e.id, e.stage, e.reason))
         assert_that(errors, equal_to([("v3", "decode", "decoder_crashed")]), label="OneError")
+
+
+def test_an_idle_decoder_ends_and_the_next_job_still_decodes():
+    pool = DecodePool(1, "tests.helpers:pid_frames", idle_exit_s=0.3)
+    try:
+        pool.submit(_job(0, b"0"))
+        first = _all_results(pool, 1)[0]
+        time.sleep(1.5)  # the decoder says "bye" and ends meanwhile
+        pool.submit(_job(1, b"0"))
+        second = _all_results(pool, 1)[1]
+    finally:
+        pool.close()
+    assert first.failure is None and second.failure is None
+    assert int(first.frames[0].item()) != int(second.frames[0].item())  # a fresh process
+
+
+def test_pools_of_one_run_share_the_machine_wide_slots(tmp_path, monkeypatch):
+    monkeypatch.setattr("transforms.decode_slots.ROOT", tmp_path)
+    slots = DecodeSlots("run", 2)
+    # Two pipeline processes' pools, each allowed the machine's two decoders.
+    busy = DecodePool(2, "tests.helpers:pid_frames", DecodeSlots("run", 2), idle_exit_s=0.5)
+    waiting = DecodePool(2, "tests.helpers:pid_frames", slots, idle_exit_s=0.5)
+    try:
+        busy.submit(_job(0, b"1"))
+        busy.submit(_job(1, b"1"))
+        waiting.submit(_job(2, b"0"))
+        assert busy.processes == 2 and waiting.processes == 0  # no third decoder
+        assert [r.job_id for r in waiting.results(block=False)] == []
+        done = _all_results(busy, 2)
+        # The other pool gets a slot once the first pool's decoders end for idleness.
+        later = _all_results(waiting, 1)
+    finally:
+        busy.close()
+        waiting.close()
+    assert all(r.failure is None for r in [*done.values(), *later.values()])
+    assert not (tmp_path / "run").exists()  # slot files removed once nobody holds one

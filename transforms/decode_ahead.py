@@ -3,8 +3,9 @@
 `DecodeAhead` hands each sample's media to a `DecodePool` and returns at once, emitting the
 samples whose frames are ready; so while the model scores one batch (downstream in the same
 fused stage, or on its own threads), the pool's processes decode the next ones on the other
-cores. How far ahead it runs is bounded in bytes (`decode.prefetch_mb`): media and frames of
-samples handed to the pool and not yet passed on. Frames arrive in shared memory
+cores, as many as the machine has (`decode.workers`), however many pipeline processes share
+it. How far ahead it runs is bounded in bytes (`decode.prefetch_mb`, per machine): media and
+frames of samples handed to the pool and not yet passed on. Frames arrive in shared memory
 (`shared_frames`), decoded once and never copied on this side. Every failure is an
 `ErrorRecord` on the `errors` output, as in any `SampleStep`: a decode error, a hung decoder
 (killed at `decode.video_timeout_s` per video), a decoder that died mid-video, or a bug here.
@@ -26,6 +27,7 @@ from PIL import Image
 
 from pipelines.steps import ERRORS_TAG, METRICS_NAMESPACE
 from transforms.decode_pool import DecodeJob, DecodePool, DecodeResult
+from transforms.decode_slots import DecodeSlots
 from transforms.record import IMAGE, ErrorRecord, Sample
 
 STAGE = "decode"
@@ -66,23 +68,25 @@ class DecodeSettings:
     video_fps: float
     max_frames: int
     video_timeout_s: float
-    # Decoder processes per pipeline process; None = this machine's cores over `processes`.
+    # Decoder processes per machine, shared by the run's processes there; None = its cores.
     workers: int | None = None
     # Media and frames held ahead of the model, in MiB; None = sized from free memory.
     prefetch_mb: float | None = None
     # Pipeline worker processes sharing this machine (Beam's multi-process local runner).
     processes_per_machine: int = 1
+    # Names the machine-wide decoder slots of one run (`decode_slots`); None = no shared cap.
+    run_key: str | None = None
     # `module:function` replacing decord's video decode, for tests.
     video_decoder: str | None = None
 
     def pool_size(self) -> int:
-        if self.workers:
-            return self.workers
-        return max(1, (os.cpu_count() or 1) // max(1, self.processes_per_machine))
+        return self.workers or os.cpu_count() or 1
 
     def prefetch_bytes(self) -> int:
-        mb = self.prefetch_mb or default_prefetch_mb(self.processes_per_machine)
-        return int(mb * MIB)
+        """This process's share of the machine's prefetch bound."""
+        if self.prefetch_mb:
+            return int(self.prefetch_mb * MIB / max(1, self.processes_per_machine))
+        return int(default_prefetch_mb(self.processes_per_machine) * MIB)
 
 
 def _image_size(data: bytes | None) -> tuple[int, int]:
@@ -109,7 +113,12 @@ class DecodeAhead(beam.DoFn):
         self._failed = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}_errors")
 
     def setup(self):
-        self._pool = DecodePool(self._settings.pool_size(), self._settings.video_decoder)
+        settings = self._settings
+        size = settings.pool_size()
+        # Any of the run's processes may use every decoder of the machine (the one streaming
+        # an archive needs them all), but together they start no more than `size`.
+        slots = DecodeSlots(settings.run_key, size) if settings.run_key else None
+        self._pool = DecodePool(size, settings.video_decoder, slots)
         self._limit = self._settings.prefetch_bytes()
         self._ids = itertools.count()
         self._held: dict[int, _Held] = {}

@@ -7,7 +7,9 @@ deadline, stops that. Each decoder is a `transforms.decode_worker` process start
 A job is one sample's media; while the decoders work, the caller is free (e.g. to feed the
 model). A decoder that times out or dies is killed, its job answered with a `decode_timeout`
 or `decoder_crashed` failure, and a fresh one starts on the next job, so a bad video costs one
-error record and never the run. Decoders start lazily, up to `size`, as jobs queue up.
+error record and never the run. Decoders start lazily, up to `size`, as jobs queue up, each
+taking a machine-wide slot (`decode_slots`) when the run's processes share a cap, and end
+after `idle_exit_s` without work.
 
 Not thread-safe: one thread submits and collects.
 """
@@ -25,11 +27,15 @@ from multiprocessing.connection import Connection, wait
 
 import numpy as np
 
+from transforms.decode_slots import DecodeSlots
 from transforms.record import IMAGE
 from transforms.shared_frames import receive_arrays
 
 DECODER_CRASHED = "decoder_crashed"
 DECODE_TIMEOUT = "decode_timeout"
+IDLE_EXIT_S = 10.0
+# How often a pool with work but no free machine-wide slot looks again.
+SLOT_RETRY_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -66,15 +72,22 @@ def _child_environment() -> dict[str, str]:
 class _Decoder:
     """One decoder process and the job it is working on."""
 
-    def __init__(self, video_decoder: str | None):
+    def __init__(self, video_decoder: str | None, idle_exit_s: float, slot: int | None):
         ours, theirs = socket.socketpair()
         command = [sys.executable, "-m", "transforms.decode_worker", str(theirs.fileno())]
+        command.append(f"{idle_exit_s:g}")
         if video_decoder:
             command.append(video_decoder)
-        self.process = subprocess.Popen(
-            command, pass_fds=(theirs.fileno(),), env=_child_environment(), close_fds=True
-        )
-        theirs.close()
+        # The slot's lock goes with the decoder: released whenever it ends, however it ends.
+        handed = (theirs.fileno(),) if slot is None else (theirs.fileno(), slot)
+        try:
+            self.process = subprocess.Popen(
+                command, pass_fds=handed, env=_child_environment(), close_fds=True
+            )
+        finally:
+            theirs.close()
+            if slot is not None:
+                os.close(slot)
         self.connection = Connection(ours.detach())
         self.job: DecodeJob | None = None
         self.deadline = 0.0
@@ -91,16 +104,26 @@ class _Decoder:
 
 
 class DecodePool:
-    def __init__(self, size: int, video_decoder: str | None = None):
-        """`size` decoder processes at most; `video_decoder` (`module:function`) for tests."""
+    def __init__(
+        self,
+        size: int,
+        video_decoder: str | None = None,
+        slots: DecodeSlots | None = None,
+        idle_exit_s: float = IDLE_EXIT_S,
+    ):
+        """`size` decoder processes at most, and no more than `slots` has free on the machine.
+
+        `video_decoder` (`module:function`) replaces decord, for tests.
+        """
         if size < 1:
             raise ValueError(f"a decode pool needs at least one process, got {size}")
         self.size = size
         self._video_decoder = video_decoder
+        self._slots = slots
+        self._idle_exit_s = idle_exit_s
         self._queued: collections.deque[DecodeJob] = collections.deque()
         self._idle: list[_Decoder] = []
         self._busy: dict[Connection, _Decoder] = {}
-        self._started = 0
 
     @property
     def pending(self) -> int:
@@ -124,12 +147,16 @@ class DecodePool:
             if answered or not block or not self.pending:
                 self._dispatch()
                 return answered
+            if not self._busy:
+                time.sleep(SLOT_RETRY_S)  # every slot of the machine is taken: wait for one
 
     def close(self) -> None:
         for decoder in [*self._idle, *self._busy.values()]:
             decoder.kill()
         self._idle, self._busy = [], {}
         self._queued.clear()
+        if self._slots is not None:
+            self._slots.remove_if_unused()
 
     def _wait_seconds(self) -> float | None:
         if not self._busy:
@@ -142,8 +169,10 @@ class DecodePool:
             if self._idle:
                 decoder = self._idle.pop()
             elif self.processes < self.size:
-                decoder = _Decoder(self._video_decoder)
-                self._started += 1
+                slot = self._slots.take() if self._slots is not None else None
+                if self._slots is not None and slot is None:
+                    return  # the machine's decoders are all taken, by this run's processes
+                decoder = _Decoder(self._video_decoder, self._idle_exit_s, slot)
             else:
                 return
             job = self._queued.popleft()
@@ -163,7 +192,9 @@ class DecodePool:
         answered = []
         for connection in wait(list(self._busy), timeout):
             decoder = self._busy.pop(connection)
-            answered.append(self._answer(decoder))
+            result = self._answer(decoder)
+            if result is not None:
+                answered.append(result)
         now = time.monotonic()
         for connection, decoder in list(self._busy.items()):
             if now >= decoder.deadline:
@@ -175,10 +206,15 @@ class DecodePool:
                 answered.append(DecodeResult(job.job_id, None, failure, job.timeout_s))
         return answered
 
-    def _answer(self, decoder: _Decoder) -> DecodeResult:
+    def _answer(self, decoder: _Decoder) -> DecodeResult | None:
         job = decoder.job
         try:
             message = decoder.connection.recv()
+            if message[0] == "bye":
+                # It ended for idleness as the job arrived: the job never started; redo it.
+                decoder.kill()
+                self._queued.appendleft(job)
+                return None
             if message[0] == "ok":
                 _, job_id, seconds, payload = message
                 frames = receive_arrays(decoder.connection, payload)

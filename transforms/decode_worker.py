@@ -1,8 +1,10 @@
-"""One decoder process of the decode pool: `python -m transforms.decode_worker FD [DECODER]`.
+"""One decoder of the decode pool: `python -m transforms.decode_worker FD IDLE_S [DECODER]`.
 
 It reads jobs (one sample's media) from the Unix socket FD, decodes every image and video,
 and answers with the frames (`shared_frames`) or the first failure. It imports only what
-decoding needs, never the pipeline. A job that outlives its deadline (plus a grace period)
+decoding needs, never the pipeline. After IDLE_S seconds without a job it says "bye" and ends,
+freeing its machine-wide slot (`decode_slots`); a job that crossed the "bye" is answered by it,
+so the pool knows the job was never started. A job that outlives its deadline (plus a grace period)
 ends the process by SIGALRM even when decord spins in C holding the GIL and the parent is
 gone, so a hung decoder never outlives its job for long; the parent normally kills it first.
 DECODER (`module:function`, same signature as `decode_video`) replaces decord, for tests.
@@ -50,9 +52,12 @@ def decode_job(job: tuple, video_decoder=decode_video) -> tuple[list, tuple | No
     return arrays, None
 
 
-def serve(connection: Connection, video_decoder=decode_video) -> None:
+def serve(connection: Connection, idle_s: float, video_decoder=decode_video) -> None:
     while True:
         try:
+            if not connection.poll(idle_s):
+                connection.send(("bye",))
+                return
             job = connection.recv()
         except (EOFError, OSError):
             return  # the pipeline closed the pool, or died
@@ -72,8 +77,8 @@ def main(argv: list[str]) -> None:
     # SIGALRM's default action ends the process, which is what a stuck decode needs.
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the pipeline's to handle
-    video_decoder = _load(argv[1]) if len(argv) > 1 else decode_video
-    serve(Connection(int(argv[0])), video_decoder)
+    video_decoder = _load(argv[2]) if len(argv) > 2 else decode_video
+    serve(Connection(int(argv[0])), float(argv[1]), video_decoder)
 
 
 if __name__ == "__main__":
