@@ -8,6 +8,7 @@ up, so `_SUCCESS` means the whole run landed.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 
@@ -386,7 +387,8 @@ def _decode_settings(config: RunConfig, processes: int | None) -> DecodeSettings
         video_timeout_s=decode.video_timeout_s,
         workers=decode.workers,
         prefetch_mb=decode.prefetch_mb,
-        processes_per_machine=processes or 1,
+        # Remote runners may start one worker process per core: budget for that many.
+        processes_per_machine=processes or os.cpu_count() or 1,
         run_key=uuid.uuid4().hex,
     )
 
