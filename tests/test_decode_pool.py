@@ -168,3 +168,17 @@ def test_pools_of_one_run_share_the_machine_wide_slots(tmp_path, monkeypatch):
         waiting.close()
     assert all(r.failure is None for r in [*done.values(), *later.values()])
     assert not (tmp_path / "run").exists()  # slot files removed once nobody holds one
+
+
+def test_slot_folders_left_by_killed_runs_are_swept(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr("transforms.decode_slots.ROOT", tmp_path)
+    stale, recent = tmp_path / "old-run", tmp_path / "other-run"
+    for folder in (stale, recent):
+        folder.mkdir()
+        (folder / "slot-0").touch()
+    os.utime(stale, (0, 0))
+    fd = DecodeSlots("new-run", 1).take()
+    os.close(fd)
+    assert not stale.exists() and recent.exists() and (tmp_path / "new-run").exists()

@@ -15,9 +15,12 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(tempfile.gettempdir()) / "rmclean-decode-slots"
+# A run's slot folder left behind (its last process was killed) is removed after this long.
+STALE_AFTER_S = 24 * 3600
 
 
 class DecodeSlots:
@@ -27,7 +30,9 @@ class DecodeSlots:
 
     def take(self) -> int | None:
         """A descriptor holding a free slot (pass it to the decoder, then close it), or None."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if not self.folder.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _sweep_stale(self.folder)
         for index in range(self.count):
             fd = os.open(self.folder / f"slot-{index}", os.O_RDWR | os.O_CREAT, 0o600)
             try:
@@ -42,16 +47,14 @@ class DecodeSlots:
         """Delete the slot files once no decoder of the run holds any (best effort)."""
         held = []
         try:
-            for index in range(self.count):
-                path = self.folder / f"slot-{index}"
-                if not path.exists():
-                    continue
+            paths = sorted(self.folder.glob("slot-*"))
+            for path in paths:
                 fd = os.open(path, os.O_RDWR)
                 held.append(fd)
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            for index in range(self.count):
+            for path in paths:
                 with contextlib.suppress(FileNotFoundError):
-                    (self.folder / f"slot-{index}").unlink()
+                    path.unlink()
             with contextlib.suppress(OSError):
                 self.folder.rmdir()
         except (BlockingIOError, FileNotFoundError):
@@ -59,3 +62,11 @@ class DecodeSlots:
         finally:
             for fd in held:
                 os.close(fd)
+
+
+def _sweep_stale(current: Path) -> None:
+    now = time.time()
+    for folder in ROOT.iterdir():
+        with contextlib.suppress(OSError):
+            if folder != current and now - folder.stat().st_mtime > STALE_AFTER_S:
+                DecodeSlots(folder.name, 0).remove_if_unused()
