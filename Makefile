@@ -96,8 +96,9 @@ lint: install ## ruff lint and format check
 format: install ## Apply ruff formatting
 	$(BIN)/ruff format .
 
-bench: install ## CPU pipeline benchmarks -> bench/results/cpu_pipeline.json
+bench: install ## CPU benchmarks -> bench/results/cpu_pipeline.json, gpu_util.json
 	$(BIN)/python -m bench.pipeline_bench
+	$(BIN)/python -m bench.gpu_util_bench
 
 distclean: ## Remove what the project generated: .venv, data/sample, build files and caches
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

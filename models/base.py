@@ -58,39 +58,58 @@ class ScoreOutcome:
     reason: str | None = None
 
 
-class RewardModelHandler(ModelHandler[Sample, PredictionResult, RewardModel]):
-    """RunInference handler for any `RewardModel`.
+class RewardModelHandler(ModelHandler[Sample, PredictionResult, Any]):
+    """RunInference handler for any `RewardModel`, with one copy of it per device.
 
-    Weights load in `load_model` (once per process, or once per machine when the model is
-    large), never in `__init__`, so the handler pickles cheaply to workers.
+    `load_copy(device)` builds the backend on one device; `load_model` builds one copy per
+    device in `devices` (`models/device_pool.py`) once per process, or once per machine when
+    the model is large, never in `__init__`, so the handler pickles cheaply to workers.
     """
 
     def __init__(
         self,
-        loader: Callable[[], RewardModel],
+        load_copy: Callable[[str], RewardModel],
         model_name: str,
         large_model: bool = False,
+        devices: str | Sequence[str] = "auto",
+        estimate_tokens: Callable[[Sample], int] | None = None,
         **batching: Any,
     ):
         batching.setdefault("max_batch_size", 16)
         super().__init__(large_model=large_model, **batching)
-        self._loader = loader
+        self._load_copy = load_copy
         self._model_name = model_name
+        self._devices = devices
+        self._estimate_tokens = estimate_tokens
 
-    def load_model(self) -> RewardModel:
-        return self._loader()
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    def load_model(self):
+        from models.device_pool import DevicePool
+
+        return DevicePool.load(self._load_copy, self._devices)
 
     def run_inference(
         self,
         batch: Sequence[Sample],
-        model: RewardModel,
+        model,
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[PredictionResult]:
-        outcomes = score_isolating_failures(model, list(batch))
-        return [
+        return self.score_batch(batch, model)[0]
+
+    def score_batch(self, batch: Sequence[Sample], model) -> tuple[list[PredictionResult], Any]:
+        """(predictions, the `ScoredBatch` saying which device scored them and how long)."""
+        scored = model.score_batch(list(batch))
+        predictions = [
             PredictionResult(example=sample, inference=outcome, model_id=self._model_name)
-            for sample, outcome in zip(batch, outcomes, strict=True)
+            for sample, outcome in zip(batch, scored.outcomes, strict=True)
         ]
+        return predictions, scored
+
+    def estimate_tokens(self, sample: Sample) -> int | None:
+        return self._estimate_tokens(sample) if self._estimate_tokens else None
 
     def get_metrics_namespace(self) -> str:
         return f"rmclean_{self._model_name}"

@@ -23,6 +23,7 @@ import inspect
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from models.base import RewardModel
@@ -34,9 +35,11 @@ Options = dict[str, Any]
 
 def _check_demo(options: Options | None, workers_here: bool = True) -> None:
     options = dict(options or {})
-    unknown = set(options) - {"path"}
+    unknown = set(options) - {"path", "device"}
     if unknown:
-        raise ModelConfigError(f"demo: unknown model option(s) {sorted(unknown)}; known: ['path']")
+        raise ModelConfigError(
+            f"demo: unknown model option(s) {sorted(unknown)}; known: ['device', 'path']"
+        )
     if workers_here and options.get("path") and not os.path.isdir(options["path"]):
         raise ModelConfigError(f"demo: model folder {options['path']!r} not found")
 
@@ -45,7 +48,10 @@ def _load_demo(options: Options | None = None) -> RewardModel:
     from models.demo.model import DEFAULT_DIR, DemoRewardModel
 
     _check_demo(options)
-    return DemoRewardModel.from_pretrained((options or {}).get("path") or DEFAULT_DIR)
+    options = options or {}
+    return DemoRewardModel.from_pretrained(
+        options.get("path") or DEFAULT_DIR, options.get("device") or "cpu"
+    )
 
 
 def _load_ixc25(options: Options | None = None) -> RewardModel:
@@ -120,10 +126,14 @@ def preflight(name: str, options: Options | None = None, workers_here: bool = Tr
 
 
 def preflight_models(config: Any, workers_here: bool = True) -> None:
-    """`preflight` for a run config's model and, if set, its text-only model."""
-    preflight(config.model, config.backend_options(), workers_here)
-    if config.text_model:
-        preflight(config.text_model, config.backend_options(text=True), workers_here)
+    """`preflight` for a run config's model and, if set, its text-only model, on every device
+    `devices:` names (`auto` is checked as the backends' own `device: auto`)."""
+    named = () if config.devices == "auto" else tuple(config.devices)
+    for text in (False, True) if config.text_model else (False,):
+        name = config.text_model if text else config.model
+        options = config.backend_options(text)
+        for device in named or (options.get("device"),):
+            preflight(name, {**options, "device": device} if device else options, workers_here)
 
 
 def _import_factory(name: str) -> Callable[..., RewardModel]:
@@ -160,6 +170,32 @@ def loader_for(name: str, options: Options | None = None) -> Callable[[], Reward
     raise ModelConfigError(
         f"unknown reward model {name!r}; choose one of: {known}, or give package.module:factory"
     )
+
+
+@dataclass(frozen=True)
+class CopyLoader:
+    """Builds backend `name` on one device, its `device` option set to it (picklable).
+
+    A plug-in factory that takes no options cannot be told where to go: it is built as it is,
+    on one device only.
+    """
+
+    name: str
+    options: Options
+
+    def __call__(self, device: str) -> RewardModel:
+        if self.name in FACTORIES or _takes_options(_import_factory(self.name)):
+            return loader_for(self.name, {**self.options, "device": device})()
+        return loader_for(self.name, self.options)()
+
+    def check_devices(self, devices: list[str]) -> None:
+        """Raise if this backend cannot be put on each of `devices`."""
+        if len(devices) > 1 and self.name not in FACTORIES:
+            if not _takes_options(_import_factory(self.name)):
+                raise ValueError(
+                    f"factory {self.name!r} takes no options, so it cannot be given a device; "
+                    f"set devices: [one device] instead of {devices}, or let it take options"
+                )
 
 
 def token_estimator_for(name: str, options: Options | None = None) -> Callable[[Sample], int]:

@@ -10,19 +10,21 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
+import uuid
 
 import apache_beam as beam
 import fsspec
-from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from models.base import RewardModelHandler, ScoreOutcome
-from models.registry import loader_for, preflight_models, token_estimator_for
+from models.registry import CopyLoader, preflight_models, token_estimator_for
+from models.score_ahead import BATCHES_TAG, ScoreAhead
 from pipelines.config import RunConfig
 from pipelines.output_prefix import SPILL_DIR, remove_spill
 from pipelines.progress import READ, SCORED, CountProgress
-from pipelines.runners import runs_locally
+from pipelines.runners import local_processes, runs_locally
 from pipelines.steps import (
     ERRORS_TAG,
     GroupStep,
@@ -32,7 +34,7 @@ from pipelines.steps import (
     unexpected_error,
 )
 from transforms import report
-from transforms.decode_media import decode_sample
+from transforms.decode_ahead import DecodeAhead, DecodeSettings
 from transforms.fetch_media import fetch_media
 from transforms.html_report import write_html_report
 from transforms.media_groups import group_key, open_group
@@ -48,6 +50,7 @@ from transforms.route import (
     route_by_threshold,
 )
 from transforms.rules import check_rules
+from transforms.run_cost import CombineBatchStats
 from transforms.run_identity import new_run_id
 from transforms.score_cache import (
     CACHED,
@@ -63,7 +66,6 @@ from transforms.shard_inputs import read_light
 from transforms.spill import SPILL_SHARD_MB, SpillShard, read_spilled
 from transforms.storage import glob_paths
 from transforms.video_archives import list_archive_videos
-from transforms.video_worker import KillableVideoDecoder
 from transforms.write_shards import (
     OUTCOMES,
     WRITE_ERRORS,
@@ -155,38 +157,55 @@ def _scored(outcome_result) -> Sample | ErrorRecord:
 
 
 def _handler(config: RunConfig, text: bool = False) -> RewardModelHandler:
-    """RunInference handler for the media model, or for the text-only model."""
+    """The scoring handler for the media model, or for the text-only model."""
     name = config.text_model if text else config.model
     options = config.backend_options(text)
-    batching = {"max_batch_size": config.batch_size}
+    # Each copy gets its own device; a backend-level `device` option names the one device.
+    device = options.pop("device", None)
+    devices = config.devices if device in (None, "", "auto") else (device,)
+    estimate = token_estimator_for(name, options)
+    # A fixed size (min = max): full batches from the first, not Beam's adaptive ramp from 1.
+    batching = {"min_batch_size": config.batch_size, "max_batch_size": config.batch_size}
     if config.max_batch_tokens:
         # Beam's own length-aware batching: with element_size_fn, BatchElements sizes batches
-        # by the sum of estimated tokens, so min = max gives a fixed token budget per batch.
+        # by the sum of estimated tokens and closes one before it would pass the budget.
         batching = {
             "min_batch_size": config.max_batch_tokens,
             "max_batch_size": config.max_batch_tokens,
-            "element_size_fn": token_estimator_for(name, options),
+            "element_size_fn": estimate,
         }
     return RewardModelHandler(
-        loader_for(name, options), name, large_model=config.large_model, **batching
+        CopyLoader(name, options),
+        name,
+        large_model=config.large_model,
+        devices=devices,
+        estimate_tokens=estimate,
+        **batching,
     )
 
 
-def _score_branches(decoded, config: RunConfig) -> list:
-    """PredictionResults for every decoded sample, one PCollection per model.
+def _score_branches(decoded, config: RunConfig, processes: int | None) -> list:
+    """(PredictionResults, BatchStats) for every decoded sample, one pair per model.
 
     Text-only samples go to `text_model` if one is set. The branches stay apart downstream:
     a Flatten of sample-carrying PCollections would be held whole in memory by local runners.
+    A large model is shared by the worker processes of a machine unless there is only one.
     """
+    shared = config.large_model and processes != 1
     if not config.text_model:
-        return [decoded | "ScoreSamples" >> RunInference(_handler(config))]
-    parts = decoded | "SplitTextOnly" >> beam.Partition(
-        lambda sample, _: 1 if sample.is_text_only else 0, 2
-    )
-    return [
-        parts[0] | "ScoreSamples" >> RunInference(_handler(config)),
-        parts[1] | "ScoreTextSamples" >> RunInference(_handler(config, text=True)),
+        branches = [("ScoreSamples", decoded, _handler(config))]
+    else:
+        parts = decoded | "SplitTextOnly" >> beam.Partition(
+            lambda sample, _: 1 if sample.is_text_only else 0, 2
+        )
+        branches = [
+            ("ScoreSamples", parts[0], _handler(config)),
+            ("ScoreTextSamples", parts[1], _handler(config, text=True)),
+        ]
+    scored = [
+        samples | label >> ScoreAhead(handler, shared) for label, samples, handler in branches
     ]
+    return [(outputs.predictions, outputs[BATCHES_TAG]) for outputs in scored]
 
 
 def cache_dir_of(config: RunConfig) -> str | None:
@@ -220,10 +239,10 @@ def _look_up_score_cache(p, samples, cache_dir: str):
     )
 
 
-def _score(decoded, config: RunConfig, cache_dir: str | None) -> tuple[list, list]:
-    """([scored samples per model], [score errors per model]); scores persisted if cached."""
-    scored_branches, score_errors = [], []
-    for i, predictions in enumerate(_score_branches(decoded, config)):
+def _score(decoded, config: RunConfig, cache_dir: str | None, processes: int | None):
+    """([scored samples per model], [score errors per model], batch stats of every model)."""
+    scored_branches, score_errors, batch_stats = [], [], []
+    for i, (predictions, batches) in enumerate(_score_branches(decoded, config, processes)):
         ok, errors = apply_step(
             predictions, f"AttachScores{i}", "score", _scored, sample_of=lambda r: r.example
         )
@@ -237,7 +256,9 @@ def _score(decoded, config: RunConfig, cache_dir: str | None) -> tuple[list, lis
             )
         scored_branches.append(ok)
         score_errors.append(errors)
-    return scored_branches, score_errors
+        batch_stats.append(batches)
+    all_batches = tuple(batch_stats) | "AllBatchStats" >> beam.Flatten()
+    return scored_branches, score_errors, all_batches
 
 
 def _rule_route(sample: Sample):
@@ -386,6 +407,7 @@ def _finish(
     cuts,
     how_scored,
     written,
+    scoring_cost,
 ):
     summary = report.build_summary(
         dict(inputs),
@@ -399,6 +421,7 @@ def _finish(
                 k: dict(how_scored).get(k, 0) for k in ("scored", "from_cache", "not_scored")
             },
             "files_written": written,
+            **scoring_cost,
         },
         started_at,
     )
@@ -420,6 +443,22 @@ def _compact_cache(cache_dir: str) -> None:
         compact(cache_dir)
     except Exception as exc:  # noqa: BLE001 - the run is done; an uncompacted cache still works
         logging.getLogger(__name__).warning("could not compact the score cache: %s", exc)
+
+
+def _decode_settings(config: RunConfig, processes: int | None) -> DecodeSettings:
+    """The decode step's settings; a fresh key names this run's machine-wide decoder slots."""
+    decode = config.decode
+    return DecodeSettings(
+        max_side=decode.max_side,
+        video_fps=decode.video_fps,
+        max_frames=decode.max_frames,
+        video_timeout_s=decode.video_timeout_s,
+        workers=decode.workers,
+        prefetch_mb=decode.prefetch_mb,
+        # Remote runners may start one worker process per core: budget for that many.
+        processes_per_machine=processes or os.cpu_count() or 1,
+        run_key=uuid.uuid4().hex,
+    )
 
 
 def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) -> None:
@@ -466,17 +505,12 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         to_score = looked_up.samples
         cached_branches.append(looked_up[CACHED])
         cache_errors.append(looked_up[ERRORS_TAG])
-    decoded, decode_errors = apply_step(
-        to_score,
-        "DecodeMedia",
-        "decode",
-        decode_sample,
-        config.decode.max_side,
-        config.decode.video_fps,
-        config.decode.max_frames,
-        KillableVideoDecoder(config.decode.video_timeout_s),
-    )
-    scored_branches, score_errors = _score(decoded, config, cache_dir)
+    processes = local_processes(p.options.get_all_options())
+    decoded = to_score | "DecodeMedia" >> beam.ParDo(
+        DecodeAhead(_decode_settings(config, processes))
+    ).with_outputs(ERRORS_TAG, main="samples")
+    decoded, decode_errors = decoded.samples, decoded[ERRORS_TAG]
+    scored_branches, score_errors, batch_stats = _score(decoded, config, cache_dir, processes)
     spill_dir = f"{prefix}/{SPILL_DIR}"
     clean, low, route_errors, cuts = _route(scored_branches + cached_branches, config, spill_dir)
     clean = _counted(clean, "CountClean", CLEAN)
@@ -541,6 +575,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         "input": config.root,
         "output": prefix,
         "model": config.model,
+        "devices": config.devices if isinstance(config.devices, str) else list(config.devices),
         "threshold": config.threshold,
         "percentile": config.percentile,
         "format": config.format,
@@ -586,6 +621,9 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
             ),
             beam.pvalue.AsSingleton(
                 files_written | "CountFiles" >> beam.combiners.Count.Globally()
+            ),
+            beam.pvalue.AsSingleton(
+                batch_stats | "BatchesAndCost" >> beam.CombineGlobally(CombineBatchStats())
             ),
         )
     )

@@ -13,14 +13,18 @@ import argparse
 import dataclasses
 import difflib
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from pipelines.config import ConfigError, load_config
+from pipelines.interrupt import EXIT_CODES
 from pipelines.logs import configure_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# On Ctrl-C, how long to let batches already on the model finish so their scores are kept.
+UNPASSED_WAIT_S = 5.0
 
 
 class UsageError(ValueError):
@@ -143,16 +147,21 @@ def _run(config, overwrite: bool, beam_args: list[str]) -> int:
 
 def _stopped(config, signum: int) -> int:
     """Keep every score, remove the unfinished outputs, say how to resume."""
+    from models.score_ahead import unpassed_predictions
     from pipelines.clean import cache_dir_of
-    from pipelines.interrupt import EXIT_CODES
     from pipelines.output_prefix import remove_unfinished
-    from transforms.score_cache import count_cached, flush_all_pending
-    from transforms.video_worker import close_all
+    from transforms.decode_pool import close_all
+    from transforms.score_cache import count_cached, flush_all_pending, save_scored
 
+    cache_dir = cache_dir_of(config)
     flush_all_pending()
+    if cache_dir:
+        # Batches the model finished (or finishes within seconds) but the pipeline had not
+        # yet taken: scored on the GPU, so worth keeping.
+        finished = unpassed_predictions(wait_s=UNPASSED_WAIT_S)
+        save_scored(cache_dir, [p.example.replace(score=p.inference.score) for p in finished])
     close_all()
     remove_unfinished(config.output)
-    cache_dir = cache_dir_of(config)
     if cache_dir:
         kept = f"{count_cached(cache_dir)} scores kept in the cache"
         resume = "rerun the same command to resume"
@@ -360,7 +369,14 @@ def main(argv: list[str] | None = None) -> int:
     cli = parser()
     args, extra = cli.parse_known_args(argv)
     if args.command == "clean":
-        return _clean(args, extra, _our_flags(cli.clean_parser))
+        code = _clean(args, extra, _our_flags(cli.clean_parser))
+        if code in EXIT_CODES.values():
+            # Interrupted: what was worth keeping is kept. Scoring threads still inside a
+            # forward pass, or a hung decoder, must not hold the exit back.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     if extra:
         return _usage(f"unknown arguments {' '.join(extra)} (see `rmclean {args.command} --help`)")
     if args.command == "report":

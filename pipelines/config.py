@@ -45,6 +45,11 @@ class DecodeConfig:
     max_side: int = 1024
     # A video still decoding after this many seconds is killed and becomes an error record.
     video_timeout_s: float = 60.0
+    # Decoder processes per machine, shared by the run's worker processes; None = its cores.
+    workers: int | None = None
+    # Media and decoded frames held ahead of the model per machine, in MiB; None = a tenth of
+    # the memory free at start (256 to 4096).
+    prefetch_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,9 @@ class RunConfig:
     max_batch_tokens: int | None = None
     # One model copy per machine instead of per worker process (for multi-GB checkpoints).
     large_model: bool = False
+    # Devices to put one model copy on each: "auto" (every visible GPU, else the CPU) or a
+    # list such as ("cuda:0", "cuda:1"); batches go to whichever copy is free.
+    devices: str | tuple[str, ...] = "auto"
     threshold: float | None = -2.0
     percentile: float | None = None
     format: str = "parquet"
@@ -126,7 +134,26 @@ def _validated(config: RunConfig) -> RunConfig:
         raise ConfigError(f"shard_mb must be positive, got {config.shard_mb}")
     if config.batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
+    _check_devices(config)
+    if config.decode.workers is not None and config.decode.workers < 1:
+        raise ConfigError(f"decode.workers must be at least 1, got {config.decode.workers}")
+    if config.decode.prefetch_mb is not None and config.decode.prefetch_mb <= 0:
+        raise ConfigError(f"decode.prefetch_mb must be positive, got {config.decode.prefetch_mb}")
     return config
+
+
+def _check_devices(config: RunConfig) -> None:
+    from models.device_pool import check_devices
+
+    try:
+        devices = check_devices(config.devices)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    for options, key in ((config.model_options, "model"), (config.text_model_options, "text")):
+        if devices != "auto" and options.get("device") not in (None, "", "auto"):
+            raise ConfigError(
+                f"{key}_options.device and devices: both name devices; keep devices: only"
+            )
 
 
 def _typed(value: Any, hint: Any, where: str) -> Any:

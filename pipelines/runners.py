@@ -89,3 +89,18 @@ def runs_locally(beam_args: list[str]) -> bool:
     if name == "portablerunner":
         return options.view_as(PortableOptions).job_endpoint == "embed"
     return name in LOCAL_RUNNERS
+
+
+def local_processes(options: dict) -> int | None:
+    """Pipeline worker processes on this machine for a local run; None for remote runners.
+
+    `options` is `PipelineOptions.get_all_options()`. The in-process FnApiRunner (the default)
+    is one process; `--direct_running_mode=multi_processing` (the `local` preset) runs
+    `--direct_num_workers` of them, multi_threading as many DoFn copies in one.
+    """
+    runner = options.get("runner") or "FnApiRunner"
+    if runner.rsplit(".", 1)[-1] not in ("FnApiRunner", "DirectRunner"):
+        return None
+    if options.get("direct_running_mode") in (None, "in_memory"):
+        return 1
+    return max(1, int(options.get("direct_num_workers") or 1))

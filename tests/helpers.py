@@ -101,20 +101,6 @@ def read_parquet_dir(directory: Path) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
-def hang_forever(*_args):
-    """A stand-in decoder that never returns, like decord on a lying container."""
-    import time
-
-    while True:
-        time.sleep(1)
-
-
-def crash_process(*_args):
-    import os
-
-    os._exit(3)
-
-
 class DyingModel(AnswerLengthModel):
     """Kills its process, like a lost worker, on call number $RMCLEAN_TEST_DIE_AT_CALL."""
 
@@ -144,6 +130,100 @@ class SlowModel(AnswerLengthModel):
             with open(log, "a") as handle:
                 handle.writelines(f"{sample.id}\n" for sample in samples)
         return scores
+
+
+CRASH_MARKER = b"kill this decoder"
+
+
+def crash_on_marker(data, fps, max_frames, max_side):
+    """Decodes like decord, but the process dies (SIGKILL, as the OOM killer does) mid-video
+    on a video whose bytes hold CRASH_MARKER."""
+    import os
+    import signal
+
+    from transforms.decode_media import decode_video
+
+    if CRASH_MARKER in data:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return decode_video(data, fps, max_frames, max_side)
+
+
+HANG_MARKER = b"hang this decoder"
+
+
+def hang_on_marker(data, fps, max_frames, max_side):
+    """Decodes like decord, but never returns on a video whose bytes hold HANG_MARKER, as
+    decord does on a container that over-reports its frame count."""
+    import time
+
+    from transforms.decode_media import decode_video
+
+    while HANG_MARKER in data:
+        time.sleep(1)
+    return decode_video(data, fps, max_frames, max_side)
+
+
+def pid_frames(data, fps, max_frames, max_side):
+    """A stand-in decoder whose one frame holds its process id (which process decoded it)."""
+    import os
+    import time
+
+    time.sleep(float(data.decode() or 0))
+    return np.full((1, 1, 1, 1), os.getpid(), dtype=np.int64)
+
+
+def logged_decode(data, fps, max_frames, max_side):
+    """decord, with (start, end) of every decode appended to $RMCLEAN_TEST_DECODE_LOG."""
+    import os
+    import time
+
+    from transforms.decode_media import decode_video
+
+    started = time.time()
+    frames = decode_video(data, fps, max_frames, max_side)
+    with open(os.environ["RMCLEAN_TEST_DECODE_LOG"], "a") as log:
+        log.write(json.dumps({"start": started, "end": time.time()}) + "\n")
+    return frames
+
+
+class SlowLoggedModel(AnswerLengthModel):
+    """A model a GPU would be: `score()` takes `seconds` per batch with the GIL released.
+
+    Options: `seconds`, `log` (appends {"device", "pid", "start", "end", "ids"} per call),
+    `device` (set by the device pool). Every load appends {"loaded": device, "pid"} too.
+    """
+
+    def __init__(self, options=None):
+        import os
+
+        options = dict(options or {})
+        self.seconds = float(options.get("seconds", 0.2))
+        self.log = options.get("log")
+        self.device = options.get("device", "unset")
+        self._write({"loaded": self.device, "pid": os.getpid()})
+
+    def _write(self, line):
+        if self.log:
+            with open(self.log, "a") as handle:
+                handle.write(json.dumps(line) + "\n")
+
+    def score(self, samples):
+        import os
+        import time
+
+        started = time.time()
+        time.sleep(self.seconds)
+        ids = [s.id for s in samples]
+        self._write(
+            {
+                "device": self.device,
+                "pid": os.getpid(),
+                "start": started,
+                "end": time.time(),
+                "ids": ids,
+            }
+        )
+        return super().score(samples)
 
 
 def _loopback(address) -> bool:

@@ -24,6 +24,7 @@ from models.tokens import (
     qwen_media_tokens,
     score_in_micro_batches,
 )
+from tests.helpers import conversation
 from transforms.record import MediaRef, Sample
 
 
@@ -176,7 +177,10 @@ def test_registry_binds_options_and_rejects_unknown_ones():
         loader_for("text-rm", {"path": "/x", "batchsize": 4})()
     with pytest.raises(ModelConfigError, match="takes no options"):
         loader_for("tests.helpers:AnswerLengthModel", {"path": "/x"})
-    assert callable(loader_for("demo"))  # the bundled model takes no options
+    # The bundled model loads with no options and scores.
+    demo = loader_for("demo")()
+    (score,) = demo.score([Sample("x", "src", conversation("Say hi.", "Hello there.", ""))])
+    assert isinstance(score, float) and math.isfinite(score)
     import pickle
 
     pickle.dumps(loader_for("vlm-value-head", {"path": "/x"}))

@@ -31,17 +31,34 @@ def test_exif_orientation_is_applied():
     assert decode_image(encoded(image, "JPEG", exif=exif)).shape == (40, 20, 3)
 
 
-def test_palette_with_alpha_is_composited_on_white():
-    image = Image.new("RGBA", (8, 8), (0, 0, 0, 0)).convert("P")
-    pixels = decode_image(encoded(image, "PNG"))
-    assert pixels.shape == (8, 8, 3)
+def test_transparency_is_composited_on_white():
+    # Palette with a transparent entry: fully transparent pixels become white, not black.
+    palette = Image.new("RGBA", (8, 8), (0, 0, 0, 0)).convert("P")
+    assert (decode_image(encoded(palette, "PNG")) == 255).all()
+    # Half-transparent blue over white is a light blue, as a viewer shows it.
+    rgba = Image.new("RGBA", (4, 4), (0, 0, 255, 128))
+    pixel = decode_image(encoded(rgba, "PNG"))[0, 0].astype(int)
+    assert abs(pixel[0] - 127) <= 2 and abs(pixel[1] - 127) <= 2 and pixel[2] == 255
 
 
-@pytest.mark.parametrize("mode", ["CMYK", "I;16", "LA", "L"])
+def test_sixteen_bit_greyscale_is_scaled_not_clipped():
+    ramp = np.tile(np.linspace(0, 60000, 8, dtype=np.uint16), (2, 1))
+    pixels = decode_image(encoded(Image.fromarray(ramp), "PNG"))
+    grey = pixels[0, :, 0].astype(int)
+    assert grey[0] == 0 and grey[-1] == 255  # the brightest value maps to white
+    assert list(grey) == sorted(grey) and len(set(grey)) == 8  # the ramp survives
+    assert (pixels[..., 0] == pixels[..., 2]).all()  # grey stays grey
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "LA", "L"])
 def test_other_modes_become_rgb(mode):
-    image = Image.new(mode, (6, 4))
+    colour = {"CMYK": (0, 255, 255, 0), "LA": (90, 255), "L": 90}[mode]
+    image = Image.new(mode, (6, 4), colour)
     fmt = "JPEG" if mode == "CMYK" else "PNG"
-    assert decode_image(encoded(image, fmt)).shape == (4, 6, 3)
+    pixels = decode_image(encoded(image, fmt))
+    assert pixels.shape == (4, 6, 3)
+    expected = (255, 0, 0) if mode == "CMYK" else (90, 90, 90)
+    assert np.abs(pixels[2, 3].astype(int) - expected).max() <= 8
 
 
 @pytest.mark.parametrize(

@@ -310,9 +310,9 @@ def test_over_length_samples_are_refused_not_cut(parts):
     assert too_long and len(too_long) < len(batch)
     with pytest.raises(SampleTooLong):
         short_limit.score([batch[too_long[0]]])
-    handler = RewardModelHandler(lambda: short_limit, "ixc25")
+    handler = RewardModelHandler(lambda device: short_limit, "ixc25", devices=["cpu"])
     short_limit.model.seen.clear()
-    outcomes = [r.inference for r in handler.run_inference(batch, short_limit)]
+    outcomes = [r.inference for r in handler.run_inference(batch, handler.load_model())]
     # The refused samples never reached the model, and each other sample was scored once.
     reached = [paths for call in short_limit.model.seen for _, paths in call]
     assert len(reached) == len(batch) - len(too_long)

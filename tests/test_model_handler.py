@@ -45,7 +45,7 @@ def test_halving_costs_log_calls_not_one_per_sample():
 
 
 def test_handler_loads_in_load_model_and_returns_prediction_results():
-    handler = RewardModelHandler(PoisonModel, "poison", max_batch_size=4)
+    handler = RewardModelHandler(lambda device: PoisonModel(), "poison", max_batch_size=4)
     assert handler.batch_elements_kwargs()["max_batch_size"] == 4
     model = handler.load_model()
     results = list(handler.run_inference(samples("abc", "poison"), model))

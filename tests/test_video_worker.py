@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.helpers import crash_process, hang_forever, mp4_bytes
+from tests.helpers import CRASH_MARKER, HANG_MARKER, crash_on_marker, hang_on_marker, mp4_bytes
 from transforms.decode_media import DecodeError
 from transforms.video_worker import KillableVideoDecoder
 
@@ -20,26 +20,28 @@ def test_real_videos_decode_in_the_child_process():
         decoder.close()
 
 
-def test_a_hang_is_killed_after_the_timeout():
-    decoder = KillableVideoDecoder(timeout_s=1.0, decode=hang_forever)
+def test_a_hang_is_killed_after_the_timeout_and_the_next_video_decodes():
+    decoder = KillableVideoDecoder(timeout_s=1.0, decode=hang_on_marker)
     try:
         started = time.monotonic()
         with pytest.raises(DecodeError) as caught:
-            decoder(b"video", 1.0, 32, None)
+            decoder(HANG_MARKER, 1.0, 32, None)
         assert caught.value.reason == "decode_timeout"
         assert time.monotonic() - started < 30
-        assert decoder._process is None  # killed, restarted on next use
+        assert decoder.processes == 0  # the hung process was killed
+        # A new process takes the next video: it decodes as if nothing had happened.
+        assert decoder(mp4_bytes(frames=16, fps=8), 1.0, 32, None).shape == (2, 48, 64, 3)
+        assert decoder.processes == 1
     finally:
         decoder.close()
 
 
 def test_a_crashed_decoder_is_an_error_and_is_restarted():
-    decoder = KillableVideoDecoder(timeout_s=30, decode=crash_process)
+    decoder = KillableVideoDecoder(timeout_s=30, decode=crash_on_marker)
     try:
         with pytest.raises(DecodeError) as caught:
-            decoder(b"video", 1.0, 32, None)
+            decoder(CRASH_MARKER, 1.0, 32, None)
         assert caught.value.reason == "decoder_crashed"
-        with pytest.raises(DecodeError):
-            decoder(b"video", 1.0, 32, None)
+        assert decoder(mp4_bytes(frames=16, fps=8), 1.0, 32, None).shape == (2, 48, 64, 3)
     finally:
         decoder.close()

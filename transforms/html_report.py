@@ -20,6 +20,7 @@ from typing import Any
 
 import fsspec
 
+from transforms.report_cost import cost_html
 from transforms.report_histogram import histogram_svg
 from transforms.report_rows import (
     LOWEST,
@@ -209,6 +210,7 @@ def _index_html(summary, histograms, pages: ReviewPages, near, errors, error_tot
     yield page_head(title, run_id(summary))
     yield _summary_html(summary)
     yield _evidence_html(summary)
+    yield f"<h2>Scoring cost</h2>{cost_html(summary)}"
     yield (
         '<h2>Scores</h2><p class="muted">Blue: clean; red: review; dashed: the score cut.'
         f'</p><div class="charts">{charts or "<p>No scored samples.</p>"}</div>'

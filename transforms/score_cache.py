@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
 import uuid
 import weakref
@@ -160,6 +161,19 @@ _LIVE: weakref.WeakSet[PersistScores] = weakref.WeakSet()
 def flush_all_pending() -> int:
     """Flush every score writer of this process; return how many scores that saved."""
     return sum(writer.flush() for writer in list(_LIVE))
+
+
+def save_scored(directory: str, samples: list[Sample]) -> int:
+    """Cache the finite scores of `samples` now (an interrupted run's last batches); return
+    how many."""
+    rows = [
+        (cache_key(s), s.score)
+        for s in samples
+        if isinstance(s.score, float) and math.isfinite(s.score)
+    ]
+    if rows:
+        write_scores(directory, rows)
+    return len(rows)
 
 
 def write_scores(directory: str, rows: list[tuple[str, float]]) -> None:

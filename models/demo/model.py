@@ -31,8 +31,9 @@ def to_tensors(items: list[Features]) -> dict[str, torch.Tensor]:
 class DemoRewardModel:
     """A few-MB CPU reward model for image, video and text-only samples."""
 
-    def __init__(self, net: DemoRewardNet, config: dict):
-        self.net = net.eval()
+    def __init__(self, net: DemoRewardNet, config: dict, device: str = "cpu"):
+        self.device = torch.device(device)
+        self.net = net.eval().to(self.device)
         self.config = config
         self.name = str(config.get("name", "demo"))
         self.version = str(config.get("version", "0"))
@@ -41,16 +42,19 @@ class DemoRewardModel:
         self.offset = float(config["calibration"]["b"])
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path = DEFAULT_DIR) -> DemoRewardModel:
+    def from_pretrained(
+        cls, directory: str | Path = DEFAULT_DIR, device: str = "cpu"
+    ) -> DemoRewardModel:
         directory = Path(directory)
         config = json.loads((directory / CONFIG_FILE).read_text())
         net = DemoRewardNet(**config["network"])
         net.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
-        return cls(net, config)
+        return cls(net, config, device)
 
     def raw_scores(self, items: list[Features]) -> torch.Tensor:
         with torch.inference_mode():
-            return self.net(to_tensors(items))
+            tensors = {k: v.to(self.device) for k, v in to_tensors(items).items()}
+            return self.net(tensors).cpu()
 
     def score(self, samples: Sequence[Sample]) -> list[float]:
         """Calibrated rewards, one per sample, from a single batched forward pass."""
