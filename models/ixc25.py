@@ -47,6 +47,7 @@ from models.loading import (
     resolve_dtype,
     take_options,
 )
+from models.spec import BackendSpec
 from models.tokens import (
     IXC_MULTI_MEDIA_HD_NUM,
     IXC_VIDEO_TOKENS,
@@ -318,3 +319,22 @@ def load_ixc25(options: dict[str, Any] | None = None) -> Ixc25RewardModel:
     dtype = resolve_dtype(options["dtype"], device)
     model, _ = load_ixc_model(path, device, dtype, options["font_path"], options["clip_path"])
     return Ixc25RewardModel(model, device, dtype, options)
+
+
+def _estimator(options: dict[str, Any]) -> IxcTokenEstimator:
+    return IxcTokenEstimator(int(options["hd_num"]), int(options["video_tokens"]))
+
+
+SPEC = BackendSpec(
+    name="ixc25",
+    defaults=DEFAULTS,
+    load=load_ixc25,
+    estimator=_estimator,
+    check=preflight,
+    run_options=(
+        "trust_remote_code",
+        "remote_code_allowlist",
+        "max_batch_tokens",
+        "max_batch_size",
+    ),
+)

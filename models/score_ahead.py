@@ -39,7 +39,7 @@ class BatchStat:
     host: str
     process: int  # the process holding the model copy
     samples: int
-    tokens: int
+    tokens: int | None  # None: the backend has no token estimate
     started_at: float  # wall clock, comparable across processes and machines
     busy_seconds: float  # inside the model's score(), retries of a failing batch included
 
@@ -113,7 +113,8 @@ class _ScoreOnFreeCopies(beam.DoFn):
     def _score(self, batch: list) -> tuple[list[PredictionResult], BatchStat]:
         """On a scoring thread: the whole batch, every failure an outcome without a score."""
         handler = self._handler
-        tokens = sum(handler.estimate_tokens(sample) or 0 for sample in batch)
+        estimates = [handler.estimate_tokens(sample) for sample in batch]
+        tokens = None if None in estimates else sum(estimates)
         try:
             predictions, scored = handler.score_batch(batch, self._pool)
             device, host, process = scored.device, scored.host, scored.process

@@ -27,6 +27,7 @@ from models.loading import (
     resolve_dtype,
     take_options,
 )
+from models.spec import BackendSpec
 from models.tokens import MicroBatchedModel, TextTokenEstimator
 from transforms.record import Sample
 
@@ -138,3 +139,17 @@ def load_text_rm(options: dict[str, Any] | None = None) -> TextRewardModel:
     ).to(device)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return TextRewardModel(model, tokenizer, options)
+
+
+def _estimator(options: dict[str, Any]) -> TextTokenEstimator:
+    return TextTokenEstimator()
+
+
+SPEC = BackendSpec(
+    name="text-rm",
+    defaults=DEFAULTS,
+    load=load_text_rm,
+    estimator=_estimator,
+    check=preflight,
+    run_options=("max_batch_tokens", "max_batch_size"),
+)

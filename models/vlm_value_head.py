@@ -37,6 +37,7 @@ from models.loading import (
     resolve_dtype,
     take_options,
 )
+from models.spec import BackendSpec
 from models.tokens import MicroBatchedModel, QwenTokenEstimator, qwen_resized
 from transforms.record import IMAGE, Sample
 
@@ -341,3 +342,40 @@ def load_vlm_value_head(options: dict[str, Any] | None = None) -> VlmValueHeadRe
     return VlmValueHeadRewardModel(
         model, head, tokenizer, image_processor, chat_template_of(path, tokenizer), options, device
     )
+
+
+def saved_pixel_bounds(path: str | None) -> tuple[int, int]:
+    """(min_pixels, max_pixels) from a local checkpoint's preprocessor_config.json."""
+    default = (56 * 56, 28 * 28 * 1280)
+    config_file = os.path.join(path, "preprocessor_config.json") if path else ""
+    if not config_file or not os.path.exists(config_file):
+        return default
+    with open(config_file) as handle:
+        saved = json.load(handle)
+    size = saved.get("size") or {}
+    return (
+        int(size.get("shortest_edge", saved.get("min_pixels", default[0]))),
+        int(size.get("longest_edge", saved.get("max_pixels", default[1]))),
+    )
+
+
+def _estimator(options: dict[str, Any]) -> QwenTokenEstimator:
+    saved = saved_pixel_bounds(options.get("path"))
+    return QwenTokenEstimator(
+        int(options["min_pixels"] or saved[0]),
+        int(options["max_pixels"] or saved[1]),
+        int(options["video_max_pixels"]),
+        int(options["video_max_frames"]),
+    )
+
+
+SPEC = BackendSpec(
+    name="vlm-value-head",
+    defaults=DEFAULTS,
+    load=load_vlm_value_head,
+    estimator=_estimator,
+    check=preflight,
+    # Frames are sampled by the decode step (decode.video_fps / decode.max_frames): the
+    # model's temporal positions must say the same.
+    run_options=("max_batch_tokens", "max_batch_size", "video_fps", "video_max_frames"),
+)

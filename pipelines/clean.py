@@ -19,6 +19,7 @@ import fsspec
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from models.base import RewardModelHandler, ScoreOutcome
+from models.loading import ModelConfigError
 from models.registry import CopyLoader, preflight_models, token_estimator_for
 from models.score_ahead import BATCHES_TAG, ScoreAhead
 from pipelines.config import RunConfig
@@ -163,17 +164,17 @@ def _handler(config: RunConfig, text: bool = False) -> RewardModelHandler:
     # Each copy gets its own device; a backend-level `device` option names the one device.
     device = options.pop("device", None)
     devices = config.devices if device in (None, "", "auto") else (device,)
-    estimate = token_estimator_for(name, options)
-    # A fixed size (min = max): full batches from the first, not Beam's adaptive ramp from 1.
-    batching = {"min_batch_size": config.batch_size, "max_batch_size": config.batch_size}
     if config.max_batch_tokens:
         # Beam's own length-aware batching: with element_size_fn, BatchElements sizes batches
         # by the sum of estimated tokens and closes one before it would pass the budget.
-        batching = {
-            "min_batch_size": config.max_batch_tokens,
-            "max_batch_size": config.max_batch_tokens,
-            "element_size_fn": estimate,
-        }
+        estimate = token_estimator_for(name, options)
+        size = config.max_batch_tokens
+        batching = {"min_batch_size": size, "max_batch_size": size, "element_size_fn": estimate}
+    else:
+        # A fixed size (min = max): full batches from the first, not Beam's ramp from 1.
+        size = config.samples_per_batch
+        batching = {"min_batch_size": size, "max_batch_size": size}
+        estimate = _estimate_or_none(name, options)
     return RewardModelHandler(
         CopyLoader(name, options),
         name,
@@ -182,6 +183,14 @@ def _handler(config: RunConfig, text: bool = False) -> RewardModelHandler:
         estimate_tokens=estimate,
         **batching,
     )
+
+
+def _estimate_or_none(name: str, options: dict):
+    """The backend's token estimate for the run's cost figures, if it has one."""
+    try:
+        return token_estimator_for(name, options)
+    except ModelConfigError:
+        return None
 
 
 def _score_branches(decoded, config: RunConfig, processes: int | None) -> list:

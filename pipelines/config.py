@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 FORMATS = ("parquet", "webdataset")
+DEFAULT_BATCH_SIZE = 16
 SOURCE_FORMATS = ("llava", "parquet", "webdataset")
 
 
@@ -79,7 +80,8 @@ class RunConfig:
     format: str = "parquet"
     # Clean and review shards are closed at about this size (media plus text, in MiB).
     shard_mb: float = 256.0
-    batch_size: int = 16
+    # Samples per model batch, or `max_batch_tokens` per batch: one or the other (default 16).
+    batch_size: int | None = None
     allow_media_outside_root: bool = False
     # Above this share of input samples in errors/, the run fails and writes no _SUCCESS.
     max_error_fraction: float = 0.05
@@ -92,17 +94,42 @@ class RunConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     layout_help: str = ""
 
+    @property
+    def samples_per_batch(self) -> int | None:
+        """Samples per model batch when batching by count; None when by `max_batch_tokens`."""
+        if self.max_batch_tokens:
+            return None
+        return self.batch_size or DEFAULT_BATCH_SIZE
+
     def backend_options(self, text: bool = False) -> dict[str, Any]:
-        """The options a backend factory gets: its own plus the run-wide opt-ins it uses."""
+        """The options a backend gets: its own `model_options` plus those its spec takes from
+        the run (batching, decode sampling, the remote-code opt-in), which have one home here:
+        setting one of them under `model_options` is an error, not silently overridden."""
+        from models.registry import spec_for
+        from models.spec import RUN_OPTION_SOURCES
+
         name = self.text_model if text else self.model
         options = dict(self.text_model_options if text else self.model_options)
-        if name == "ixc25":
-            options.setdefault("trust_remote_code", self.trust_remote_code)
-            options.setdefault("remote_code_allowlist", list(self.remote_code_allowlist))
-        if self.max_batch_tokens and name in ("ixc25", "vlm-value-head", "text-rm"):
-            # The backend sorts each batch by length and packs padded micro-batches.
-            options.setdefault("max_batch_tokens", self.max_batch_tokens)
-        return options
+        spec = spec_for(name)
+        doubled = sorted(set(options) & set(spec.run_options))
+        if doubled:
+            where = "text_model_options" if text else "model_options"
+            homes = ", ".join(f"{key} -> {RUN_OPTION_SOURCES[key]}" for key in doubled)
+            raise ConfigError(
+                f"{where}: {', '.join(doubled)} come(s) from the run's config, not the model's "
+                f"options; set it there ({homes})"
+            )
+        return {**options, **{key: self._run_value(key) for key in spec.run_options}}
+
+    def _run_value(self, option: str) -> Any:
+        from models.spec import RUN_OPTION_SOURCES
+
+        if option == "max_batch_size":
+            return self.samples_per_batch
+        value: Any = self
+        for part in RUN_OPTION_SOURCES[option].split("."):
+            value = getattr(value, part)
+        return list(value) if isinstance(value, tuple) else value
 
     def with_overrides(self, **overrides: Any) -> RunConfig:
         """Apply CLI flags (None means 'not given'); threshold and percentile exclude each other."""
@@ -132,8 +159,13 @@ def _validated(config: RunConfig) -> RunConfig:
         raise ConfigError("max_batch_tokens must be at least 1")
     if config.shard_mb <= 0:
         raise ConfigError(f"shard_mb must be positive, got {config.shard_mb}")
-    if config.batch_size < 1:
+    if config.batch_size is not None and config.batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
+    if config.batch_size is not None and config.max_batch_tokens is not None:
+        raise ConfigError(
+            "batch_size and max_batch_tokens both set: batches are sized by one of them "
+            "(max_batch_tokens for token budgets, batch_size for a fixed count); remove one"
+        )
     _check_devices(config)
     if config.decode.workers is not None and config.decode.workers < 1:
         raise ConfigError(f"decode.workers must be at least 1, got {config.decode.workers}")

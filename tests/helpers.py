@@ -257,3 +257,34 @@ def block_network(monkeypatch) -> None:
     original_getaddrinfo = socket.getaddrinfo
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket, "getaddrinfo", guarded_resolve)
+
+
+def _answer_length_tokens(options):
+    return AnswerWords()
+
+
+class AnswerWords:
+    """A token estimate a plug-in spec can give: one per word of the conversation."""
+
+    def __call__(self, sample):
+        return sum(len(str(t.get("value", "")).split()) for t in sample.conversations)
+
+
+def _load_answer_length(options):
+    return AnswerLengthModel()
+
+
+# A plug-in exported as a spec (MODEL=tests.helpers:ANSWER_LENGTH_SPEC): options, estimator.
+def _answer_length_spec():
+    from models.spec import BackendSpec
+
+    return BackendSpec(
+        name="answer-length",
+        defaults={"device": "cpu", "flavour": "plain"},
+        load=_load_answer_length,
+        estimator=_answer_length_tokens,
+        run_options=("max_batch_tokens",),
+    )
+
+
+ANSWER_LENGTH_SPEC = _answer_length_spec()

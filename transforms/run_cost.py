@@ -15,7 +15,15 @@ import apache_beam as beam
 
 
 def _empty() -> dict[str, Any]:
-    return {"count": 0, "samples": 0, "tokens": 0, "first": None, "last": None, "devices": {}}
+    return {
+        "count": 0,
+        "samples": 0,
+        "tokens": 0,
+        "unestimated": 0,  # batches whose backend gave no token estimate
+        "first": None,
+        "last": None,
+        "devices": {},
+    }
 
 
 class CombineBatchStats(beam.CombineFn):
@@ -27,7 +35,10 @@ class CombineBatchStats(beam.CombineFn):
     def add_input(self, acc, stat):
         acc["count"] += 1
         acc["samples"] += stat.samples
-        acc["tokens"] += stat.tokens
+        if stat.tokens is None:
+            acc["unestimated"] += 1
+        else:
+            acc["tokens"] += stat.tokens
         if stat.busy_seconds > 0 or stat.started_at > 0:
             end = stat.started_at + stat.busy_seconds
             acc["first"] = (
@@ -44,7 +55,7 @@ class CombineBatchStats(beam.CombineFn):
     def merge_accumulators(self, accumulators):
         merged = _empty()
         for acc in accumulators:
-            for key in ("count", "samples", "tokens"):
+            for key in ("count", "samples", "tokens", "unestimated"):
                 merged[key] += acc[key]
             for key, pick in (("first", min), ("last", max)):
                 values = [v for v in (merged[key], acc[key]) if v is not None]
@@ -65,7 +76,10 @@ def batches_summary(acc: dict[str, Any]) -> dict[str, Any]:
     return {
         "count": count,
         "mean_samples": round(acc["samples"] / count, 2) if count else 0,
-        "mean_tokens": round(acc["tokens"] / count, 1) if count else 0,
+        # None when the backend has no token estimate (a plain plug-in factory).
+        "mean_tokens": round(acc["tokens"] / count, 1)
+        if count and not acc["unestimated"]
+        else (None if count else 0),
     }
 
 

@@ -1,0 +1,48 @@
+"""The bundled demo model as a backend: options, loader, cost estimate, checks."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from models.loading import ModelConfigError
+from models.spec import BackendSpec
+from transforms.record import Sample
+
+from .features import MAX_ANSWER_TOKENS, MAX_QUESTION_TOKENS, SIZE, question_answer, words
+
+DEFAULTS: dict[str, Any] = {"path": None, "device": "cpu"}
+# The network sees two SIZE x SIZE thumbnails per sample whatever the media, in 8 x 8 cells.
+THUMBNAIL_CELLS = 2 * (SIZE // 8) ** 2
+
+
+@dataclass(frozen=True)
+class DemoTokenEstimator:
+    """The demo network's work per sample: the words it reads (it stops at 64 of the question
+    and 128 of the answer) plus its two thumbnails, the same for any image or video."""
+
+    def __call__(self, sample: Sample) -> int:
+        question, answer = question_answer(sample.conversations)
+        text = min(len(words(question)), MAX_QUESTION_TOKENS) + min(
+            len(words(answer)), MAX_ANSWER_TOKENS
+        )
+        return text + (THUMBNAIL_CELLS if sample.media else 0)
+
+
+def _check(options: dict[str, Any], workers_here: bool) -> None:
+    if workers_here and options.get("path") and not os.path.isdir(options["path"]):
+        raise ModelConfigError(f"demo: model folder {options['path']!r} not found")
+
+
+def _load(options: dict[str, Any]):
+    from .model import DEFAULT_DIR, DemoRewardModel
+
+    return DemoRewardModel.from_pretrained(options.get("path") or DEFAULT_DIR, options["device"])
+
+
+def _estimator(options: dict[str, Any]) -> DemoTokenEstimator:
+    return DemoTokenEstimator()
+
+
+SPEC = BackendSpec(name="demo", defaults=DEFAULTS, load=_load, estimator=_estimator, check=_check)
