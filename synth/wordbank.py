@@ -266,11 +266,3 @@ OFF_TOPIC_EXCLUDE: dict[str, frozenset[str]] = {
     "music": frozenset({"celebrity"}),
     "photography": frozenset({"celebrity"}),
 }
-
-
-def topic_of_subject(subject: str) -> str:
-    """The topic that owns ``subject`` (subjects are unique across topics)."""
-    for topic, (subjects, _) in TOPICS.items():
-        if subject in subjects:
-            return topic
-    raise KeyError(subject)

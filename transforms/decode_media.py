@@ -14,8 +14,8 @@ from PIL import Image, ImageFile, ImageOps
 
 # Formats we accept; restricting them stops Pillow from trying every plugin on garbage.
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
-# Pillow raises DecompressionBombError above 2x this many pixels and warns above it.
-MAX_IMAGE_PIXELS = 89_478_485
+# Decompression bombs: Pillow's own limit (Image.MAX_IMAGE_PIXELS, ~89 Mpx) applies; it warns
+# above it, which `decode_image` turns into an error, and raises above twice that.
 
 
 class DecodeError(Exception):
