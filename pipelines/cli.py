@@ -267,6 +267,30 @@ def _apply_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from pipelines.export import ExportError, export_run
+    from transforms.report_scan import ReportInputError
+    from transforms.stored_samples import StoredShardError
+
+    try:
+        report = export_run(args.run, args.output, args.layout, args.part)
+    except (ExportError, ReportInputError) as exc:
+        print(f"rmclean: {exc}\nrmclean: nothing was written", file=sys.stderr)
+        return EXIT_USAGE
+    except StoredShardError as exc:
+        print(f"rmclean: export failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"rmclean: {report.samples} {args.part} samples -> {len(report.manifests)} manifests, "
+        f"{report.media_written} media files ({report.media_shared} shared by several samples)"
+    )
+    for reason, count in sorted(report.media_skipped.items()):
+        print(f"rmclean: {count} media not written: {reason}", file=sys.stderr)
+    for name, count in sorted(report.manifests.items()):
+        print(f"  {args.output.rstrip('/')}/{name} ({count})")
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     root = OneLineParser(prog="rmclean", description=__doc__, allow_abbrev=False)
     commands = root.add_subparsers(dest="command", required=True)
@@ -361,6 +385,26 @@ def parser() -> argparse.ArgumentParser:
     apply.add_argument(
         "--overwrite", action="store_true", help="replace a finished prefix at --output"
     )
+
+    export = commands.add_parser(
+        "export",
+        help="write a run's clean (or review) samples back in their dataset's layout",
+        allow_abbrev=False,
+    )
+    export.add_argument("run", metavar="RUN", help="the finished run's output prefix")
+    export.add_argument("--output", required=True, help="a new or empty folder (or URL)")
+    export.add_argument(
+        "--layout",
+        choices=("llava", "jsonl"),
+        default="llava",
+        help="llava: each manifest as it was read (JSON array); jsonl: as JSON Lines (llava)",
+    )
+    export.add_argument(
+        "--part",
+        choices=("clean", "review", "dropped"),
+        default="clean",
+        help="which samples: clean (default), review, or dropped (after apply-review)",
+    )
     return root
 
 
@@ -383,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args)
     if args.command == "apply-review":
         return _apply_review(args)
+    if args.command == "export":
+        return _export(args)
     return _sample(args)
 
 
