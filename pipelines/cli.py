@@ -291,6 +291,14 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from pipelines.doctor import diagnose
+
+    findings = diagnose(args.config)
+    print("\n".join(findings.lines))
+    return EXIT_OK if findings.ok else EXIT_FAILED
+
+
 def parser() -> argparse.ArgumentParser:
     root = OneLineParser(prog="rmclean", description=__doc__, allow_abbrev=False)
     commands = root.add_subparsers(dest="command", required=True)
@@ -405,6 +413,18 @@ def parser() -> argparse.ArgumentParser:
         default="clean",
         help="which samples: clean (default), review, or dropped (after apply-review)",
     )
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="torch, CUDA, GPUs, packages, and whether each config's models can load here",
+        allow_abbrev=False,
+    )
+    doctor.add_argument(
+        "--config",
+        action="append",
+        metavar="FILE",
+        help="a config to check (repeatable; default: every configs/*.yaml)",
+    )
     return root
 
 
@@ -429,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         return _apply_review(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "doctor":
+        return _doctor(args)
     return _sample(args)
 
 

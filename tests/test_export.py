@@ -115,10 +115,14 @@ def test_record_shapes_survive_every_output_format(tmp_path):
     (root / "img").mkdir(parents=True)
     (root / "img" / "a.jpg").write_bytes(jpeg_bytes())
     records = [
-        {"conversations": conversation("What?", "A red square, clearly."), "id": 7,
-         "image": ["img/a.jpg"], "extra": {"nested": [1, None]}},
+        {
+            "conversations": conversation("What?", "A red square, clearly."),
+            "id": 7,
+            "image": ["img/a.jpg"],
+            "extra": {"nested": [1, None]},
+        },
         {"idx": "t-1", "image": None, "conversations": conversation("Hi?", "Hello there.", "")},
-    ]  # fmt: skip
+    ]
     write_json(root / "sub" / "m.json", records)
     for file_format in ("parquet", "webdataset"):
         config = tiny_config(root, tmp_path / file_format, format=file_format)
