@@ -37,13 +37,17 @@ RUN ?=
 EXPORTED ?= $(RUN)-export
 LAYOUT ?= llava
 PART ?= clean
+# subset: the share of each manifest to keep and where the subset's root goes.
+FRACTION ?= 0.01
+SUBSET ?= data/$(DATASET)-subset
 PYTEST_ARGS ?=
 
 # A mistyped variable (THRESHHOLD=-5) would otherwise be ignored and the run cut at the
 # config's threshold: refuse every command-line variable this Makefile does not read.
 KNOWN_VARIABLES := DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER BEAM_ARGS \
 	OVERWRITE TRUST_REMOTE_CODE SCORE_CACHE DECISIONS REVIEWED UNDECIDED SAMPLE_DIR PYTEST_ARGS \
-	RUN EXPORTED LAYOUT PART PYTHON VENV TORCH_SPEC TORCH_INDEX TORCH_CUDA FLASH_ATTN_VERSION EXTRAS
+	RUN EXPORTED LAYOUT PART FRACTION SUBSET PYTHON VENV TORCH_SPEC TORCH_INDEX TORCH_CUDA \
+	FLASH_ATTN_VERSION EXTRAS
 UNKNOWN_VARIABLES := $(filter-out $(KNOWN_VARIABLES),$(foreach v,$(.VARIABLES),$(if \
 	$(filter command line,$(origin $(v))),$(v))))
 ifneq ($(UNKNOWN_VARIABLES),)
@@ -67,7 +71,7 @@ INSTALL_KEY := $(shell printf '%s|%s|%s' '$(TORCH_SPEC)' '$(TORCH_INDEX)' '$(EXT
 INSTALLED := $(VENV)/.installed-$(INSTALL_KEY)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-gpu clean apply-review export report doctor sample test test-fast \
+.PHONY: help install install-gpu clean apply-review export report doctor subset sample test test-fast \
 	lint format bench distclean
 
 help: ## List the targets and the variables `make clean` takes
@@ -123,6 +127,10 @@ export: install ## Write a run's samples in their original layout: RUN=<run> [EX
 report: install ## Rebuild a run's report page: OUTPUT=<run>
 	@if [ "$(origin OUTPUT)" = file ]; then echo "make report needs OUTPUT=<the run's prefix>" >&2; exit 2; fi
 	$(BIN)/rmclean report $(OUTPUT)
+
+subset: install ## A slice of a downloaded dataset to try first: DATASET= [FRACTION=0.01 SUBSET= INPUT=]
+	$(BIN)/rmclean subset --config configs/$(DATASET).yaml --fraction $(FRACTION) \
+		--output $(SUBSET) $(if $(INPUT),--input $(INPUT))
 
 doctor: install ## What this machine can run: torch, CUDA, GPUs, packages, each config's models
 	$(BIN)/rmclean doctor

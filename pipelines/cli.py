@@ -291,6 +291,32 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _subset(args: argparse.Namespace) -> int:
+    from pipelines.subset import SubsetError, make_subset
+
+    try:
+        config = load_config(args.config).with_overrides(root=args.input)
+        report = make_subset(config, args.fraction, args.output)
+    except (ConfigError, SubsetError) as exc:
+        print(f"rmclean: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    kept = sum(c.kept for c in report.manifests.values())
+    total = sum(c.records for c in report.manifests.values())
+    print(
+        f"rmclean: subset of {config.root} -> {args.output}: {kept} of {total} records, "
+        f"{report.media_files} media files, {sum(report.archives.values())} videos in "
+        f"{len(report.archives)} archives"
+    )
+    for name, counts in sorted(report.manifests.items()):
+        print(
+            f"  {name}: kept {counts.kept} of {counts.records} "
+            f"({counts.media_here} had their media here)"
+        )
+    if report.unreadable:
+        print(f"rmclean: {report.unreadable} JSON Lines lines were not JSON", file=sys.stderr)
+    return EXIT_OK
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from pipelines.doctor import diagnose
 
@@ -414,6 +440,18 @@ def parser() -> argparse.ArgumentParser:
         help="which samples: clean (default), review, or dropped (after apply-review)",
     )
 
+    subset = commands.add_parser(
+        "subset",
+        help="copy a small slice of a downloaded dataset (records whose media are here)",
+        allow_abbrev=False,
+    )
+    subset.add_argument("--config", required=True, help="the dataset's config")
+    subset.add_argument("--input", help="dataset root (overrides the config's root)")
+    subset.add_argument(
+        "--fraction", type=float, required=True, help="share of each manifest to keep, e.g. 0.01"
+    )
+    subset.add_argument("--output", required=True, help="a new or empty folder: the subset's root")
+
     doctor = commands.add_parser(
         "doctor",
         help="torch, CUDA, GPUs, packages, and whether each config's models can load here",
@@ -451,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         return _export(args)
     if args.command == "doctor":
         return _doctor(args)
+    if args.command == "subset":
+        return _subset(args)
     return _sample(args)
 
 
