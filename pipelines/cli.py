@@ -310,7 +310,7 @@ def _subset(args: argparse.Namespace) -> int:
     for name, counts in sorted(report.manifests.items()):
         print(
             f"  {name}: kept {counts.kept} of {counts.records} "
-            f"({counts.media_here} had their media here)"
+            f"({counts.media_here} with every medium here)"
         )
     if report.unreadable:
         print(f"rmclean: {report.unreadable} JSON Lines lines were not JSON", file=sys.stderr)
