@@ -10,6 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 TORCH_CUDA ?= cu128
 FLASH_ATTN_VERSION ?= 2.8.3
+# The project's extras to install (pyproject.toml): e.g. dev,s3 for object storage.
 EXTRAS ?= dev
 
 DATASET ?= sample
