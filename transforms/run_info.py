@@ -53,9 +53,9 @@ class RunInfo:
     def for_parquet(self, first: Sample | None) -> str:
         """The `rmclean` schema metadata of a Parquet file whose first sample is `first`.
 
-        `cuts` is per source: the threshold's runs cut every source at `threshold`; a
-        percentile run's cuts come with its routed samples (null in a file of rule-flagged
-        samples only, which no cut routed).
+        `cuts` is null for a threshold run (`threshold` cuts every source); a percentile run's
+        per-source cuts come with its routed samples (null in a file of rule-flagged samples
+        only, which no cut routed).
         """
         info = asdict(self)
         if self.threshold is None:
