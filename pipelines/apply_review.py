@@ -31,6 +31,7 @@ from transforms.report_scan import load_summary
 from transforms.review_evidence import threshold_evidence
 from transforms.route import CLEAN, DROPPED, ERRORS, REVIEW
 from transforms.run_identity import new_run_id, run_id
+from transforms.run_info import RunInfo
 from transforms.shard_index import SidecarWriter, index_path, iter_index
 from transforms.stored_samples import iter_stored_samples
 from transforms.write_shards import SHARD_TYPES, SUFFIXES, RollingShards, finalize_shards
@@ -83,12 +84,15 @@ class _Destination:
     folder: str
     file_format: str
     shard_mb: float
+    run_info: RunInfo
     temp_paths: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self.temp_dir = f"{self.prefix}/{self.folder}/.temp-{uuid.uuid4().hex[:12]}"
         shard_type = SHARD_TYPES[self.file_format]
-        self.shards = RollingShards(self.temp_dir, shard_type, self.shard_mb, indexed=True)
+        self.shards = RollingShards(
+            self.temp_dir, shard_type, self.shard_mb, indexed=True, run_info=self.run_info
+        )
 
     def write(self, sample: Sample) -> None:
         closed = self.shards.write(sample)
@@ -109,7 +113,13 @@ class _Destination:
         directory = f"{self.prefix}/{self.folder}"
         index_file = index_path(self.prefix, self.folder)
         for _ in finalize_shards(
-            None, directory, self.temp_dir, self.file_format, self.temp_paths, index_file
+            None,
+            directory,
+            self.temp_dir,
+            self.file_format,
+            self.temp_paths,
+            index_file,
+            run_info=self.run_info,
         ):
             pass
 
@@ -286,8 +296,19 @@ def apply_review(
         by_shard.setdefault(shard, {})[position] = match
     file_format = summary.get("format") or "parquet"
     shard_mb = summary.get("shard_mb") or DEFAULT_SHARD_MB
+    new_id = new_run_id()
+    # Shards rewritten here say so; shards copied whole keep the run's own information.
+    run_info = RunInfo(
+        new_id,
+        summary.get("model") or "",
+        summary.get("text_model"),
+        summary.get("threshold"),
+        summary.get("percentile"),
+        summary.get("cuts"),
+    )
     destinations = {
-        folder: _Destination(new_prefix, folder, file_format, shard_mb) for folder in DESTINATIONS
+        folder: _Destination(new_prefix, folder, file_format, shard_mb, run_info)
+        for folder in DESTINATIONS
     }
     router = _Router(undecided, destinations)
     _route_samples(run_prefix, router, by_shard)
@@ -299,7 +320,8 @@ def apply_review(
     verdicts = [m.verdict for m in matches.values()]
     new_summary = {
         **summary,
-        "run_id": new_run_id(),
+        "run_id": new_id,
+        "rmclean_version": run_info.rmclean_version,
         "output": new_prefix,
         "counts": counts,
         "review": {

@@ -53,6 +53,7 @@ from transforms.route import (
 from transforms.rules import check_rules
 from transforms.run_cost import CombineBatchStats
 from transforms.run_identity import new_run_id
+from transforms.run_info import RunInfo
 from transforms.score_cache import (
     CACHED,
     PersistScores,
@@ -65,7 +66,7 @@ from transforms.score_cache import (
 from transforms.shard_index import index_path
 from transforms.shard_inputs import read_light
 from transforms.spill import SPILL_SHARD_MB, SpillShard, read_spilled
-from transforms.storage import glob_paths
+from transforms.storage import absolute_url, glob_paths
 from transforms.video_archives import list_archive_videos
 from transforms.write_shards import (
     OUTCOMES,
@@ -288,12 +289,16 @@ def _route_by_threshold(sample: Sample, threshold: float):
 
 
 def _route_spilled(path: str, cuts: dict[str, float], percentile: float):
-    """Route every sample of one spill shard by its source's cut; a failure costs one sample."""
+    """Route every sample of one spill shard by its source's cut; a failure costs one sample.
+
+    Each routed sample carries the run's cuts to the writers, which record them.
+    """
     for sample in read_spilled(path):
         if isinstance(sample, ErrorRecord):
             yield beam.pvalue.TaggedOutput(ERRORS_TAG, sample)
             continue
         try:
+            sample = sample.replace(run_cuts=cuts)
             yield _tagged(route_by_cut(sample, cuts[sample.source], percentile))
         except Exception as exc:  # noqa: BLE001 - the same policy as every per-sample step
             yield beam.pvalue.TaggedOutput(ERRORS_TAG, unexpected_error(sample, "route", exc))
@@ -524,6 +529,8 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
     clean, low, route_errors, cuts = _route(scored_branches + cached_branches, config, spill_dir)
     clean = _counted(clean, "CountClean", CLEAN)
     review = _counted([checked[REVIEW], *low], "CountReview", REVIEW)
+    run_id = new_run_id()
+    run_info = RunInfo(run_id, config.model, config.text_model, config.threshold, config.percentile)
 
     # A sample counts as clean or review once it is in a shard: outcomes come from the writers.
     write_clean = clean | "WriteClean" >> WriteSamples(
@@ -532,6 +539,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         config.shard_mb,
         index_path(prefix, CLEAN),
         _describe_for(CLEAN),
+        run_info=run_info,
     )
     write_review = review | "WriteReview" >> WriteSamples(
         f"{prefix}/{REVIEW}",
@@ -539,6 +547,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         config.shard_mb,
         index_path(prefix, REVIEW),
         _describe_for(REVIEW),
+        run_info=run_info,
     )
     errors = (
         (
@@ -579,11 +588,16 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
     ) | "AllOutcomes" >> beam.Flatten()
     kept = outcomes | "Kept" >> beam.Filter(lambda o: o[1] != ERRORS)
     settings = {
-        "run_id": new_run_id(),
+        "run_id": run_id,
         "dataset": config.name,
-        "input": config.root,
+        # Absolute, like every sample's origin, so `rmclean export` can tell each input file's
+        # path within the dataset; media paths are relative to the media root of their source.
+        "input": absolute_url(config.root),
+        "media_roots": {s.name: s.media_root for s in config.sources},
         "output": prefix,
         "model": config.model,
+        "text_model": config.text_model,
+        "rmclean_version": run_info.rmclean_version,
         "devices": config.devices if isinstance(config.devices, str) else list(config.devices),
         "threshold": config.threshold,
         "percentile": config.percentile,

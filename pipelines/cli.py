@@ -267,6 +267,64 @@ def _apply_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from pipelines.export import ExportError, export_run
+    from transforms.report_scan import ReportInputError
+    from transforms.stored_samples import StoredShardError
+
+    try:
+        report = export_run(args.run, args.output, args.layout, args.part)
+    except (ExportError, ReportInputError) as exc:
+        print(f"rmclean: {exc}\nrmclean: nothing was written", file=sys.stderr)
+        return EXIT_USAGE
+    except StoredShardError as exc:
+        print(f"rmclean: export failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"rmclean: {report.samples} {args.part} samples -> {len(report.manifests)} manifests, "
+        f"{report.media_written} media files ({report.media_shared} shared by several samples)"
+    )
+    for reason, count in sorted(report.media_skipped.items()):
+        print(f"rmclean: {count} media not written: {reason}", file=sys.stderr)
+    for name, count in sorted(report.manifests.items()):
+        print(f"  {args.output.rstrip('/')}/{name} ({count})")
+    return EXIT_OK
+
+
+def _subset(args: argparse.Namespace) -> int:
+    from pipelines.subset import SubsetError, make_subset
+
+    try:
+        config = load_config(args.config).with_overrides(root=args.input)
+        report = make_subset(config, args.fraction, args.output)
+    except (ConfigError, SubsetError) as exc:
+        print(f"rmclean: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    kept = sum(c.kept for c in report.manifests.values())
+    total = sum(c.records for c in report.manifests.values())
+    print(
+        f"rmclean: subset of {config.root} -> {args.output}: {kept} of {total} records, "
+        f"{report.media_files} media files, {sum(report.archives.values())} videos in "
+        f"{len(report.archives)} archives"
+    )
+    for name, counts in sorted(report.manifests.items()):
+        print(
+            f"  {name}: kept {counts.kept} of {counts.records} "
+            f"({counts.media_here} with every medium here)"
+        )
+    if report.unreadable:
+        print(f"rmclean: {report.unreadable} JSON Lines lines were not JSON", file=sys.stderr)
+    return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from pipelines.doctor import diagnose
+
+    findings = diagnose(args.config)
+    print("\n".join(findings.lines))
+    return EXIT_OK if findings.ok else EXIT_FAILED
+
+
 def parser() -> argparse.ArgumentParser:
     root = OneLineParser(prog="rmclean", description=__doc__, allow_abbrev=False)
     commands = root.add_subparsers(dest="command", required=True)
@@ -361,6 +419,50 @@ def parser() -> argparse.ArgumentParser:
     apply.add_argument(
         "--overwrite", action="store_true", help="replace a finished prefix at --output"
     )
+
+    export = commands.add_parser(
+        "export",
+        help="write a run's clean (or review) samples back in their dataset's layout",
+        allow_abbrev=False,
+    )
+    export.add_argument("run", metavar="RUN", help="the finished run's output prefix")
+    export.add_argument("--output", required=True, help="a new or empty folder (or URL)")
+    export.add_argument(
+        "--layout",
+        choices=("llava", "jsonl"),
+        default="llava",
+        help="llava: each manifest as it was read (JSON array); jsonl: as JSON Lines (llava)",
+    )
+    export.add_argument(
+        "--part",
+        choices=("clean", "review", "dropped"),
+        default="clean",
+        help="which samples: clean (default), review, or dropped (after apply-review)",
+    )
+
+    subset = commands.add_parser(
+        "subset",
+        help="copy a small slice of a downloaded dataset (records whose media are here)",
+        allow_abbrev=False,
+    )
+    subset.add_argument("--config", required=True, help="the dataset's config")
+    subset.add_argument("--input", help="dataset root (overrides the config's root)")
+    subset.add_argument(
+        "--fraction", type=float, required=True, help="share of each manifest to keep, e.g. 0.01"
+    )
+    subset.add_argument("--output", required=True, help="a new or empty folder: the subset's root")
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="torch, CUDA, GPUs, packages, and whether each config's models can load here",
+        allow_abbrev=False,
+    )
+    doctor.add_argument(
+        "--config",
+        action="append",
+        metavar="FILE",
+        help="a config to check (repeatable; default: every configs/*.yaml)",
+    )
     return root
 
 
@@ -383,6 +485,12 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args)
     if args.command == "apply-review":
         return _apply_review(args)
+    if args.command == "export":
+        return _export(args)
+    if args.command == "doctor":
+        return _doctor(args)
+    if args.command == "subset":
+        return _subset(args)
     return _sample(args)
 
 

@@ -127,7 +127,11 @@ def own_parquet_row(draw) -> dict:
     row = sample_to_row(sample)
     text = st.none() | st.text(max_size=12)
     for _ in range(draw(st.integers(1, 3))):
-        column = draw(st.sampled_from(["id", "source", "conversations", "media", "fields"]))
+        column = draw(
+            st.sampled_from(
+                ["id", "source", "conversations", "images", "videos", "fields", "record_layout"]
+            )
+        )
         if column in ("id", "source"):
             row[column] = draw(text | st.just(NOT_UTF8.replace("\udcff", "?")))
         elif column == "conversations":
@@ -135,18 +139,28 @@ def own_parquet_row(draw) -> dict:
                 st.none()
                 | st.lists(st.fixed_dictionaries({"from": text | ROLES, "value": text}), max_size=3)
             )
-        elif column == "media":
+        elif column in ("images", "videos"):
             row[column] = draw(
                 st.none()
                 | st.lists(
-                    st.fixed_dictionaries(
-                        {
-                            "kind": st.none() | st.sampled_from(["image", "video", "audio"]),
-                            "path": text | MEDIA_PATHS,
-                            "bytes": st.none() | st.binary(max_size=40),
-                        }
+                    st.none()
+                    | st.fixed_dictionaries(
+                        {"bytes": st.none() | st.binary(max_size=40), "path": text | MEDIA_PATHS}
                     ),
                     max_size=2,
+                )
+            )
+        elif column == "record_layout":
+            names = st.none() | st.lists(text, max_size=3)
+            row[column] = draw(
+                st.none()
+                | st.fixed_dictionaries(
+                    {
+                        "id_key": text,
+                        "id_is_integer": st.none() | st.booleans(),
+                        "keys": names,
+                        "list_media": names,
+                    }
                 )
             )
         else:
@@ -193,7 +207,7 @@ def webdataset_sample(draw) -> dict[str, bytes]:
         "source": "webdataset",
         "conversations": conversation("What is it?", "A red square, clearly."),
         "media": [{"kind": "image", "path": "images/a.jpg", "file": "jpg"}],
-        "fields": {"k": 1},
+        "fields": json.dumps({"k": 1}),
     }
     files = {"jpg": jpeg_bytes()}
     choice = draw(st.integers(0, 6))

@@ -97,7 +97,8 @@ def test_ixc25_cleans_the_real_dataset_layouts_offline(tmp_path, offline, batch_
     for row in summary_rows(tmp_path / "out"):
         if row["score"] is None or row["score"] != row["score"]:
             continue
-        media = [MediaRef(m["kind"], m["path"], m["bytes"]) for m in row["media"]]
+        media = [MediaRef("image", m["path"], m["bytes"]) for m in row["images"]]
+        media += [MediaRef("video", m["path"], m["bytes"]) for m in row["videos"]]
         sample = Sample(row["id"], row["source"], list(row["conversations"]), media)
         assert backend.score([sample])[0] == pytest.approx(row["score"], abs=1e-4), row["id"]
 

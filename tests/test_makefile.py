@@ -38,3 +38,44 @@ def test_distclean_never_touches_outputs_or_downloads():
     removed = [word for line in commands.splitlines() if "rm " in line for word in line.split()]
     assert "out" not in removed and "data" not in removed
     assert "data/sample" in commands and "labels.jsonl" in commands  # only a generated sample
+
+
+def test_a_torch_index_on_an_existing_venv_reinstalls_torch_from_it():
+    """Not "Nothing to be done" with the CPU torch left in place."""
+    index = "--index-url=https://example.invalid/whl/cu128"
+    result = make("install", f"TORCH_INDEX={index}")
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" not in result.stdout
+    assert "pip uninstall --quiet --yes torch torchvision" in result.stdout
+    assert f'pip install --quiet {index} "torch==2.13.0" torchvision' in result.stdout
+
+
+def test_install_gpu_installs_cuda_torch_the_ixc_extra_and_flash_attn_then_reports():
+    result = make("install-gpu", "TORCH_CUDA=cu126")
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout
+    assert "--index-url=https://download.pytorch.org/whl/cu126" in commands
+    assert "pip install --quiet -e '.[dev,ixc]'" in commands
+    assert "deploy/flash_attn_wheel.py 2.8.3" in commands
+    assert "rmclean doctor" in commands
+    assert commands.index("whl/cu126") < commands.index(".[dev,ixc]")  # torch before the extra
+
+
+def test_export_passes_its_variables_to_the_cli():
+    result = make("export", "RUN=out/sample/r1", "LAYOUT=jsonl")
+    assert "rmclean export out/sample/r1 --output out/sample/r1-export --layout jsonl" in (
+        result.stdout
+    )
+
+
+def test_the_flash_attn_wheel_is_the_release_asset_for_this_torch():
+    from deploy.flash_attn_wheel import main, wheel_url
+
+    assert wheel_url("2.8.3", "2.7.1+cu128", "12.8", "3.11", True) == (
+        "https://github.com/Dao-AILab/flash-attention/releases/download/v2.8.3/"
+        "flash_attn-2.8.3+cu12torch2.7cxx11abiTRUE-cp311-cp311-linux_x86_64.whl"
+    )
+    import torch
+
+    if torch.version.cuda is None:
+        assert main(["2.8.3"]) == 1  # a CPU build: no wheel applies

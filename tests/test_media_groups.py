@@ -80,8 +80,8 @@ def test_a_video_in_two_archives_comes_from_the_first_by_name(tmp_path):
     summary = run(tiny_config(root, tmp_path / "out"))
     assert summary["counts"]["total"] == {"input": 2, "clean": 2, "review": 0, "errors": 0}
     clean = read_parquet_dir(tmp_path / "out" / "clean").set_index("id")
-    assert clean.loc["v-a", "media"][0]["bytes"] == one
-    assert clean.loc["v-b", "media"][0]["bytes"] == two
+    assert clean.loc["v-a", "videos"][0]["bytes"] == one
+    assert clean.loc["v-b", "videos"][0]["bytes"] == two
 
 
 def test_a_shard_input_that_changed_during_the_run_is_an_error_not_a_loss(tmp_path):

@@ -106,3 +106,22 @@ def test_empty_outputs_are_written_and_readable(tmp_path, where, request):
     assert fs.cat(f"{prefix}/report/flagged.csv").decode().strip() == (
         "id,source,score,reason,detail,media,question,answer,origin"
     )
+
+
+@pytest.mark.slow
+def test_a_run_on_s3_exports_to_s3(tiny_dataset, s3):
+    from pipelines.export import export_run
+
+    endpoint, fs = s3
+    fs.put(str(tiny_dataset), "rmclean-test/data", recursive=True)
+    run(tiny_config("s3://rmclean-test/data", "s3://rmclean-test/out"))
+    report = export_run("s3://rmclean-test/out", "s3://rmclean-test/export")
+    assert report.samples == 3 and report.media_written == 2
+    images = json.loads(fs.cat("rmclean-test/export/images.json"))
+    assert [r["id"] for r in images] == ["img-good"] and images[0]["url"] == "u1"
+    assert (
+        fs.cat("rmclean-test/export/images/good.jpg")
+        == (tiny_dataset / "images" / "good.jpg").read_bytes()
+    )
+    assert json.loads(fs.cat("rmclean-test/export/text.json"))[0]["idx"] == "txt-1"
+    assert fs.exists("rmclean-test/export/vids/a.mp4")

@@ -35,10 +35,10 @@ def test_tiny_run_routes_every_sample_and_conserves_counts(tiny_dataset, tmp_pat
     }
     # Media bytes are embedded and original fields kept.
     good = clean.set_index("id").loc["img-good"]
-    assert good["media"][0]["bytes"] == (tiny_dataset / "images" / "good.jpg").read_bytes()
+    assert good["images"][0]["bytes"] == (tiny_dataset / "images" / "good.jpg").read_bytes()
     assert json.loads(good["fields"]) == {"url": "u1"}
     video = clean.set_index("id").loc["vid-good"]
-    assert video["media"][0]["path"] == "vids/a.mp4" and len(video["media"][0]["bytes"]) > 100
+    assert video["videos"][0]["path"] == "vids/a.mp4" and len(video["videos"][0]["bytes"]) > 100
     assert json.loads(video["fields"]) == {"data_source": "x"}
 
     counts = summary["counts"]["per_source"]

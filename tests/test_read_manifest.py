@@ -40,7 +40,9 @@ def test_records_become_samples_with_unknown_fields_kept(tmp_path):
     assert first.fields == {"original_caption": "cap", "url": "https://x"}
     assert first.origin.endswith("m.json[0]")
     assert second.id == "t1" and second.is_text_only
-    assert second.fields == {"weight": 2, "_id_field": "idx"}
+    assert second.fields == {"weight": 2}
+    assert second.layout.id_key == "idx"
+    assert second.layout.keys == ("idx", "conversations", "weight")
 
 
 def test_truncated_array_keeps_records_before_the_break(tmp_path):

@@ -119,5 +119,5 @@ def test_review_in_the_page_then_apply(chromium, sample_dir, tmp_path, file_form
     if file_format == "webdataset":
         assert all(row["__media"] for row in dropped)  # media travelled with the sample
     else:
-        assert all(len(row["media"]) for row in dropped)
+        assert all(len(row["images"]) + len(row["videos"]) for row in dropped)
     assert (new / "_SUCCESS").exists()

@@ -24,7 +24,7 @@ def test_webdataset_output_reads_back_with_webdataset(tiny_dataset, tmp_path):
     image = by_id["img-good"]
     assert image["jpg"] == (tiny_dataset / "images" / "good.jpg").read_bytes()
     metadata = json.loads(image["json"])
-    assert metadata["fields"] == {"url": "u1"} and metadata["score"] is not None
+    assert json.loads(metadata["fields"]) == {"url": "u1"} and metadata["score"] is not None
     assert by_id["vid-good"]["mp4"][:8] != b""
     review = list(
         wds.WebDataset(
@@ -55,9 +55,10 @@ def test_cleaning_the_clean_parquet_output_moves_nothing(tiny_dataset, tmp_path)
     after = after.reset_index(drop=True)
     for column in ("id", "source", "fields", "score"):
         assert before[column].tolist() == after[column].tolist()
-    assert [m[0]["bytes"] for m in before["media"] if len(m)] == [
-        m[0]["bytes"] for m in after["media"] if len(m)
-    ]
+    for column in ("images", "videos"):
+        assert [m[0]["bytes"] for m in before[column] if len(m)] == [
+            m[0]["bytes"] for m in after[column] if len(m)
+        ]
 
 
 def test_cleaning_the_clean_webdataset_output_moves_nothing(tiny_dataset, tmp_path):
@@ -95,5 +96,5 @@ def test_onevision_style_parquet_is_read_with_embedded_images(tmp_path):
         "ov_subset": {"input": 2, "clean": 1, "review": 1, "errors": 0}
     }
     clean = read_parquet_dir(tmp_path / "out" / "clean")
-    assert clean["media"][0][0]["path"] == "a.jpg"
+    assert clean["images"][0][0]["path"] == "a.jpg"
     assert json.loads(clean["fields"][0]) == {"data_source": "ov_subset"}

@@ -75,7 +75,7 @@ def test_no_samples_still_writes_one_readable_empty_shard(tmp_path, file_format)
     assert [p.name for p in out.iterdir()] == [f"part-00000-of-00001{SUFFIXES[file_format]}"]
     assert _ids_in(out, file_format) == []
     if file_format == "parquet":
-        assert "media" in pq.read_schema(next(out.iterdir())).names
+        assert "images" in pq.read_schema(next(out.iterdir())).names
 
 
 def test_only_reported_temp_shards_are_kept(tmp_path):

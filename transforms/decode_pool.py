@@ -35,6 +35,9 @@ from transforms.shared_frames import receive_arrays
 DECODER_CRASHED = "decoder_crashed"
 DECODE_TIMEOUT = "decode_timeout"
 IDLE_EXIT_S = 10.0
+# A new decoder imports decord and numpy before it can start a job: its first job is allowed
+# this much longer (the job's own timeout runs from when the decoder starts it).
+STARTUP_ALLOWANCE_S = 60.0
 # How often a pool with work but no free machine-wide slot looks again.
 SLOT_RETRY_S = 0.1
 
@@ -96,7 +99,8 @@ class _Decoder:
     def start_job(self, job: DecodeJob) -> None:
         self.connection.send(job.message())
         self.job = job
-        self.deadline = time.monotonic() + job.timeout_s
+        # Until the decoder says it started the job (it may be starting up), allow for that.
+        self.deadline = time.monotonic() + STARTUP_ALLOWANCE_S + job.timeout_s
 
     def kill(self) -> None:
         self.process.kill()
@@ -217,6 +221,10 @@ class DecodePool:
                 # It ended for idleness as the job arrived: the job never started; redo it.
                 decoder.kill()
                 self._queued.appendleft(job)
+                return None
+            if message[0] == "started":
+                decoder.deadline = time.monotonic() + job.timeout_s
+                self._busy[decoder.connection] = decoder
                 return None
             if message[0] == "ok":
                 _, job_id, seconds, payload = message

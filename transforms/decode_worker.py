@@ -62,6 +62,9 @@ def serve(connection: Connection, idle_s: float, video_decoder=decode_video) -> 
         except (EOFError, OSError):
             return  # the pipeline closed the pool, or died
         job_id, timeout_s = job[0], job[-1]
+        # The job's clock starts now, not when the pool sent it: a fresh decoder may still
+        # have been importing, which is not the video's fault.
+        connection.send(("started", job_id))
         signal.alarm(math.ceil(timeout_s) + SELF_KILL_GRACE_S)
         started = time.perf_counter()
         arrays, failure = decode_job(job, video_decoder)

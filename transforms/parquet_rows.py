@@ -1,7 +1,11 @@
 """Sample <-> Parquet row, for this tool's own shards and LLaVA-OneVision-style Parquet.
 
-Every original field the pipeline does not interpret travels in `fields` as JSON, so datasets
-with different extra fields share one schema and are written back unchanged.
+Our shards are shaped for training code: `images` is a list of {bytes, path} structs that
+Hugging Face `datasets` reads as PIL images (the schema metadata declares them,
+`hf_features.py`), `videos` the same structs left as bytes. Every original field the pipeline
+does not interpret travels in `fields` as a JSON object in a string (the same in WebDataset
+JSON), so datasets with different extra fields share one schema; `record_layout` says how the
+original record was written (`record_layout.py`), so it can be written back unchanged.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from transforms.hf_features import IMAGE_STRUCT, features_json
 from transforms.read_guard import record_or_error
-from transforms.record import IMAGE, ErrorRecord, MediaRef, Sample
+from transforms.record import IMAGE, VIDEO, ErrorRecord, MediaRef, Sample
+from transforms.record_layout import RecordLayout
 from transforms.record_validation import (
     InvalidRecord,
     build_sample,
@@ -23,18 +29,26 @@ from transforms.record_validation import (
     llava_record_to_sample,
 )
 
+MEDIA_COLUMNS = {IMAGE: "images", VIDEO: "videos"}
 SCHEMA = pa.schema(
     [
         ("id", pa.string()),
         ("source", pa.string()),
         ("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())]))),
+        ("images", pa.list_(IMAGE_STRUCT)),
+        ("videos", pa.list_(IMAGE_STRUCT)),
+        ("fields", pa.string()),
         (
-            "media",
-            pa.list_(
-                pa.struct([("kind", pa.string()), ("path", pa.string()), ("bytes", pa.binary())])
+            "record_layout",
+            pa.struct(
+                [
+                    ("id_key", pa.string()),
+                    ("id_is_integer", pa.bool_()),
+                    ("keys", pa.list_(pa.string())),
+                    ("list_media", pa.list_(pa.string())),
+                ]
             ),
         ),
-        ("fields", pa.string()),
         ("score", pa.float64()),
         ("reason", pa.string()),
         ("detail", pa.string()),
@@ -45,6 +59,7 @@ SCHEMA = pa.schema(
         ("review_note", pa.string()),
     ]
 )
+HF_FEATURES = features_json(SCHEMA, image_columns=("images",))
 # Rows decoded at a time when reading: memory stays at one row group however big the file.
 READ_BATCH_ROWS = 64
 
@@ -61,8 +76,12 @@ def sample_to_row(sample: Sample) -> dict[str, Any]:
         "id": sample.id,
         "source": sample.source,
         "conversations": sample.conversations,
-        "media": [{"kind": m.kind, "path": m.path, "bytes": m.data} for m in sample.media],
+        **{
+            column: [{"bytes": m.data, "path": m.path} for m in sample.media if m.kind == kind]
+            for kind, column in MEDIA_COLUMNS.items()
+        },
         "fields": json.dumps(sample.fields, ensure_ascii=False),
+        "record_layout": sample.layout.to_dict(),
         "score": sample.score,
         "reason": sample.reason,
         "detail": sample.detail,
@@ -73,9 +92,10 @@ def sample_to_row(sample: Sample) -> dict[str, Any]:
 
 
 def row_to_sample(row: dict[str, Any], default_source: str, origin: str) -> Sample | ErrorRecord:
-    """A row from our own shards (has `media` + `fields`) or a OneVision-style row; a row that
-    does not validate becomes an error record for that row."""
-    convert = own_row_to_sample if "media" in row and "fields" in row else onevision_row_to_sample
+    """A row from our own shards (has `images`, `videos` and `fields`) or a OneVision-style
+    row; a row that does not validate becomes an error record for that row."""
+    ours = all(column in row for column in (*MEDIA_COLUMNS.values(), "fields"))
+    convert = own_row_to_sample if ours else onevision_row_to_sample
     return record_or_error(convert, row, default_source, origin)
 
 
@@ -91,8 +111,15 @@ def own_row_to_sample(row: dict[str, Any], default_source: str, origin: str) -> 
     source = row.get("source") or default_source
     if not isinstance(source, str):
         source = default_source
-    media = checked_media(row.get("media"), sample_id)
-    return build_sample(source, origin, raw_id, row.get("conversations"), media, fields)
+    media = []
+    for kind, column in MEDIA_COLUMNS.items():
+        items = row.get(column)
+        if items is not None and not isinstance(items, list):
+            raise InvalidRecord("bad_media", f"'{column}' must be a list", sample_id)
+        tagged = [{**i, "kind": kind} if isinstance(i, dict) else i for i in items or ()]
+        media += checked_media(tagged, sample_id)
+    layout = RecordLayout.from_dict(row.get("record_layout"))
+    return build_sample(source, origin, raw_id, row.get("conversations"), media, fields, layout)
 
 
 def onevision_row_to_sample(row: dict[str, Any], default_source: str, origin: str) -> Sample:

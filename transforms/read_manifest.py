@@ -6,6 +6,7 @@ costs gigabytes, so arrays are decoded incrementally from a bounded text buffer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -108,20 +109,45 @@ def read_manifest(path: str, source: str) -> Iterator[Sample | ErrorRecord]:
 
 
 def _read_manifest(path: str, source: str) -> Iterator[Sample | ErrorRecord]:
+    with _opened(path) as (first, stream):
+        if first == "[":
+            yield from _read_array(stream, path, source)
+        elif first == "{":
+            yield from _read_jsonl(stream, path, source)
+
+
+@contextlib.contextmanager
+def _opened(path: str):
+    """(first character, text stream from the start) of a manifest, JSON array or lines."""
     with fsspec.open(
         path, "rt", encoding="utf-8-sig", errors="surrogateescape", compression="infer"
     ) as stream:
         first = stream.read(1)
         while first and first in _WHITESPACE:
             first = stream.read(1)
-        if first == "[":
-            yield from _read_array(_Prepended(first, stream), path, source)
-        elif first == "{":
-            yield from _read_jsonl(_Prepended(first, stream), path, source)
-        elif first:
+        if first and first not in "[{":
             raise ManifestError(
                 f"expected a JSON array or JSON Lines of objects, found {first!r} first"
             )
+        yield first, _Prepended(first, stream)
+
+
+MALFORMED_LINE = object()  # what `raw_records` yields for a JSON Lines line that is not JSON
+
+
+def raw_records(path: str) -> Iterator[Any]:
+    """A manifest's records as the JSON they are, unvalidated, in file order; raises
+    ManifestError for a file that cannot be read on."""
+    with _opened(path) as (first, stream):
+        if first == "[":
+            yield from iter_json_array(stream)
+            return
+        for line in stream:
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    yield MALFORMED_LINE
 
 
 class _Prepended:

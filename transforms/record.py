@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from transforms.record_layout import RecordLayout, original_record
+
 IMAGE = "image"
 VIDEO = "video"
 
@@ -43,6 +45,7 @@ class Sample:
 
     `fields` holds every original field the reader did not interpret (e.g. ALLaVA's
     `original_caption`, `url`, LLaVA-Video's `data_source`); writers put them back unchanged.
+    `layout` says how the original record was written (`record_layout.py`).
     `decoded` holds model-ready pixels (an (H, W, 3) uint8 array per image, (T, H, W, 3) per
     video) between decoding and scoring only; it is dropped before anything is written.
     """
@@ -53,6 +56,7 @@ class Sample:
     media: list[MediaRef] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
     origin: str = ""
+    layout: RecordLayout = field(default_factory=RecordLayout)
     decoded: list[Any] | None = None
     score: float | None = None
     reason: str | None = None
@@ -66,6 +70,9 @@ class Sample:
     # (format, file, source name) of an input shard whose media bytes were left in the file
     # for the shuffle; the file is read again after it (transforms/shard_inputs.py).
     media_file: tuple[str, str, str] | None = None
+    # Per-source cuts of a percentile run, set when the sample is routed by one, so the
+    # writers can record them (the cuts exist only once every score is in).
+    run_cuts: dict[str, float] | None = None
 
     @property
     def is_text_only(self) -> bool:
@@ -133,13 +140,11 @@ def json_safe(value: Any) -> Any:
 
 
 def sample_to_record(sample: Sample) -> dict[str, Any]:
-    """The sample's original fields as a plain dict, media as paths (no bytes)."""
-    record: dict[str, Any] = {"id": sample.id, "conversations": sample.conversations}
-    for ref in sample.media:
-        record.setdefault(ref.kind, [])
-        record[ref.kind].append(ref.path)
-    for kind in (IMAGE, VIDEO):
-        if kind in record and len(record[kind]) == 1:
-            record[kind] = record[kind][0]
-    record.update(sample.fields)
-    return record
+    """The sample's original record, as its dataset wrote it: media as paths (no bytes)."""
+    return original_record(
+        sample.layout,
+        sample.id,
+        sample.conversations,
+        [(ref.kind, ref.path) for ref in sample.media],
+        sample.fields,
+    )

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from transforms.record import IMAGE, VIDEO, MediaRef, Sample
+from transforms.record_layout import RecordLayout, layout_of
 
 ID_KEYS = ("id", "idx")
 MEDIA_KINDS = (IMAGE, VIDEO)
@@ -141,11 +142,13 @@ def build_sample(
     conversations: Any,
     media: list[MediaRef],
     fields: dict[str, Any],
+    layout: RecordLayout | None = None,
 ) -> Sample:
     """A validated Sample; raises InvalidRecord naming what is wrong."""
     sample_id = checked_id(raw_id)
     turns = checked_turns(conversations, sample_id)
-    return Sample(sample_id, source, turns, media, checked_fields(fields, sample_id), origin)
+    fields = checked_fields(fields, sample_id)
+    return Sample(sample_id, source, turns, media, fields, origin, layout or RecordLayout())
 
 
 def llava_record_to_sample(record: Any, source: str, origin: str) -> Sample:
@@ -157,10 +160,13 @@ def llava_record_to_sample(record: Any, source: str, origin: str) -> Sample:
         raise InvalidRecord("missing_id", "the record has no 'id' (or 'idx')")
     sample_id = checked_id(record[id_key])
     media = [ref for kind in MEDIA_KINDS for ref in media_paths(kind, record.get(kind), sample_id)]
-    fields = {k: v for k, v in record.items() if k not in (id_key, "conversations", *MEDIA_KINDS)}
-    if id_key != "id":
-        fields["_id_field"] = id_key  # so a writer can restore the original key name
-    return build_sample(source, origin, sample_id, record.get("conversations"), media, fields)
+    # A media key that names nothing (`"image": null`) is kept as a field, so it is written
+    # back as it was.
+    named = {ref.kind for ref in media}
+    fields = {k: v for k, v in record.items() if k not in (id_key, "conversations", *named)}
+    layout = layout_of(record, id_key)
+    conversations = record.get("conversations")
+    return build_sample(source, origin, sample_id, conversations, media, fields, layout)
 
 
 def _kind(value: Any) -> str:

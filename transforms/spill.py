@@ -28,6 +28,9 @@ SPILL_SHARD_MB = 64
 class SpillShard(ParquetShard):
     SCHEMA = SPILL_SCHEMA
 
+    def metadata(self, first: Sample | None) -> dict[bytes, str]:
+        return {}  # a temporary file of the run's own, read only by read_spilled
+
     @staticmethod
     def to_row(sample: Sample) -> dict:
         return {

@@ -9,11 +9,22 @@ from __future__ import annotations
 import fsspec
 
 
+def _prefix(fs) -> str:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return "" if protocol in ("file", "local") else f"{protocol}://"
+
+
+def absolute_url(url: str) -> str:
+    """`url` in the form `glob_paths` gives (so input paths and it share a prefix): local paths
+    absolute, object-store URLs with their protocol."""
+    fs, path = fsspec.core.url_to_fs(url)
+    return f"{_prefix(fs)}{path}"
+
+
 def glob_paths(pattern: str) -> list[str]:
     """Sorted matches of `pattern`, in the same form (plain path or URL) as the pattern."""
     fs, _, _ = fsspec.get_fs_token_paths(pattern)
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+    prefix = _prefix(fs)
     return [f"{prefix}{m}" if prefix and "://" not in m else m for m in sorted(fs.glob(pattern))]
 
 

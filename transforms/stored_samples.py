@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from transforms.parquet_rows import row_to_sample
 from transforms.read_webdataset import split_member_name
-from transforms.record import Sample
+from transforms.record import ErrorRecord, Sample
 from transforms.webdataset_rows import files_to_sample
 
 BATCH_ROWS = 16  # full rows carry media bytes: keep a batch to a few MB
@@ -42,14 +42,23 @@ def _restored(sample: Sample, stored: dict[str, Any]) -> Sample:
 
 def _parquet_samples(fs, path: str) -> Iterator[tuple[str, Sample]]:
     with fs.open(path, "rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        if "images" not in parquet.schema_arrow.names:
+            raise StoredShardError(
+                f"{path} has no images column: it was not written by this version of rmclean "
+                "(runs before 0.2 wrote a media column); clean the dataset again"
+            )
         position = 0
-        for batch in pq.ParquetFile(handle).iter_batches(batch_size=BATCH_ROWS):
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
             for row in batch.to_pylist():
                 try:
                     sample = row_to_sample(row, row.get("source") or "", f"{path}#{position}")
                 except (KeyError, TypeError, ValueError) as exc:
                     detail = f"{path}: row {position} is unreadable: {exc!r}"
                     raise StoredShardError(detail) from exc
+                if isinstance(sample, ErrorRecord):
+                    detail = f"{path}: row {position} is unreadable: {sample.detail}"
+                    raise StoredShardError(detail)
                 yield str(position), _restored(sample, row)
                 position += 1
 

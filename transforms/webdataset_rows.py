@@ -1,7 +1,9 @@
 """Sample <-> WebDataset sample (files sharing a key in a tar: `<key>.json` plus media).
 
 Follows the img2dataset/video2dataset convention so `webdataset.WebDataset(...)` reads our
-shards directly: one media file is `<key>.<ext>`; several are `<key>.<n>.<ext>`.
+shards directly: one media file is `<key>.<ext>`; several are `<key>.<n>.<ext>`. The `.json`
+member holds the same fields as a Parquet row (`fields` too is a JSON object in a string),
+media as paths and member names, and `run`: which run, model and cut wrote it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Any
 
 from transforms.dedupe import content_hash
 from transforms.record import Sample
+from transforms.record_layout import RecordLayout
 from transforms.record_validation import InvalidRecord, build_sample, checked_media
+from transforms.run_info import RunInfo
 
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-]")
 
@@ -32,7 +36,7 @@ def media_suffixes(sample: Sample) -> list[str]:
     return [f"{i}.{ref.extension or 'bin'}" for i, ref in enumerate(sample.media)]
 
 
-def sample_to_files(sample: Sample) -> dict[str, bytes]:
+def sample_to_files(sample: Sample, run_info: RunInfo | None = None) -> dict[str, bytes]:
     """Suffix -> bytes for one sample; `json` holds every field and the media paths."""
     metadata: dict[str, Any] = {
         "id": sample.id,
@@ -42,13 +46,15 @@ def sample_to_files(sample: Sample) -> dict[str, bytes]:
             {"kind": ref.kind, "path": ref.path, "file": suffix}
             for ref, suffix in zip(sample.media, media_suffixes(sample), strict=True)
         ],
-        "fields": sample.fields,
+        "fields": json.dumps(sample.fields, ensure_ascii=False),
+        "record_layout": sample.layout.to_dict(),
         "score": sample.score,
         "reason": sample.reason,
         "detail": sample.detail,
         "origin": sample.origin,
         "review_decision": sample.review_decision,
         "review_note": sample.review_note,
+        "run": run_info.for_sample(sample) if run_info is not None else None,
     }
     files = {"json": json.dumps(metadata, ensure_ascii=False).encode("utf-8")}
     for ref, suffix in zip(sample.media, media_suffixes(sample), strict=True):
@@ -93,5 +99,19 @@ def files_to_sample(files: dict[str, bytes], default_source: str, origin: str) -
         raw_id,
         metadata.get("conversations"),
         media,
-        metadata.get("fields") if metadata.get("fields") is not None else {},
+        _fields(metadata.get("fields"), sample_id),
+        RecordLayout.from_dict(metadata.get("record_layout")),
     )
+
+
+def _fields(stored, sample_id: str | None):
+    """`fields` as written: a JSON object in a string (shards before that held the object)."""
+    if stored is None:
+        return {}
+    if not isinstance(stored, str):
+        return stored  # build_sample checks it is an object
+    try:
+        return json.loads(stored) if stored else {}
+    except ValueError as exc:
+        detail = f"'fields' is not valid JSON ({exc})"
+        raise InvalidRecord("bad_fields", detail, sample_id) from None

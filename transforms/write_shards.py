@@ -28,9 +28,11 @@ from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.hf_features import METADATA_KEY as HF_METADATA_KEY
 from transforms.json_lines import json_line
-from transforms.parquet_rows import SCHEMA, sample_to_row
+from transforms.parquet_rows import HF_FEATURES, SCHEMA, sample_to_row
 from transforms.record import ErrorRecord, Sample
+from transforms.run_info import PARQUET_KEY, RunInfo
 from transforms.shard_index import SidecarWriter, merge_sidecars, sidecar_path
 from transforms.storage import open_for_write, remove_tree
 from transforms.webdataset_rows import sample_key, sample_to_files
@@ -61,14 +63,18 @@ class ParquetShard:
     """One Parquet file, written a row group at a time.
 
     Each sample is converted to Arrow as it arrives, so a sample Arrow cannot hold fails on its
-    own (`UnwritableSample`) instead of taking its whole row group with it.
+    own (`UnwritableSample`) instead of taking its whole row group with it. The schema carries
+    the Hugging Face features and, with `run_info`, the run's information; it is fixed when the
+    first sample arrives, which brings a percentile run's cuts.
     """
 
     SUFFIX = ".parquet"
     SCHEMA = SCHEMA
 
-    def __init__(self, handle):
-        self._writer = pq.ParquetWriter(handle, self.SCHEMA)
+    def __init__(self, handle, run_info: RunInfo | None = None):
+        self._handle = handle
+        self._run_info = run_info
+        self._writer: pq.ParquetWriter | None = None
         self._batches: list[pa.RecordBatch] = []
         self._buffered = 0
         self._count = 0
@@ -78,12 +84,24 @@ class ParquetShard:
     def to_row(sample: Sample) -> dict:
         return sample_to_row(sample)
 
+    def metadata(self, first: Sample | None) -> dict[bytes, str]:
+        metadata = {HF_METADATA_KEY: HF_FEATURES}
+        if self._run_info is not None:
+            metadata[PARQUET_KEY] = self._run_info.for_parquet(first)
+        return metadata
+
+    def _open(self, first: Sample | None) -> None:
+        schema = self.SCHEMA.with_metadata(self.metadata(first))
+        self._writer = pq.ParquetWriter(self._handle, schema)
+
     def write(self, sample: Sample) -> int:
         """Buffer one sample; return roughly how many bytes it adds."""
         try:
             batch = pa.RecordBatch.from_pylist([self.to_row(sample)], self.SCHEMA)
         except (pa.ArrowException, TypeError, ValueError) as exc:
             raise UnwritableSample(f"Parquet cannot hold this sample: {exc}") from exc
+        if self._writer is None:
+            self._open(sample)
         size = sample_bytes(sample)
         self._batches.append(batch)
         self.last_position, self._count = str(self._count), self._count + 1
@@ -98,6 +116,8 @@ class ParquetShard:
         self._batches, self._buffered = [], 0
 
     def close(self) -> None:
+        if self._writer is None:
+            self._open(None)  # no samples: the file still has the schema
         self._flush()
         self._writer.close()
 
@@ -107,7 +127,8 @@ class TarShard:
 
     SUFFIX = ".tar"
 
-    def __init__(self, handle):
+    def __init__(self, handle, run_info: RunInfo | None = None):
+        self._run_info = run_info
         self._tar = tarfile.open(fileobj=handle, mode="w|", format=tarfile.PAX_FORMAT)
         self._mtime = time.time()
         self.last_position = ""  # the key of the sample written last
@@ -115,7 +136,7 @@ class TarShard:
     def write(self, sample: Sample) -> int:
         """Write one sample's files; return how many bytes of content they hold."""
         try:
-            key, files = sample_key(sample), sample_to_files(sample)
+            key, files = sample_key(sample), sample_to_files(sample, self._run_info)
         except (TypeError, ValueError) as exc:
             raise UnwritableSample(f"WebDataset cannot hold this sample: {exc}") from exc
         self.last_position, size = key, 0
@@ -137,7 +158,7 @@ class JsonLinesShard:
 
     SUFFIX = ".jsonl"
 
-    def __init__(self, handle):
+    def __init__(self, handle, run_info: RunInfo | None = None):
         self._handle = handle
         self.last_position = ""
 
@@ -163,11 +184,19 @@ class RollingShards:
     bundle by `WriteTempShards` and on its own by apply-review.
     """
 
-    def __init__(self, temp_dir: str, shard_type: type, shard_mb: float, indexed: bool = False):
+    def __init__(
+        self,
+        temp_dir: str,
+        shard_type: type,
+        shard_mb: float,
+        indexed: bool = False,
+        run_info: RunInfo | None = None,
+    ):
         self._temp_dir = temp_dir
         self._shard_type = shard_type
         self._shard_bytes = shard_mb * (1 << 20)
         self._indexed = indexed
+        self._run_info = run_info
         self._handle = self._shard = self._path = self._sidecar = None
         self._written = 0
 
@@ -197,7 +226,7 @@ class RollingShards:
     def _open(self) -> None:
         self._path = f"{self._temp_dir}/{uuid.uuid4().hex}{self._shard_type.SUFFIX}"
         self._handle = open_for_write(self._path)
-        self._shard = self._shard_type(self._handle)
+        self._shard = self._shard_type(self._handle, self._run_info)
         self._sidecar = SidecarWriter(self._path) if self._indexed else None
         self._written = 0
 
@@ -217,16 +246,18 @@ class WriteTempShards(beam.DoFn):
         shard_mb: float,
         indexed: bool = False,
         describe: Callable[[Sample], Any] | None = None,
+        run_info: RunInfo | None = None,
     ):
         self._temp_dir = temp_dir
         self._shard_type = shard_type
         self._shard_mb = shard_mb
         self._indexed = indexed
         self._describe = describe
+        self._run_info = run_info
 
     def start_bundle(self):
         self._shards = RollingShards(
-            self._temp_dir, self._shard_type, self._shard_mb, self._indexed
+            self._temp_dir, self._shard_type, self._shard_mb, self._indexed, self._run_info
         )
 
     def process(self, sample):
@@ -256,6 +287,7 @@ def finalize_shards(
     temp_paths: list[str],
     index_file: str | None = None,
     name: str = "part",
+    run_info: RunInfo | None = None,
 ):
     """Rename the finished temp shards to <name>-SSSSS-of-NNNNN; yield the final paths.
 
@@ -270,7 +302,7 @@ def finalize_shards(
     if not paths:
         empty = f"{temp_dir}/empty{suffix}"
         with open_for_write(empty) as handle:
-            SHARD_TYPES[file_format](handle).close()
+            SHARD_TYPES[file_format](handle, run_info).close()
         if index_file:
             SidecarWriter(empty).close()
         paths = [empty]
@@ -327,6 +359,7 @@ class WriteSamples(beam.PTransform):
         index_file: str | None = None,
         describe: Callable[[Sample], Any] | None = None,
         name: str = "part",
+        run_info: RunInfo | None = None,
     ):
         super().__init__()
         self._directory = directory.rstrip("/")
@@ -335,6 +368,7 @@ class WriteSamples(beam.PTransform):
         self._index_file = index_file
         self._describe = describe
         self._name = name
+        self._run_info = run_info
 
     def expand(self, inputs):
         branches = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
@@ -345,6 +379,7 @@ class WriteSamples(beam.PTransform):
             self._shard_mb,
             indexed=bool(self._index_file),
             describe=self._describe,
+            run_info=self._run_info,
         )
         written = [
             branch
@@ -368,6 +403,7 @@ class WriteSamples(beam.PTransform):
                 beam.pvalue.AsList(temp_paths),
                 self._index_file,
                 self._name,
+                self._run_info,
             )
         )
         return {"files": files, OUTCOMES: outcomes, WRITE_ERRORS: errors}
