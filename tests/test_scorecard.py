@@ -14,7 +14,7 @@ def _card() -> Scorecard:
         card.add("allava_text", None, flagged=i < 4)
     for i in range(5):
         card.add("allava_text", "mismatched", flagged=i < 4)
-    for i in range(72):
+    for _ in range(72):
         card.add("allava_laion_caption", None, flagged=False)
     for _ in range(3):
         card.add("allava_laion_caption", "wrong_count", flagged=True)
