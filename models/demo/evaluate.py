@@ -2,8 +2,9 @@
 
 `python -m models.demo.evaluate [--seeds 0 1 2] [--model models/demo]` writes each sample
 dataset to a temporary folder, scores every sample the way the pipeline would (media decoded at
-max_side=1024), and prints, at the -2.0 cut, the recall per planted defect and the share of clean
-samples flagged. `empty_answer` is reported but left to the rules step.
+max_side=1024), and prints, at the -2.0 cut, a table per seed and one for all seeds together:
+faithful samples flagged per source, and caught/total per planted defect class per source.
+`empty_answer` is reported too, though in the pipeline the rules step catches it first.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 
+from synth.scorecard import Scorecard
 from transforms.decode_media import decode_image, decode_video
 from transforms.record import IMAGE, VIDEO, MediaRef, Sample
 from transforms.video_archives import iter_archive_videos
@@ -58,38 +59,45 @@ def load_samples(root: Path) -> list[tuple[Sample, str | None]]:
     return out
 
 
-def evaluate(model: DemoRewardModel, samples: list[tuple[Sample, str | None]]) -> dict:
+def evaluate(
+    model: DemoRewardModel, samples: list[tuple[Sample, str | None]], threshold: float = THRESHOLD
+) -> tuple[Scorecard, list[tuple[str, str, str | None, float]]]:
+    """The scorecard at ``threshold`` and every misjudged sample: (id, source, defect, score) of
+    faithful samples flagged and defective samples kept."""
     scores = []
     for i in range(0, len(samples), 64):
         scores += model.score([s for s, _ in samples[i : i + 64]])
-    flagged = defaultdict(list)
-    for (_, defect), score in zip(samples, scores, strict=True):
-        flagged[defect or "clean"].append(score < THRESHOLD)
-    result = {k: (sum(v), len(v)) for k, v in sorted(flagged.items())}
-    misses = [
-        (s.source, d, round(v, 2))
-        for (s, d), v in zip(samples, scores, strict=True)
-        if (d is None) == (v < THRESHOLD)
-    ]
-    return {"flagged": result, "errors": misses}
+    card = Scorecard()
+    misses = []
+    for (sample, defect), score in zip(samples, scores, strict=True):
+        card.add(sample.source, defect, score < threshold)
+        if (defect is None) == (score < threshold):
+            misses.append((sample.id, sample.source, defect, round(score, 2)))
+    return card, misses
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--model", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--threshold", type=float, default=THRESHOLD)
     args = parser.parse_args(argv)
     from synth.dataset import write_sample_dataset
 
     model = DemoRewardModel.from_pretrained(args.model)
+    total = Scorecard()
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             write_sample_dataset(Path(tmp), seed=seed)
-            result = evaluate(model, load_samples(Path(tmp)))
-        print(f"seed {seed}: flagged/total at {THRESHOLD}")
-        for name, (hit, total) in result["flagged"].items():
-            print(f"  {name:16s} {hit:4d}/{total:<4d} = {hit / total:.3f}")
-        print("  misclassified:", result["errors"])
+            card, misses = evaluate(model, load_samples(Path(tmp)), args.threshold)
+        total.merge(card)
+        print(f"seed {seed} at {args.threshold}: faithful flagged, caught/total per defect")
+        print(card.table())
+        print("  misjudged:", misses or "none")
+        print()
+    if len(args.seeds) > 1:
+        print(f"seeds {' '.join(map(str, args.seeds))} together:")
+        print(total.table())
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """The bundled demo reward model: loads once, scores a batch of samples in one forward pass.
 
-Scores are calibrated log-odds that a sample is faithful (see `train.py`), so 0 is a coin flip
-and -2.0 (about 12% faithful) is a sensible review cut, matching the scale of IXC-2.5-Reward.
+Scores are calibrated log-odds that a sample is faithful (Platt scaling fitted on held-out pairs,
+see `train.py`), so 0 is a coin flip and -2.0, P(faithful) = 0.12 by that fit, is a sensible
+review cut, matching the scale of IXC-2.5-Reward. Training raises the offset above Platt's only
+if -2.0 would flag more than 3% of one kind's held-out faithful samples; config.json records
+both (`b`, `b_platt`), and for the committed weights they are equal.
 """
 
 from __future__ import annotations

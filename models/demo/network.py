@@ -25,14 +25,22 @@ DIRECTIONS = ("right", "left", "down", "up")
 MOVED = 0.15  # centroid travel (in -1..1 image coordinates) that counts as motion
 
 
-def word_overlap(question: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
-    """(B, 2): share of answer words found in the question and of question words found in the
-    answer (token ids, 0 = padding). An answer on the question's subject repeats its words; an
-    answer borrowed from another question does not."""
+def word_overlap(
+    question: torch.Tensor, answer: torch.Tensor, q_weight: torch.Tensor, a_weight: torch.Tensor
+) -> torch.Tensor:
+    """(B, 2): weighted share of answer words found in the question and of question words found
+    in the answer (token ids, 0 = padding; weights (B, Lq) / (B, La) in 0..1 say how much each
+    word counts as content).
+
+    An answer on the question's subject repeats its content words; an answer borrowed from
+    another question shares only function words ("how", "with", "the"). Unweighted, those words
+    make the two cases overlap, which left text-only samples (where nothing else tells them
+    apart) scored on a scale of their own; learned weights discount them."""
     q_mask, a_mask = question > 0, answer > 0
     same = (answer[:, :, None] == question[:, None, :]) & a_mask[:, :, None] & q_mask[:, None, :]
-    a_share = same.any(2).float().sum(1) / a_mask.float().sum(1).clamp(min=1.0)
-    q_share = same.any(1).float().sum(1) / q_mask.float().sum(1).clamp(min=1.0)
+    q_weight, a_weight = q_weight * q_mask, a_weight * a_mask
+    a_share = (same.any(2).float() * a_weight).sum(1) / a_weight.sum(1).clamp(min=1e-6)
+    q_share = (same.any(1).float() * q_weight).sum(1) / q_weight.sum(1).clamp(min=1e-6)
     return torch.stack([a_share, q_share], dim=1)
 
 
@@ -81,6 +89,8 @@ class DemoRewardNet(nn.Module):
         self.to_question = nn.Linear(dim, dim)
         self.token = nn.Sequential(nn.Linear(5 * dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
         self.pool = nn.Linear(4, 1)
+        # How much a word counts as content when matching answer to question (see word_overlap).
+        self.content = nn.Linear(dim, 1)
         self.glob = nn.Sequential(nn.Linear(3 * dim + 2, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def encode_media(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -126,7 +136,8 @@ class DemoRewardNet(nn.Module):
     ) -> torch.Tensor:
         """(B, dim) media, (B, Lq) / (B, La) token ids (0 = padding) -> (B,) raw rewards."""
         q_mask = (question > 0).float()[..., None]
-        q = (self.embed(question) * q_mask).sum(1) / q_mask.sum(1).clamp(min=1.0)
+        q_tokens = self.embed(question)
+        q = (q_tokens * q_mask).sum(1) / q_mask.sum(1).clamp(min=1.0)
         q = torch.tanh(self.question(q))
         a_mask = answer > 0
         tokens = self.embed(answer)
@@ -155,7 +166,12 @@ class DemoRewardNet(nn.Module):
         soft = -(torch.logsumexp(neg, 1) - torch.log(n.clamp(min=1.0))) * has
         a_mean = (tokens * maskf[..., None]).sum(1) / n.clamp(min=1.0)[:, None]
         pooled = self.pool(torch.stack([mean, low, high, soft], dim=1)).squeeze(1)
-        overlap = word_overlap(question, answer)
+        overlap = word_overlap(
+            question,
+            answer,
+            torch.sigmoid(self.content(q_tokens)).squeeze(-1),
+            torch.sigmoid(self.content(tokens)).squeeze(-1),
+        )
         return pooled + self.glob(torch.cat([media, q, a_mean, overlap], dim=1)).squeeze(1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -5,10 +5,15 @@ overlap the sample dataset), decoded through the pipeline's own decoder at max_s
 model sees exactly the pipeline's pixels. The objective is the Bradley-Terry pairwise loss of
 the IXC-2.5-Reward paper, -log sigmoid(r_chosen - r_rejected), applied to each pair and to every
 (chosen, rejected) combination within a batch; the latter ties scores of different samples to
-one scale, which an absolute review threshold needs. Afterwards an affine map (Platt scaling,
-fitted on held-out pairs) turns raw scores into log-odds that a sample is faithful; its offset is
-then lowered, if need be, until the -2.0 review cut flags 1.5% of held-out faithful samples. A small
-pointwise term (faithful above 0, corrupted below) anchors the absolute level as well.
+one scale, which an absolute review threshold needs. A small pointwise term (faithful above 0,
+corrupted below) anchors the absolute level as well. Afterwards an affine map (Platt scaling,
+fitted on held-out pairs) turns raw scores into log-odds that a sample is faithful, so the -2.0
+review cut sits at P(faithful) = 0.12. Its offset is raised only if that cut would flag more
+than CLEAN_FLAG_SHARE (3%) of the held-out faithful samples of some kind (text, image, video).
+
+Training is deterministic for a given --threads (default 2). On a CPU shared with other work,
+`OMP_WAIT_POLICY=PASSIVE` keeps idle OpenMP threads from spinning (several times faster there)
+without changing a single bit of the result.
 """
 
 from __future__ import annotations
@@ -26,14 +31,25 @@ from safetensors.torch import save_file
 
 from transforms.decode_media import decode_image, decode_video
 
-from .features import KIND_VIDEO, Features, build_features, media_features
+from .features import (
+    KIND_IMAGE,
+    KIND_TEXT,
+    KIND_VIDEO,
+    Features,
+    build_features,
+    media_features,
+)
 from .model import CONFIG_FILE, DEFAULT_DIR, WEIGHTS_FILE, DemoRewardModel, to_tensors
 from .network import DemoRewardNet
 
 THRESHOLD = -2.0
-CLEAN_FLAG_SHARE = 0.03  # share of held-out faithful samples the -2.0 cut may flag
-TRAIN_KIND_WEIGHTS = {"image": 0.45, "video": 0.35, "text": 0.2}
+CLEAN_FLAG_SHARE = 0.03  # share of held-out faithful samples of each kind the -2.0 cut may flag
+# Text pairs are cheap (no media) and varied (12 topics x 6 subjects). A third of them are now
+# empty answers; at 30% of 6,000 the model still sees ~600 text mismatches, the text defect only
+# the question reveals.
+TRAIN_KIND_WEIGHTS = {"image": 0.4, "video": 0.3, "text": 0.3}
 NETWORK = {"buckets": 8192, "dim": 32, "hidden": 64, "channels": 32}
+KIND_NAMES = {KIND_TEXT: "text", KIND_IMAGE: "image", KIND_VIDEO: "video"}
 HELDOUT_SEED_OFFSET = 500_000  # held-out pairs come from seed + this, disjoint from training
 
 
@@ -118,6 +134,18 @@ def fit_platt(chosen: np.ndarray, rejected: np.ndarray, l2: float = 1e-2) -> tup
     return float(w[0]), float(w[1])
 
 
+def calibration_offset(a: float, b_platt: float, chosen: np.ndarray, kinds: np.ndarray) -> float:
+    """Platt's offset, raised where needed so that THRESHOLD flags at most CLEAN_FLAG_SHARE of
+    the held-out faithful samples of every kind. Never lowered: spending that share on purpose
+    put the cut inside the faithful scores of the lowest-scoring kind, text, flagging 9-14% of
+    its held-out faithful samples (and more on unseen seeds) while the total stayed at 3%."""
+    floors = [
+        THRESHOLD - a * float(np.quantile(chosen[kinds == k], CLEAN_FLAG_SHARE))
+        for k in np.unique(kinds)
+    ]
+    return max([b_platt, *floors])
+
+
 def report(chosen: np.ndarray, rejected: np.ndarray, defects: list[str]) -> dict:
     """Pairwise accuracy, per-defect recall at THRESHOLD and the clean flag rate."""
     metrics: dict = {"pairs": len(chosen)}
@@ -130,10 +158,24 @@ def report(chosen: np.ndarray, rejected: np.ndarray, defects: list[str]) -> dict
     return metrics
 
 
+def report_by_kind(
+    chosen: np.ndarray, rejected: np.ndarray, defects: list[str], kinds: np.ndarray
+) -> dict:
+    """`report` in total and for each kind of sample, so a weak kind cannot hide in totals."""
+    metrics = report(chosen, rejected, defects)
+    metrics["by_kind"] = {}
+    for code, name in KIND_NAMES.items():
+        mask = kinds == code
+        if mask.any():
+            picked = [d for d, m in zip(defects, mask, strict=True) if m]
+            metrics["by_kind"][name] = report(chosen[mask], rejected[mask], picked)
+    return metrics
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_DIR)
-    parser.add_argument("--pairs", type=int, default=5000, help="training pairs")
+    parser.add_argument("--pairs", type=int, default=6000, help="training pairs")
     parser.add_argument("--heldout", type=int, default=1000, help="calibration/eval pairs")
     parser.add_argument("--seed", type=int, default=10_000, help="pair seed (>= 10000)")
     parser.add_argument("--epochs", type=int, default=20)
@@ -164,12 +206,10 @@ def main(argv: list[str] | None = None) -> None:
 
     chosen = raw_scores(net, [c for c, _, _ in held])
     rejected = raw_scores(net, [r for _, r, _ in held])
+    kinds = np.array([c.kind for c, _, _ in held])
     a, b_platt = fit_platt(chosen, rejected)
-    # The Platt fit puts -2.0 at P(faithful) = 0.12 of a balanced set, deep in the corrupted
-    # tail. The review cut is the operating point users act on, so move the offset (never the
-    # slope) until -2.0 flags at most CLEAN_FLAG_SHARE of held-out faithful samples.
-    b = min(b_platt, THRESHOLD - a * float(np.quantile(chosen, CLEAN_FLAG_SHARE)))
-    metrics = report(a * chosen + b, a * rejected + b, [d for _, _, d in held])
+    b = calibration_offset(a, b_platt, chosen, kinds)
+    metrics = report_by_kind(a * chosen + b, a * rejected + b, [d for _, _, d in held], kinds)
     print(json.dumps(metrics, indent=2))
 
     config = {
@@ -181,7 +221,10 @@ def main(argv: list[str] | None = None) -> None:
             "a": a,
             "b": b,
             "b_platt": b_platt,
-            "kind": "platt slope; offset so the cut flags <= clean_flag_share of faithful",
+            "kind": (
+                "platt fit; offset raised where needed so the cut flags <= clean_flag_share of "
+                "the held-out faithful samples of each kind"
+            ),
             "threshold": THRESHOLD,
             "clean_flag_share": CLEAN_FLAG_SHARE,
         },
