@@ -42,6 +42,7 @@ from models.ixc25_loading import (
 from models.loading import (
     ModelConfigError,
     check_device,
+    checkpoint_fingerprint,
     looks_like_hub_name,
     resolve_device,
     resolve_dtype,
@@ -325,12 +326,17 @@ def _estimator(options: dict[str, Any]) -> IxcTokenEstimator:
     return IxcTokenEstimator(int(options["hd_num"]), int(options["video_tokens"]))
 
 
+def _fingerprint(options: dict[str, Any]) -> str | None:
+    return checkpoint_fingerprint(options.get("path"))
+
+
 SPEC = BackendSpec(
     name="ixc25",
     defaults=DEFAULTS,
     load=load_ixc25,
     estimator=_estimator,
     check=preflight,
+    fingerprint=_fingerprint,
     run_options=(
         "trust_remote_code",
         "remote_code_allowlist",

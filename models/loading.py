@@ -8,6 +8,7 @@ ends the command with one line and exit 2) and again when a worker loads the wei
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 from typing import Any
 
@@ -71,6 +72,26 @@ def checkpoint_bytes(path: str) -> int:
         return 0
     files = {f for pattern in WEIGHT_PATTERNS for f in glob.glob(os.path.join(path, pattern))}
     return sum(os.path.getsize(f) for f in files)
+
+
+def checkpoint_fingerprint(path: str | None) -> str | None:
+    """A cheap identity of the weights in a local checkpoint folder: the names, sizes and
+    modification times of its weight files and its config.json. Another download or a
+    fine-tune written in place changes it; None for a hub name or a folder not here."""
+    if not path or not os.path.isdir(path):
+        return None
+    digest = hashlib.sha1()
+    names = sorted(
+        {
+            f
+            for pattern in (*WEIGHT_PATTERNS, "config.json")
+            for f in glob.glob(os.path.join(path, pattern))
+        }
+    )
+    for name in names:
+        stat = os.stat(name)
+        digest.update(f"{os.path.basename(name)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def check_device(backend: str, path: str, device: str | None) -> None:

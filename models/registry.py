@@ -108,6 +108,12 @@ def token_estimator_for(name: str, options: Options | None = None) -> Estimator:
     return spec.estimator(spec.options(options))
 
 
+def weights_fingerprint(name: str, options: Options | None = None) -> str | None:
+    """The spec's identity of the weights `options` load, if it has one and can tell."""
+    spec = spec_for(name)
+    return spec.fingerprint(spec.options(options)) if spec.fingerprint else None
+
+
 @dataclass(frozen=True)
 class CopyLoader:
     """Builds backend `name` on one device, its `device` option set to it (picklable).

@@ -45,7 +45,8 @@ class BackendSpec:
     picklable `estimate_tokens(sample)` (None: this backend cannot batch by tokens);
     `check(options, workers_here)` raises `ModelConfigError` for options that cannot work
     (files, opt-ins, devices), where `workers_here` says the files are on this machine.
-    `run_options` names the options the run's config sets (see RUN_OPTION_SOURCES).
+    `run_options` names the options the run's config sets (see RUN_OPTION_SOURCES);
+    `fingerprint(options)` identifies the weights for the score cache.
     """
 
     name: str
@@ -54,6 +55,9 @@ class BackendSpec:
     estimator: Callable[[Options], Estimator] | None = None
     check: Callable[[Options, bool], None] = _no_check
     run_options: tuple[str, ...] = field(default=())
+    # A cheap identity of the weights `options` load (None: unknown), so the score cache of a
+    # retrained or re-downloaded model is a new one rather than the old scores.
+    fingerprint: Callable[[Options], str | None] | None = None
 
     def __post_init__(self):
         unknown = sorted(set(self.run_options) - set(RUN_OPTION_SOURCES))

@@ -20,6 +20,7 @@ from models.chat import to_chat
 from models.loading import (
     ModelConfigError,
     check_device,
+    checkpoint_fingerprint,
     last_token_index,
     looks_like_hub_name,
     padded_position_ids,
@@ -145,11 +146,16 @@ def _estimator(options: dict[str, Any]) -> TextTokenEstimator:
     return TextTokenEstimator()
 
 
+def _fingerprint(options: dict[str, Any]) -> str | None:
+    return checkpoint_fingerprint(options.get("path"))
+
+
 SPEC = BackendSpec(
     name="text-rm",
     defaults=DEFAULTS,
     load=load_text_rm,
     estimator=_estimator,
     check=preflight,
+    fingerprint=_fingerprint,
     run_options=("max_batch_tokens", "max_batch_size"),
 )

@@ -32,6 +32,7 @@ from models.chat import to_multimodal_chat
 from models.loading import (
     ModelConfigError,
     check_device,
+    checkpoint_fingerprint,
     last_token_index,
     resolve_device,
     resolve_dtype,
@@ -369,12 +370,17 @@ def _estimator(options: dict[str, Any]) -> QwenTokenEstimator:
     )
 
 
+def _fingerprint(options: dict[str, Any]) -> str | None:
+    return checkpoint_fingerprint(options.get("path"))
+
+
 SPEC = BackendSpec(
     name="vlm-value-head",
     defaults=DEFAULTS,
     load=load_vlm_value_head,
     estimator=_estimator,
     check=preflight,
+    fingerprint=_fingerprint,
     # Frames are sampled by the decode step (decode.video_fps / decode.max_frames): the
     # model's temporal positions must say the same.
     run_options=("max_batch_tokens", "max_batch_size", "video_fps", "video_max_frames"),

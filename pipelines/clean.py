@@ -20,7 +20,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from models.base import RewardModelHandler, ScoreOutcome
 from models.loading import ModelConfigError
-from models.registry import CopyLoader, preflight_models, token_estimator_for
+from models.registry import (
+    CopyLoader,
+    preflight_models,
+    token_estimator_for,
+    weights_fingerprint,
+)
 from models.score_ahead import BATCHES_TAG, ScoreAhead
 from pipelines.config import RunConfig
 from pipelines.output_prefix import SPILL_DIR, remove_spill
@@ -222,9 +227,18 @@ def cache_dir_of(config: RunConfig) -> str | None:
     """The score cache folder for this scoring setup, or None without a cache."""
     if not config.score_cache:
         return None
-    models_used = [config.model, config.model_options]
+    # Weights changed in place (a retrained or re-downloaded model) make a new cache too.
+    models_used = [
+        config.model,
+        config.model_options,
+        weights_fingerprint(config.model, config.backend_options()),
+    ]
     if config.text_model:
-        models_used += [config.text_model, config.text_model_options]
+        models_used += [
+            config.text_model,
+            config.text_model_options,
+            weights_fingerprint(config.text_model, config.backend_options(text=True)),
+        ]
     return f"{config.score_cache.rstrip('/')}/{model_cache_id(models_used)}"
 
 

@@ -89,3 +89,41 @@ def test_a_run_killed_mid_scoring_keeps_what_it_scored(tmp_path):
         "from_cache": persisted,
         "not_scored": 0,
     }
+
+
+def test_new_weights_under_the_same_name_get_a_new_cache(tiny_dataset, tmp_path):
+    """A retrained demo model or a checkpoint re-downloaded in place must not be served the
+    old model's scores."""
+    import shutil
+
+    from models.demo.model import DEFAULT_DIR, WEIGHTS_FILE
+    from pipelines.clean import cache_dir_of
+
+    copy = tmp_path / "demo"
+    shutil.copytree(DEFAULT_DIR, copy)
+    config = tiny_config(
+        tiny_dataset,
+        tmp_path / "out",
+        model="demo",
+        model_options={"path": str(copy)},
+        score_cache=str(tmp_path / "cache"),
+    )
+    before = cache_dir_of(config)
+    assert cache_dir_of(config) == before  # stable while the weights are
+    weights = copy / WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one changed byte: other weights
+    weights.write_bytes(bytes(data))
+    assert cache_dir_of(config) != before
+
+
+def test_a_checkpoints_fingerprint_follows_its_weight_files(tmp_path):
+    from models.loading import checkpoint_fingerprint
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"x" * 10)
+    first = checkpoint_fingerprint(str(tmp_path))
+    assert first and checkpoint_fingerprint(str(tmp_path)) == first
+    (tmp_path / "model.safetensors").write_bytes(b"x" * 11)
+    assert checkpoint_fingerprint(str(tmp_path)) != first
+    assert checkpoint_fingerprint("org/hub-name") is None

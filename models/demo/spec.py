@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -41,8 +42,27 @@ def _load(options: dict[str, Any]):
     return DemoRewardModel.from_pretrained(options.get("path") or DEFAULT_DIR, options["device"])
 
 
+def _fingerprint(options: dict[str, Any]) -> str:
+    """The weights themselves (1.2 MB): a retrained demo model gets a new score cache."""
+    from .model import CONFIG_FILE, DEFAULT_DIR, WEIGHTS_FILE
+
+    folder = options.get("path") or DEFAULT_DIR
+    digest = hashlib.sha1()
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        with open(os.path.join(folder, name), "rb") as handle:
+            digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
 def _estimator(options: dict[str, Any]) -> DemoTokenEstimator:
     return DemoTokenEstimator()
 
 
-SPEC = BackendSpec(name="demo", defaults=DEFAULTS, load=_load, estimator=_estimator, check=_check)
+SPEC = BackendSpec(
+    name="demo",
+    defaults=DEFAULTS,
+    load=_load,
+    estimator=_estimator,
+    check=_check,
+    fingerprint=_fingerprint,
+)
