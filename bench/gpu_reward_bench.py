@@ -30,7 +30,7 @@ import torch
 
 from models.loading import last_token_index
 from models.vlm_value_head import DEFAULTS, VlmValueHeadRewardModel
-from transforms.record import MediaRef, Sample
+from transforms.core.record import MediaRef, Sample
 
 TOKEN_PX = 28
 CROP_TOKENS = 180

@@ -109,7 +109,7 @@ def write_dataset(root: Path, videos: list[bytes]) -> Path:
 
 def decode_seconds(video: bytes, repeats: int = 3) -> float:
     """One video decoded at 1 fps on one core, as the pipeline samples it (best of `repeats`)."""
-    from transforms.decode_media import decode_video
+    from transforms.media.decode import decode_video
 
     best = float("inf")
     for _ in range(repeats):
@@ -122,8 +122,8 @@ def decode_seconds(video: bytes, repeats: int = 3) -> float:
 def video_tokens(video: bytes) -> int:
     """The stand-in's token estimate for one decoded bench video (it sleeps per token)."""
     from bench.sleepy_model import SleepyRewardModel
-    from transforms.decode_media import decode_video
-    from transforms.record import VIDEO, MediaRef, Sample
+    from transforms.core.record import VIDEO, MediaRef, Sample
+    from transforms.media.decode import decode_video
 
     frames = decode_video(video, 1.0, 32, 1024)
     sample = Sample(

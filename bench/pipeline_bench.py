@@ -79,12 +79,12 @@ def bare_loop(data: Path, model_name: str = "demo", batch_size: int = 16) -> dic
     from models.registry import loader_for
     from pipelines.clean import discover_inputs, media_roots
     from pipelines.config import load_config
-    from transforms.decode_media import decode_sample
-    from transforms.fetch_media import fetch_media
-    from transforms.read_manifest import read_manifest
-    from transforms.record import Sample
-    from transforms.rules import check_rules
-    from transforms.video_archives import iter_archive_videos
+    from transforms.core.record import Sample
+    from transforms.io.llava_manifests import read_manifest
+    from transforms.io.video_archives import iter_archive_videos
+    from transforms.media.decode import decode_sample
+    from transforms.media.fetch import fetch_media
+    from transforms.samples.rules import check_rules
 
     config = load_config(CONFIG).with_overrides(root=str(data))
     inputs = discover_inputs(config)

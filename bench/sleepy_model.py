@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 
 from models.tokens import QwenTokenEstimator
-from transforms.record import Sample
+from transforms.core.record import Sample
 
 _DEVICE_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()

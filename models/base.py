@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import apache_beam.ml.inference.base as beam_inference
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from transforms.record import Sample
+from transforms.core.record import Sample
 
 if beam_inference.resource is None:
     # Beam imports `resource` in one try block with an optional scipy-based module, so without

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from transforms.record import ASSISTANT_ROLES, HUMAN_ROLES, IMAGE, VIDEO, Sample
+from transforms.core.record import ASSISTANT_ROLES, HUMAN_ROLES, IMAGE, VIDEO, Sample
 
 PLACEHOLDER = re.compile(r"[ \t]*<(?:image|video)>[ \t]*\n?")
 SYSTEM_ROLES = ("system",)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from models.base import RewardModel, ScoreOutcome, score_isolating_failures
-from transforms.record import Sample
+from transforms.core.record import Sample
 
 AUTO = "auto"
 DEVICE_PATTERN = re.compile(r"^[a-z]+(:\d+)?$")

@@ -60,7 +60,7 @@ from models.tokens import (
     ixc_video_tokens,
     media_geometry,
 )
-from transforms.record import IMAGE, VIDEO, Sample
+from transforms.core.record import IMAGE, VIDEO, Sample
 
 # The extensions the model's own code recognises (REFERENCE.md).
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "gif", "bmp", "webp")

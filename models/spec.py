@@ -15,7 +15,7 @@ from typing import Any
 
 from models.base import RewardModel
 from models.loading import ModelConfigError
-from transforms.record import Sample
+from transforms.core.record import Sample
 
 Options = dict[str, Any]
 Estimator = Callable[[Sample], int]

@@ -30,7 +30,7 @@ from models.loading import (
 )
 from models.spec import BackendSpec
 from models.tokens import MicroBatchedModel, TextTokenEstimator
-from transforms.record import Sample
+from transforms.core.record import Sample
 
 FALLBACK_MAX_LENGTH = 4096
 

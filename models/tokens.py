@@ -15,7 +15,7 @@ from typing import Any
 
 from models.base import SampleTooLong
 from models.chat import text_length
-from transforms.record import IMAGE, VIDEO, MediaRef, Sample
+from transforms.core.record import IMAGE, VIDEO, MediaRef, Sample
 
 CHARS_PER_TOKEN = 4
 # Fallback geometry when neither pixels nor a readable header are at hand.

@@ -40,7 +40,7 @@ from models.loading import (
 )
 from models.spec import BackendSpec
 from models.tokens import MicroBatchedModel, QwenTokenEstimator, qwen_resized
-from transforms.record import IMAGE, Sample
+from transforms.core.record import IMAGE, Sample
 
 VALUE_HEAD_FILE = "value_head.safetensors"
 IMAGE_PAD, VIDEO_PAD = "<|image_pad|>", "<|video_pad|>"

@@ -22,19 +22,19 @@ from dataclasses import dataclass, field
 import fsspec
 
 from pipelines.output_prefix import prepare_output
-from transforms import report
-from transforms.decision_matching import Match, match_decisions
-from transforms.decisions import read_decisions
-from transforms.html_report import write_html_report
-from transforms.record import Sample
-from transforms.report_scan import load_summary
-from transforms.review_evidence import threshold_evidence
-from transforms.route import CLEAN, DROPPED, ERRORS, REVIEW
-from transforms.run_identity import new_run_id, run_id
-from transforms.run_info import RunInfo
-from transforms.shard_index import SidecarWriter, index_path, iter_index
-from transforms.stored_samples import iter_stored_samples
-from transforms.write_shards import SHARD_TYPES, SUFFIXES, RollingShards, finalize_shards
+from transforms.core.record import Sample
+from transforms.core.run_identity import new_run_id, run_id
+from transforms.core.run_info import RunInfo
+from transforms.io.shard_index import SidecarWriter, index_path, iter_index
+from transforms.io.stored_samples import iter_stored_samples
+from transforms.io.write_shards import SHARD_TYPES, SUFFIXES, RollingShards, finalize_shards
+from transforms.report import summary as report
+from transforms.report.html import write_html_report
+from transforms.report.scan import load_summary
+from transforms.review.decisions import read_decisions
+from transforms.review.evidence import threshold_evidence
+from transforms.review.matching import Match, match_decisions
+from transforms.samples.route import CLEAN, DROPPED, ERRORS, REVIEW
 
 UNDECIDED = "undecided"
 UNDECIDED_POLICIES = (REVIEW, "keep", "drop")

@@ -39,14 +39,29 @@ from pipelines.steps import (
     guarded,
     unexpected_error,
 )
-from transforms import report
-from transforms.decode_ahead import DecodeAhead, DecodeSettings
-from transforms.fetch_media import fetch_media
-from transforms.html_report import write_html_report
-from transforms.media_groups import group_key, open_group
-from transforms.read_manifest import read_manifest
-from transforms.record import ErrorRecord, Sample
-from transforms.route import (
+from transforms.core.record import ErrorRecord, Sample
+from transforms.core.run_identity import new_run_id
+from transforms.core.run_info import RunInfo
+from transforms.core.storage import absolute_url, glob_paths
+from transforms.io.llava_manifests import read_manifest
+from transforms.io.shard_index import index_path
+from transforms.io.shard_inputs import read_light
+from transforms.io.spill import SPILL_SHARD_MB, SpillShard, read_spilled
+from transforms.io.video_archives import list_archive_videos
+from transforms.io.write_shards import (
+    OUTCOMES,
+    WRITE_ERRORS,
+    WriteLines,
+    WriteSamples,
+    WriteTempShards,
+)
+from transforms.media.decode_ahead import DecodeAhead, DecodeSettings
+from transforms.media.fetch import fetch_media
+from transforms.media.groups import group_key, open_group
+from transforms.report import summary as report
+from transforms.report.html import write_html_report
+from transforms.report.run_cost import CombineBatchStats
+from transforms.samples.route import (
     CLEAN,
     ERRORS,
     QUANTILE_POINTS,
@@ -55,11 +70,8 @@ from transforms.route import (
     route_by_cut,
     route_by_threshold,
 )
-from transforms.rules import check_rules
-from transforms.run_cost import CombineBatchStats
-from transforms.run_identity import new_run_id
-from transforms.run_info import RunInfo
-from transforms.score_cache import (
+from transforms.samples.rules import check_rules
+from transforms.samples.score_cache import (
     CACHED,
     PersistScores,
     cache_files,
@@ -67,18 +79,6 @@ from transforms.score_cache import (
     look_up_cached,
     model_cache_id,
     read_cache_file,
-)
-from transforms.shard_index import index_path
-from transforms.shard_inputs import read_light
-from transforms.spill import SPILL_SHARD_MB, SpillShard, read_spilled
-from transforms.storage import absolute_url, glob_paths
-from transforms.video_archives import list_archive_videos
-from transforms.write_shards import (
-    OUTCOMES,
-    WRITE_ERRORS,
-    WriteLines,
-    WriteSamples,
-    WriteTempShards,
 )
 
 # Error records are small; their JSON Lines files roll over at this size.

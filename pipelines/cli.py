@@ -120,7 +120,7 @@ def _run(config, overwrite: bool, beam_args: list[str]) -> int:
     from pipelines import interrupt, progress
     from pipelines.clean import run
     from pipelines.output_prefix import OutputExistsError, prepare_output
-    from transforms.report import CountsNotConservedError, TooManyErrorsError
+    from transforms.report.summary import CountsNotConservedError, TooManyErrorsError
 
     try:
         prepare_output(config.output, overwrite)
@@ -150,8 +150,8 @@ def _stopped(config, signum: int) -> int:
     from models.score_ahead import unpassed_predictions
     from pipelines.clean import cache_dir_of
     from pipelines.output_prefix import remove_unfinished
-    from transforms.decode_pool import close_all
-    from transforms.score_cache import count_cached, flush_all_pending, save_scored
+    from transforms.media.decode_pool import close_all
+    from transforms.samples.score_cache import count_cached, flush_all_pending, save_scored
 
     cache_dir = cache_dir_of(config)
     flush_all_pending()
@@ -206,8 +206,8 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from transforms.html_report import write_html_report
-    from transforms.report_scan import ReportInputError
+    from transforms.report.html import write_html_report
+    from transforms.report.scan import ReportInputError
 
     try:
         index = write_html_report(args.output, max_rows_per_source=args.max_rows)
@@ -235,10 +235,10 @@ def _seed(text: str) -> int:
 def _apply_review(args: argparse.Namespace) -> int:
     from pipelines.apply_review import ApplyReviewError, ReviewNotConservedError, apply_review
     from pipelines.output_prefix import OutputExistsError
-    from transforms.decision_matching import MissingIndexError
-    from transforms.decisions import DecisionError
-    from transforms.report_scan import ReportInputError
-    from transforms.stored_samples import StoredShardError
+    from transforms.io.stored_samples import StoredShardError
+    from transforms.report.scan import ReportInputError
+    from transforms.review.decisions import DecisionError
+    from transforms.review.matching import MissingIndexError
 
     try:
         summary = apply_review(
@@ -269,8 +269,8 @@ def _apply_review(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from pipelines.export import ExportError, export_run
-    from transforms.report_scan import ReportInputError
-    from transforms.stored_samples import StoredShardError
+    from transforms.io.stored_samples import StoredShardError
+    from transforms.report.scan import ReportInputError
 
     try:
         report = export_run(args.run, args.output, args.layout, args.part)

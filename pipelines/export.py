@@ -22,17 +22,17 @@ from dataclasses import dataclass, field
 
 import fsspec
 
-from transforms.json_lines import json_line
-from transforms.manifest_files import ManifestWriter, as_json_lines_name, as_json_name
-from transforms.media_files import MediaFiles
-from transforms.media_paths import RemoteMediaError, UnsafePathError, join_inside
-from transforms.origins import OriginError, parse_origin
-from transforms.record import Sample, sample_to_record
-from transforms.report_scan import load_summary
-from transforms.route import CLEAN, DROPPED, REVIEW
-from transforms.sorted_spool import SortedSpool
-from transforms.storage import absolute_url
-from transforms.stored_samples import iter_stored_samples
+from transforms.core.json_lines import json_line
+from transforms.core.record import Sample, sample_to_record
+from transforms.core.sorted_spool import SortedSpool
+from transforms.core.storage import absolute_url
+from transforms.io.manifest_files import ManifestWriter, as_json_lines_name, as_json_name
+from transforms.io.media_files import MediaFiles
+from transforms.io.origins import OriginError, parse_origin
+from transforms.io.stored_samples import iter_stored_samples
+from transforms.media.paths import RemoteMediaError, UnsafePathError, join_inside
+from transforms.report.scan import load_summary
+from transforms.samples.route import CLEAN, DROPPED, REVIEW
 
 LAYOUTS = ("llava", "jsonl")
 PARTS = (CLEAN, REVIEW, DROPPED)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fsspec
 
-from transforms.storage import remove_tree
+from transforms.core.storage import remove_tree
 
 # Scored samples waiting for a percentile cut (transforms/spill.py), removed when the run ends.
 SPILL_DIR = ".spill"

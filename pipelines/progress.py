@@ -22,8 +22,8 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipelines.steps import METRICS_NAMESPACE
-from transforms.record import ErrorRecord
-from transforms.route import CLEAN, ERRORS, REVIEW
+from transforms.core.record import ErrorRecord
+from transforms.samples.route import CLEAN, ERRORS, REVIEW
 
 # Counter names, in the order the progress line shows them (routes share their route names).
 READ = "read"

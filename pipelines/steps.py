@@ -17,7 +17,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.record import ErrorRecord, Sample
+from transforms.core.record import ErrorRecord, Sample
 
 ERRORS_TAG = "errors"
 METRICS_NAMESPACE = "rmclean"

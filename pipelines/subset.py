@@ -29,13 +29,13 @@ from typing import Any
 import fsspec
 
 from pipelines.config import RunConfig, SourceConfig
-from transforms.manifest_files import ManifestWriter
-from transforms.media_files import MediaFiles
-from transforms.media_paths import join_inside, normalize_member
-from transforms.read_manifest import MALFORMED_LINE, raw_records
-from transforms.record import ErrorRecord
-from transforms.storage import absolute_url, glob_paths
-from transforms.video_archives import iter_archive_videos, list_archive_videos
+from transforms.core.record import ErrorRecord
+from transforms.core.storage import absolute_url, glob_paths
+from transforms.io.llava_manifests import MALFORMED_LINE, raw_records
+from transforms.io.manifest_files import ManifestWriter
+from transforms.io.media_files import MediaFiles
+from transforms.io.video_archives import iter_archive_videos, list_archive_videos
+from transforms.media.paths import join_inside, normalize_member
 
 MEDIA_KEYS = ("image", "video")
 

@@ -317,10 +317,10 @@ def write_llava_corpus(root: Path) -> dict[str, tuple]:
 
 def write_shard_corpus(root: Path, file_format: str) -> dict[str, tuple]:
     """The media cases as this tool's own Parquet or WebDataset shards (bytes embedded)."""
-    from transforms.parquet_rows import SCHEMA, sample_to_row
-    from transforms.read_manifest import record_to_sample
-    from transforms.record import MediaRef
-    from transforms.webdataset_rows import sample_key, sample_to_files
+    from transforms.core.record import MediaRef
+    from transforms.io.llava_manifests import record_to_sample
+    from transforms.io.parquet_rows import SCHEMA, sample_to_row
+    from transforms.io.webdataset_rows import sample_key, sample_to_files
 
     samples = []
     for case in media_cases():

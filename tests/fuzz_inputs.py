@@ -120,8 +120,8 @@ JSONL_NOISE = st.sampled_from(
 @st.composite
 def own_parquet_row(draw) -> dict:
     """A row of our own Parquet schema with values of the right Arrow types, broken inside."""
-    from transforms.parquet_rows import sample_to_row
-    from transforms.record_validation import llava_record_to_sample
+    from transforms.io.parquet_rows import sample_to_row
+    from transforms.io.validation import llava_record_to_sample
 
     sample = llava_record_to_sample(draw(st.sampled_from(base_records())), "own", "fuzz")
     row = sample_to_row(sample)
@@ -277,9 +277,9 @@ def write_media(root: Path) -> None:
 
 def write_case(root: Path, case: FuzzCase) -> dict[str, int]:
     """Write every format under `root`; return how many records each file holds (its inputs)."""
-    from transforms.parquet_rows import SCHEMA, sample_to_row
-    from transforms.record_validation import llava_record_to_sample
-    from transforms.webdataset_rows import sample_key, sample_to_files
+    from transforms.io.parquet_rows import SCHEMA, sample_to_row
+    from transforms.io.validation import llava_record_to_sample
+    from transforms.io.webdataset_rows import sample_key, sample_to_files
 
     write_media(root)
     array = case.array + control_records("array")

@@ -141,7 +141,7 @@ def crash_on_marker(data, fps, max_frames, max_side):
     import os
     import signal
 
-    from transforms.decode_media import decode_video
+    from transforms.media.decode import decode_video
 
     if CRASH_MARKER in data:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -156,7 +156,7 @@ def hang_on_marker(data, fps, max_frames, max_side):
     decord does on a container that over-reports its frame count."""
     import time
 
-    from transforms.decode_media import decode_video
+    from transforms.media.decode import decode_video
 
     while HANG_MARKER in data:
         time.sleep(1)
@@ -177,7 +177,7 @@ def logged_decode(data, fps, max_frames, max_side):
     import os
     import time
 
-    from transforms.decode_media import decode_video
+    from transforms.media.decode import decode_video
 
     started = time.time()
     frames = decode_video(data, fps, max_frames, max_side)

@@ -22,11 +22,11 @@ from pipelines.clean import run
 from pipelines.cli import main
 from tests.conftest import build_tiny_dataset
 from tests.helpers import conversation, read_parquet_dir, tiny_config
-from transforms.decision_matching import Match
-from transforms.review_evidence import band_width, source_evidence
-from transforms.run_identity import run_id
-from transforms.shard_index import iter_index
-from transforms.stored_samples import iter_stored_samples
+from transforms.core.run_identity import run_id
+from transforms.io.shard_index import iter_index
+from transforms.io.stored_samples import iter_stored_samples
+from transforms.review.evidence import band_width, source_evidence
+from transforms.review.matching import Match
 
 REPO = Path(__file__).resolve().parents[1]
 

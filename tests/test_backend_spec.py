@@ -11,7 +11,7 @@ from models.registry import preflight_models, spec_for, token_estimator_for
 from pipelines.clean import run
 from pipelines.config import ConfigError
 from tests.helpers import AnswerWords, conversation, tiny_config
-from transforms.record import IMAGE, MediaRef, Sample
+from transforms.core.record import IMAGE, MediaRef, Sample
 
 
 def test_batch_size_and_a_token_budget_together_are_refused(tiny_dataset, tmp_path):

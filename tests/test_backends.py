@@ -18,7 +18,7 @@ from models.registry import loader_for, token_estimator_for
 from models.tokens import qwen_media_tokens
 from models.vlm_value_head import HEAD_NAMES, load_value_head
 from tests.tiny_models import build_tiny_qwen_vl, build_tiny_text_rm
-from transforms.record import MediaRef, Sample
+from transforms.core.record import MediaRef, Sample
 
 ATOL = 1e-4  # fp32 on CPU; padding changes matmul shapes, not the maths
 

@@ -22,7 +22,7 @@ from tests.tiny_models import (
     build_tiny_text_rm,
     write_test_font,
 )
-from transforms.record import MediaRef, Sample
+from transforms.core.record import MediaRef, Sample
 
 
 @pytest.mark.slow

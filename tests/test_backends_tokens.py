@@ -25,7 +25,7 @@ from models.tokens import (
     score_in_micro_batches,
 )
 from tests.helpers import conversation
-from transforms.record import MediaRef, Sample
+from transforms.core.record import MediaRef, Sample
 
 
 def jpeg_of_size(width: int, height: int) -> bytes:

@@ -15,8 +15,8 @@ import pytest
 from pipelines.clean import run
 from pipelines.config import SourceConfig
 from tests.helpers import tiny_config
-from transforms.record import MediaRef
-from transforms.write_shards import SUFFIXES
+from transforms.core.record import MediaRef
+from transforms.io.write_shards import SUFFIXES
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_the_probe_sees_media_that_does_cross_a_boundary(tiny_dataset, tmp_path,
     """The check above can fail: a GroupByKey of fetched samples is caught."""
     import apache_beam as beam
 
-    from transforms.fetch_media import fetch_media
+    from transforms.media.fetch import fetch_media
 
     with beam.Pipeline() as p:
         (
@@ -73,7 +73,7 @@ def test_the_probe_sees_media_that_does_cross_a_boundary(tiny_dataset, tmp_path,
 
 def _sample():
     from tests.helpers import conversation
-    from transforms.record import IMAGE, Sample
+    from transforms.core.record import IMAGE, Sample
 
     return Sample(
         "s", "images", conversation("Q?", "A red square."), [MediaRef(IMAGE, "images/good.jpg")]

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import jpeg_bytes, mp4_bytes
-from transforms.decode_media import (
+from transforms.media.decode import (
     DecodeError,
     decode_image,
     decode_video,

@@ -13,12 +13,12 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.steps import ERRORS_TAG
 from tests.helpers import CRASH_MARKER, conversation, jpeg_bytes, mp4_bytes
-from transforms.decode_ahead import DecodeAhead, DecodeSettings
-from transforms.decode_media import decode_image, decode_video
-from transforms.decode_pool import DecodeJob, DecodePool
-from transforms.decode_slots import DecodeSlots
-from transforms.record import IMAGE, VIDEO, MediaRef, Sample
-from transforms.shared_frames import ZERO_COPY
+from transforms.core.record import IMAGE, VIDEO, MediaRef, Sample
+from transforms.media.decode import decode_image, decode_video
+from transforms.media.decode_ahead import DecodeAhead, DecodeSettings
+from transforms.media.decode_pool import DecodeJob, DecodePool
+from transforms.media.decode_slots import DecodeSlots
+from transforms.media.shared_frames import ZERO_COPY
 
 
 def _job(job_id, data, kind=VIDEO, timeout_s=30.0):
@@ -149,7 +149,7 @@ def test_an_idle_decoder_ends_and_the_next_job_still_decodes():
 
 
 def test_pools_of_one_run_share_the_machine_wide_slots(tmp_path, monkeypatch):
-    monkeypatch.setattr("transforms.decode_slots.ROOT", tmp_path)
+    monkeypatch.setattr("transforms.media.decode_slots.ROOT", tmp_path)
     slots = DecodeSlots("run", 2)
     # Two pipeline processes' pools, each allowed the machine's two decoders.
     busy = DecodePool(2, "tests.helpers:pid_frames", DecodeSlots("run", 2), idle_exit_s=0.5)
@@ -173,7 +173,7 @@ def test_pools_of_one_run_share_the_machine_wide_slots(tmp_path, monkeypatch):
 def test_slot_folders_left_by_killed_runs_are_swept(tmp_path, monkeypatch):
     import os
 
-    monkeypatch.setattr("transforms.decode_slots.ROOT", tmp_path)
+    monkeypatch.setattr("transforms.media.decode_slots.ROOT", tmp_path)
     stale, recent = tmp_path / "old-run", tmp_path / "other-run"
     for folder in (stale, recent):
         folder.mkdir()

@@ -10,8 +10,8 @@ import pytest
 from models.demo.features import question_answer, words
 from models.demo.model import DEFAULT_DIR, WEIGHTS_FILE, DemoRewardModel
 from synth.pairs import preference_pairs
-from transforms.decode_media import decode_image, decode_video
-from transforms.record import MediaRef, Sample
+from transforms.core.record import MediaRef, Sample
+from transforms.media.decode import decode_image, decode_video
 
 SEED = 20_255  # >= 10_000 like training seeds, not the training or held-out seed; 60 pairs
 # from it hold every defect class at least twice

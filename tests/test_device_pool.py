@@ -12,7 +12,7 @@ from models.device_pool import DevicePool, check_devices, resolve_devices
 from models.registry import CopyLoader, loader_for
 from pipelines.config import ConfigError, load_config
 from tests.helpers import conversation
-from transforms.record import Sample
+from transforms.core.record import Sample
 
 SLOW_MODEL = "tests.helpers:SlowLoggedModel"
 

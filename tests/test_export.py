@@ -154,7 +154,7 @@ def test_export_refuses_an_unfinished_run_or_a_used_folder(tiny_dataset, tmp_pat
 def test_the_spool_merges_many_sorted_runs_back_in_key_order():
     import random
 
-    from transforms.sorted_spool import SortedSpool
+    from transforms.core.sorted_spool import SortedSpool
 
     keys = [(f"m{m}.json", n, "") for m in range(3) for n in range(400)]
     shuffled = random.Random(0).sample(keys, len(keys))
@@ -179,7 +179,7 @@ def test_the_spool_merges_many_sorted_runs_back_in_key_order():
     ],
 )
 def test_origins_name_the_file_and_the_position(origin, file, order):
-    from transforms.origins import parse_origin
+    from transforms.io.origins import parse_origin
 
     parsed = parse_origin(origin)
     assert (parsed.file, parsed.order) == (file, order)

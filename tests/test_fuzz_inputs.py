@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from pipelines.cli import main
 from tests.fuzz_inputs import FuzzCase, fuzz_case, mutated_record, write_case, write_media
 from tests.helpers import TEST_MODEL
-from transforms.read_manifest import read_manifest
-from transforms.record import ErrorRecord, Sample
+from transforms.core.record import ErrorRecord, Sample
+from transforms.io.llava_manifests import read_manifest
 
 EXAMPLES = int(os.environ.get("RMCLEAN_FUZZ_EXAMPLES", "12"))  # each one a whole run
 FAST = settings(

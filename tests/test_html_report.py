@@ -21,11 +21,11 @@ from PIL import Image
 from pipelines.cli import main
 from tests.browser import requested_urls, wait_for_download
 from tests.helpers import conversation, jpeg_bytes, mp4_bytes
-from transforms.html_report import write_html_report
-from transforms.record import IMAGE, VIDEO, MediaRef, Sample
-from transforms.report_scan import LowestPicks, Pick, ReportInputError, StreamingHistogram
-from transforms.run_identity import run_id
-from transforms.write_shards import SHARD_TYPES, SUFFIXES
+from transforms.core.record import IMAGE, VIDEO, MediaRef, Sample
+from transforms.core.run_identity import run_id
+from transforms.io.write_shards import SHARD_TYPES, SUFFIXES
+from transforms.report.html import write_html_report
+from transforms.report.scan import LowestPicks, Pick, ReportInputError, StreamingHistogram
 
 PAYLOAD = "<script>window.__pwned = 1</script>"
 MAX_ROWS = 5

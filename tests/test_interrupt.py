@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.helpers import conversation, write_json
-from transforms.score_cache import count_cached
+from transforms.samples.score_cache import count_cached
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES, BATCH = 120, 4

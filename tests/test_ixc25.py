@@ -20,7 +20,7 @@ from models.loading import ModelConfigError
 from models.registry import loader_for, preflight, token_estimator_for
 from tests.helpers import mp4_bytes
 from tests.tiny_models import build_tiny_clip, build_tiny_ixc, write_test_font
-from transforms.record import MediaRef, Sample
+from transforms.core.record import MediaRef, Sample
 
 ATOL = 1e-4
 

@@ -11,11 +11,11 @@ from tests.helpers import (
     write_json,
     write_tar_gz,
 )
-from transforms.media_groups import group_key, open_group
-from transforms.read_manifest import record_to_sample
-from transforms.record import ErrorRecord, Sample
-from transforms.shard_inputs import read_light
-from transforms.write_shards import SHARD_TYPES
+from transforms.core.record import ErrorRecord, Sample
+from transforms.io.llava_manifests import record_to_sample
+from transforms.io.shard_inputs import read_light
+from transforms.io.write_shards import SHARD_TYPES
+from transforms.media.groups import group_key, open_group
 
 
 def _video_sample(sid: str, path: str, answer: str = "A bar moves.") -> Sample:

@@ -4,7 +4,7 @@ import pytest
 
 from models.base import RewardModelHandler, score_isolating_failures
 from models.registry import loader_for
-from transforms.record import Sample
+from transforms.core.record import Sample
 
 
 def samples(*answers):

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from transforms.read_manifest import ManifestError, iter_json_array, read_manifest
-from transforms.record import ErrorRecord, Sample
+from transforms.core.record import ErrorRecord, Sample
+from transforms.io.llava_manifests import ManifestError, iter_json_array, read_manifest
 
 GOOD = {
     "id": "a1",

@@ -1,8 +1,8 @@
 import pytest
 
-from transforms.record import MediaRef, Sample
-from transforms.route import CLEAN, REVIEW, percentile_cut, route_by_cut, route_by_threshold
-from transforms.rules import check_rules
+from transforms.core.record import MediaRef, Sample
+from transforms.samples.route import CLEAN, REVIEW, percentile_cut, route_by_cut, route_by_threshold
+from transforms.samples.rules import check_rules
 
 
 def sample(turns, media=()):

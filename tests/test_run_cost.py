@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from models.score_ahead import BatchStat
-from transforms.report_cost import cost_html
-from transforms.run_cost import CombineBatchStats
+from transforms.report.cost import cost_html
+from transforms.report.run_cost import CombineBatchStats
 
 
 def _combine(*groups):

@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import conversation
-from transforms.record import IMAGE, MediaRef, Sample
-from transforms.shard_index import INDEX_SCHEMA, iter_index
-from transforms.stored_samples import iter_stored_samples
-from transforms.write_shards import SHARD_TYPES, RollingShards, WriteSamples, finalize_shards
+from transforms.core.record import IMAGE, MediaRef, Sample
+from transforms.io.shard_index import INDEX_SCHEMA, iter_index
+from transforms.io.stored_samples import iter_stored_samples
+from transforms.io.write_shards import SHARD_TYPES, RollingShards, WriteSamples, finalize_shards
 
 
 def _samples(prefix: str, count: int) -> list[Sample]:

@@ -5,8 +5,8 @@ import time
 import pytest
 
 from tests.helpers import CRASH_MARKER, HANG_MARKER, crash_on_marker, hang_on_marker, mp4_bytes
-from transforms.decode_media import DecodeError
-from transforms.video_worker import KillableVideoDecoder
+from transforms.media.decode import DecodeError
+from transforms.media.video_worker import KillableVideoDecoder
 
 
 def test_real_videos_decode_in_the_child_process():

@@ -10,8 +10,8 @@ import pytest
 import webdataset as wds
 
 from tests.helpers import conversation
-from transforms.record import IMAGE, MediaRef, Sample
-from transforms.write_shards import SHARD_TYPES, SUFFIXES, WriteSamples, finalize_shards
+from transforms.core.record import IMAGE, MediaRef, Sample
+from transforms.io.write_shards import SHARD_TYPES, SUFFIXES, WriteSamples, finalize_shards
 
 
 def _samples(prefix: str, count: int, media_kib: int = 40) -> list[Sample]:

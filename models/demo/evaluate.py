@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 from synth.scorecard import Scorecard
-from transforms.decode_media import decode_image, decode_video
-from transforms.record import IMAGE, VIDEO, MediaRef, Sample
-from transforms.video_archives import iter_archive_videos
+from transforms.core.record import IMAGE, VIDEO, MediaRef, Sample
+from transforms.io.video_archives import iter_archive_videos
+from transforms.media.decode import decode_image, decode_video
 
 from .model import DEFAULT_DIR, DemoRewardModel
 

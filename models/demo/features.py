@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from transforms.record import ASSISTANT_ROLES, HUMAN_ROLES, IMAGE, VIDEO, Sample
+from transforms.core.record import ASSISTANT_ROLES, HUMAN_ROLES, IMAGE, VIDEO, Sample
 
 SIZE = 64  # thumbnail side in pixels; shapes in the sample data stay >= ~4 px at this size
 MAX_QUESTION_TOKENS = 64
@@ -229,7 +229,7 @@ def _decoded_media(sample: Sample) -> tuple[np.ndarray | None, str | None]:
         return sample.decoded[0], ref.kind
     if ref.data is None:
         raise ValueError(f"sample {sample.id}: media {ref.path} has neither pixels nor bytes")
-    from transforms.decode_media import decode_image, decode_video
+    from transforms.media.decode import decode_image, decode_video
 
     if ref.kind == IMAGE:
         return decode_image(ref.data, max_side=1024), IMAGE

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from transforms.record import Sample
+from transforms.core.record import Sample
 
 from .features import Features, collate, sample_features
 from .network import DemoRewardNet

@@ -9,7 +9,7 @@ from typing import Any
 
 from models.loading import ModelConfigError
 from models.spec import BackendSpec
-from transforms.record import Sample
+from transforms.core.record import Sample
 
 from .features import MAX_ANSWER_TOKENS, MAX_QUESTION_TOKENS, SIZE, question_answer, words
 

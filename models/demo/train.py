@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from transforms.decode_media import decode_image, decode_video
+from transforms.media.decode import decode_image, decode_video
 
 from .features import (
     KIND_IMAGE,

@@ -1,0 +1,98 @@
+"""A run's own shards read back whole: each sample with everything the run wrote about it.
+
+The pipeline's readers (`parquet_rows`, `read_webdataset`) treat shards as input, so they leave
+out what only an output holds (score, reason, detail, origin, a reviewer's verdict). The report
+and apply-review need those back, and each sample's position in its shard (the row number in a
+Parquet file, the sample key in a tar), which is how the id -> shard index (`shard_index.py`)
+points at a sample. Memory stays at a few samples: Parquet is read a small batch at a time and
+tars as a stream.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from transforms.core.record import ErrorRecord, Sample
+from transforms.io.parquet_rows import row_to_sample
+from transforms.io.webdataset_rows import files_to_sample
+from transforms.io.webdataset_shards import split_member_name
+
+BATCH_ROWS = 16  # full rows carry media bytes: keep a batch to a few MB
+
+
+class StoredShardError(ValueError):
+    """A shard of the run does not hold what the run wrote; the message names shard and sample."""
+
+
+def _restored(sample: Sample, stored: dict[str, Any]) -> Sample:
+    return sample.replace(
+        score=stored.get("score"),
+        reason=stored.get("reason"),
+        detail=stored.get("detail"),
+        origin=stored.get("origin") or sample.origin,
+        review_decision=stored.get("review_decision"),
+        review_note=stored.get("review_note"),
+    )
+
+
+def _parquet_samples(fs, path: str) -> Iterator[tuple[str, Sample]]:
+    with fs.open(path, "rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        if "images" not in parquet.schema_arrow.names:
+            raise StoredShardError(
+                f"{path} has no images column: it was not written by this version of rmclean "
+                "(runs before 0.2 wrote a media column); clean the dataset again"
+            )
+        position = 0
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+            for row in batch.to_pylist():
+                try:
+                    sample = row_to_sample(row, row.get("source") or "", f"{path}#{position}")
+                except (KeyError, TypeError, ValueError) as exc:
+                    detail = f"{path}: row {position} is unreadable: {exc!r}"
+                    raise StoredShardError(detail) from exc
+                if isinstance(sample, ErrorRecord):
+                    detail = f"{path}: row {position} is unreadable: {sample.detail}"
+                    raise StoredShardError(detail)
+                yield str(position), _restored(sample, row)
+                position += 1
+
+
+def _tar_groups(fs, path: str) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {suffix: bytes}) per sample; a sample's files are consecutive in our tars."""
+    key, files = None, {}
+    with fs.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            member_key, suffix = split_member_name(member.name)
+            if key is not None and member_key != key:
+                yield key, files
+                files = {}
+            key = member_key
+            handle = tar.extractfile(member)
+            files[suffix] = handle.read() if handle else b""
+    if key is not None:
+        yield key, files
+
+
+def _tar_samples(fs, path: str) -> Iterator[tuple[str, Sample]]:
+    for key, files in _tar_groups(fs, path):
+        try:
+            sample = files_to_sample(files, "", f"{path}:{key}")
+            metadata = json.loads(files["json"].decode("utf-8"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoredShardError(f"{path}: sample {key!r} is unreadable: {exc!r}") from exc
+        yield key, _restored(sample, metadata)
+
+
+def iter_stored_samples(fs, path: str) -> Iterator[tuple[str, Sample]]:
+    """(position, sample) for every sample of one of our shards, in shard order."""
+    if path.endswith(".parquet"):
+        return _parquet_samples(fs, path)
+    return _tar_samples(fs, path)

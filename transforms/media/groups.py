@@ -1,0 +1,52 @@
+"""The pipeline's one shuffle: samples grouped by where their media comes from.
+
+Samples whose video sits in an archive are grouped by that archive, so one worker streams it
+once and hands each video to the samples waiting for it; samples read from a Parquet or
+WebDataset input are grouped by that file, read again whole after the shuffle; every other
+sample is grouped by (source, id). Exact duplicates name the same media, so they meet in one
+group and the same shuffle drops them (for Parquet and WebDataset inputs, duplicates within
+one file). Only light samples, without media bytes, go through it: local runners hold a
+GroupByKey whole in memory, and remote ones pay for every byte shuffled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from transforms.core.record import ErrorRecord, Sample
+from transforms.io.shard_inputs import read_kept
+from transforms.io.video_archives import archive_key, attach_archive_videos
+from transforms.samples.dedupe import drop_exact_duplicates
+
+ARCHIVE = "archive"
+SHARD = "shard"
+SAMPLE = "sample"
+
+
+def group_key(sample: Sample, archive_of: dict[str, str]) -> tuple[tuple[str, ...], Sample]:
+    """(group, sample): the input shard or archive holding its media, else its (source, id)."""
+    if sample.media_file is not None:
+        return (SHARD, *sample.media_file), sample
+    archive = archive_of.get(archive_key(sample) or "")
+    if archive is not None:
+        return (ARCHIVE, archive), sample
+    return (SAMPLE, sample.source, sample.id), sample
+
+
+def open_group(group: tuple[tuple[str, ...], Iterable[Sample]]) -> Iterator[Sample | ErrorRecord]:
+    """Drop the group's exact duplicates; attach the media an archive or input shard holds."""
+    key, samples = group
+    kept = drop_exact_duplicates(samples)
+    if key[0] == SAMPLE:
+        yield from kept
+        return
+    unique = []
+    for item in kept:
+        if isinstance(item, ErrorRecord):
+            yield item
+        else:
+            unique.append(item)
+    if key[0] == ARCHIVE:
+        yield from attach_archive_videos(key[1], unique)
+    else:
+        yield from read_kept(key[1:], unique)

@@ -1,0 +1,162 @@
+"""HTML for the sample rows a reviewer decides on, and the page frame around them.
+
+The index and every review page share these, so a row looks and behaves the same wherever it
+is: media, conversation, score, reason, source, id and origin, then Keep / Drop and a note. The
+row's `data-*` attributes carry what a decision line needs (id, source, origin, route, score,
+reason), escaped like all dataset text; the script (`report_assets.py`) reads them from there.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Any
+
+from transforms.report.assets import SCRIPT, STYLE
+from transforms.report.scan import Pick
+from transforms.samples.route import REVIEW
+
+TURNS_SHOWN = 8
+TURN_CHARS = 1500
+DETAIL_CHARS = 400
+ORIGIN_CHARS = 400
+LOWEST, NEAREST = "lowest", "nearest"
+
+
+def clip(text: Any, limit: int) -> str:
+    text = "" if text is None else str(text)
+    if len(text) <= limit:
+        return escape(text)
+    return escape(text[:limit]) + f'<span class="muted">… [{len(text) - limit} more chars]</span>'
+
+
+def num(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, (int, float)) else "–"
+
+
+def order_key(score: float | None) -> tuple[int, float]:
+    """Rule-flagged (unscored) samples sort before every score, lowest first."""
+    if score is None or not math.isfinite(score):
+        return (0, 0.0)
+    return (1, score)
+
+
+def _media_html(pick: Pick) -> str:
+    cells = []
+    for src, thumb in pick.thumbs:
+        if src:
+            cells.append(
+                f'<img src="{escape(src)}" alt="{escape(thumb.label)}" '
+                f'title="{escape(thumb.label)}">'
+            )
+        else:
+            cells.append(
+                f'<div class="missing">{escape(thumb.label)}: {escape(thumb.problem or "")}</div>'
+            )
+    return (
+        f'<div class="media">{"".join(cells)}</div>'
+        if cells
+        else '<span class="muted">text only</span>'
+    )
+
+
+def _conversation_html(pick: Pick) -> str:
+    turns = pick.sample.conversations if pick.sample else []
+    parts = [
+        f'<div class="turn"><span class="role">{escape(str(t.get("from", "?")))}</span>'
+        f"{clip(t.get('value'), TURN_CHARS)}</div>"
+        for t in turns[:TURNS_SHOWN]
+    ]
+    if len(turns) > TURNS_SHOWN:
+        parts.append(f'<div class="muted">… {len(turns) - TURNS_SHOWN} more turns</div>')
+    if pick.sample is None:
+        parts.append('<div class="muted">sample could not be re-read from its shard</div>')
+    return "".join(parts)
+
+
+def _reason_html(pick: Pick) -> str:
+    if pick.route != REVIEW:
+        text = "<b>near miss</b><br>clean, just above the cut"
+    else:
+        text = f"<b>{escape(pick.reason)}</b><br>{clip(pick.detail, DETAIL_CHARS)}"
+    if pick.decision:
+        text += (
+            f'<div class="muted">reviewed: {escape(pick.decision)}'
+            f"{' — ' + clip(pick.note, DETAIL_CHARS) if pick.note else ''}</div>"
+        )
+    return text
+
+
+def row_html(pick: Pick) -> str:
+    rank, _ = order_key(pick.score)
+    score = "" if rank == 0 else repr(float(pick.score))
+    kind = "flagged" if pick.route == REVIEW else "near-miss"
+    return (
+        f'<tr class="sample {kind}" data-id="{escape(pick.id)}" '
+        f'data-source="{escape(pick.source)}" data-origin="{escape(pick.origin)}" '
+        f'data-route="{escape(pick.route)}" data-reason="{escape(pick.reason)}" '
+        f'data-score="{score}" data-rank="{rank}">'
+        f'<td>{_media_html(pick)}</td><td class="conversation">{_conversation_html(pick)}</td>'
+        f'<td class="num">{"not scored" if rank == 0 else num(pick.score)}</td>'
+        f"<td>{_reason_html(pick)}</td>"
+        f"<td>{escape(pick.source)}<br><code>{clip(pick.id, 200)}</code>"
+        f'<div class="origin">{clip(pick.origin, ORIGIN_CHARS)}</div></td>'
+        '<td class="decide"><button type="button" class="keep" aria-pressed="false">Keep'
+        '</button><button type="button" class="drop" aria-pressed="false">Drop</button><br>'
+        '<input class="decision-note" type="text" placeholder="note" aria-label="note"></td></tr>'
+    )
+
+
+def samples_table(rows: str, side: str, default_sort: str) -> str:
+    """A table of rows; `side` is below the cut (flagged) or above it (near misses)."""
+    return (
+        f'<table class="samples" data-side="{side}" data-default-sort="{default_sort}">'
+        "<thead><tr><th>media</th><th>conversation</th>"
+        '<th class="num">score</th><th>reason</th><th>source / id / origin</th>'
+        f"<th>decision</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _options(values: list[str]) -> str:
+    return "".join(f'<option value="{escape(v)}">{escape(v)}</option>' for v in values)
+
+
+def controls_html(sources: list[str], reasons: list[str]) -> str:
+    """Search, filters, sort, the download button and the keys, sticky at the top."""
+    return (
+        '<div class="filters"><input id="filter-text" type="search" '
+        'placeholder="search questions and answers" aria-label="search">'
+        '<label>source <select id="filter-source"><option value="">all</option>'
+        f"{_options(sources)}</select></label>"
+        '<label>reason <select id="filter-reason"><option value="">all</option>'
+        f"{_options(reasons)}</select></label>"
+        '<label>decision <select id="filter-decision"><option value="">all</option>'
+        f"{_options(['undecided', 'keep', 'drop'])}</select></label>"
+        '<label>sort <select id="sort"><option value="default">as listed</option>'
+        f'<option value="{LOWEST}">lowest score first</option>'
+        f'<option value="{NEAREST}">nearest the cut first</option></select></label>'
+        '<button type="button" id="download">Download decisions</button>'
+        '<span><span id="visible-count"></span> flagged rows visible · '
+        '<span id="decided-total">0</span> decisions in this browser</span>'
+        '<span class="keys">keys: <b>k</b> keep · <b>d</b> drop · <b>j</b>/<b>n</b> next · '
+        '<b>u</b> undo</span><span id="status"></span></div>'
+    )
+
+
+def counter_html(source: str, total: int) -> str:
+    return (
+        f'<span class="counter"><span class="decided-count" data-source="{escape(source)}">0'
+        f"</span> of {total} decided</span>"
+    )
+
+
+def page_head(title: str, run: str) -> str:
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head>"
+        f'<body data-run="{escape(run)}"><h1>{escape(title)}</h1>'
+    )
+
+
+def page_foot() -> str:
+    return f"<script>{SCRIPT}</script></body></html>\n"
