@@ -77,8 +77,9 @@ def _tree_rss_mib(pid: int) -> float:
 def bare_loop(data: Path, model_name: str = "demo", batch_size: int = 16) -> dict:
     """The same work without Beam: read manifests, fetch, decode, score in batches."""
     from models.registry import loader_for
-    from pipelines.clean import discover_inputs, media_roots
     from pipelines.config import load_config
+    from pipelines.stages.load_media import media_roots
+    from pipelines.stages.read_sources import discover_inputs
     from transforms.core.record import Sample
     from transforms.io.llava_manifests import read_manifest
     from transforms.io.video_archives import iter_archive_videos
@@ -91,11 +92,11 @@ def bare_loop(data: Path, model_name: str = "demo", batch_size: int = 16) -> dic
     model = loader_for(model_name)()
     started = time.perf_counter()
     videos = {}
-    for archive in sorted({a for s in inputs.values() for a in s["archives"]}):
+    for archive in sorted({a for s in inputs.values() for a in s.archives}):
         videos.update(iter_archive_videos(archive))
     roots, count, batch = media_roots(config), 0, []
     for source in config.sources:
-        for manifest in inputs[source.name]["manifests"]:
+        for manifest in inputs[source.name].manifests:
             for item in read_manifest(manifest, source.name):
                 count += 1
                 if not isinstance(item, Sample) or check_rules(item):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import pipelines.clean as clean
+import pipelines.stages.score_samples as score_samples
 from pipelines.clean import run
 from pipelines.config import RunConfig, SourceConfig
 from pipelines.runners import beam_args_for
@@ -69,13 +69,13 @@ def video_decoder(monkeypatch):
     """Run the pipeline with a replacement decoder in the decode pool."""
 
     def use(spec: str, **settings):
-        original = clean._decode_settings
+        original = score_samples.decode_settings
 
         def with_decoder(config, processes):
             base = original(config, processes)
             return dataclasses.replace(base, video_decoder=spec, **settings)
 
-        monkeypatch.setattr(clean, "_decode_settings", with_decoder)
+        monkeypatch.setattr(score_samples, "decode_settings", with_decoder)
 
     return use
 

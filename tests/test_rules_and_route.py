@@ -1,7 +1,7 @@
 import pytest
 
 from transforms.core.record import MediaRef, Sample
-from transforms.samples.route import CLEAN, REVIEW, percentile_cut, route_by_cut, route_by_threshold
+from transforms.samples.route import REVIEW, percentile_cut, route_by_cut, route_by_threshold
 from transforms.samples.rules import check_rules
 
 
@@ -37,14 +37,16 @@ def test_rules(turns, media, reason):
 
 def test_threshold_routes_strictly_below():
     s = sample([("human", "Q"), ("gpt", "A")])
-    assert route_by_threshold(s.replace(score=-2.0), -2.0)[0] == CLEAN
-    route, flagged = route_by_threshold(s.replace(score=-2.01), -2.0)
-    assert route == REVIEW and flagged.reason == "low_score" and "-2.010" in flagged.detail
+    kept = route_by_threshold(s.replace(score=-2.0), -2.0)
+    assert kept.score == -2.0 and kept.reason is None  # passed on: clean
+    diverted = route_by_threshold(s.replace(score=-2.01), -2.0)
+    assert diverted.tag == REVIEW
+    assert diverted.value.reason == "low_score" and "-2.010" in diverted.value.detail
 
 
 def test_percentile_cut_picks_the_lowest_share():
     quantiles = [float(i) for i in range(1001)]  # min 0 .. max 1000
     assert percentile_cut(quantiles, 10) == 100.0
     s = sample([("human", "Q"), ("gpt", "A")])
-    assert route_by_cut(s.replace(score=99.5), 100.0, 10)[0] == REVIEW
-    assert route_by_cut(s.replace(score=100.0), 100.0, 10)[0] == CLEAN
+    assert route_by_cut(s.replace(score=99.5), 100.0, 10).tag == REVIEW
+    assert route_by_cut(s.replace(score=100.0), 100.0, 10).reason is None

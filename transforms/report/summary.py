@@ -12,6 +12,7 @@ import fsspec
 
 from transforms.core.json_lines import json_line
 from transforms.core.record import Sample
+from transforms.report.run_counts import RunCounts
 from transforms.samples.route import CLEAN, ERRORS, REVIEW, ROUTES
 
 EXCERPT_CHARS = 200
@@ -72,35 +73,23 @@ def flagged_csv_line(sample: Sample) -> str:
 FLAGGED_CSV_HEADER = ",".join(FLAGGED_COLUMNS)
 
 
-def count_table(counted: list[tuple[tuple[str, str], int]]) -> dict[str, dict[str, int]]:
-    """[((source, route), n), ...] -> {source: {route: n}} with every route present."""
-    table: dict[str, dict[str, int]] = {}
-    for (source, route), number in counted:
-        table.setdefault(source, dict.fromkeys(ROUTES, 0))[route] = number
-    return table
-
-
-def build_summary(
-    inputs: dict[str, int],
-    routed: dict[str, dict[str, int]],
-    errors_by_reason: dict[str, int],
-    stage_seconds: dict[str, float],
-    settings: dict[str, Any],
-    started_at: float,
-) -> dict[str, Any]:
-    sources = sorted(set(inputs) | set(routed))
+def build_summary(counts: RunCounts, settings: dict[str, Any], started_at: float) -> dict[str, Any]:
+    """summary.json: the run's settings, its counts per source and route, errors by reason,
+    durations."""
+    sources = sorted(set(counts.inputs) | set(counts.routed))
     per_source = {}
     for source in sources:
-        counts = routed.get(source, dict.fromkeys(ROUTES, 0))
-        per_source[source] = {"input": inputs.get(source, 0), **counts}
+        routes = counts.routed.get(source, dict.fromkeys(ROUTES, 0))
+        per_source[source] = {"input": counts.inputs.get(source, 0), **routes}
     totals = {key: sum(s[key] for s in per_source.values()) for key in ("input", *ROUTES)}
     return {
         **settings,
         "counts": {"total": totals, "per_source": per_source},
-        "errors_by_reason": dict(sorted(errors_by_reason.items(), key=lambda kv: -kv[1])),
+        "scoring": counts.scoring,
+        "errors_by_reason": dict(sorted(counts.reasons.items(), key=lambda kv: -kv[1])),
         "durations": {
             "wall_seconds": round(time.time() - started_at, 3),
-            "stage_seconds": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},
+            "stage_seconds": {k: round(v, 3) for k, v in sorted(counts.stage_seconds.items())},
         },
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -1,6 +1,12 @@
-"""Where a scored sample goes: an absolute threshold or the lowest p% of its source."""
+"""Where a scored sample goes: an absolute threshold or the lowest p% of its source.
+
+Like every per-sample step (`pipelines/steps.py`), a routing function returns the sample to
+pass it on (clean) or a `TaggedOutput` to divert it (review).
+"""
 
 from __future__ import annotations
+
+from apache_beam.pvalue import TaggedOutput
 
 from transforms.core.record import Sample
 
@@ -11,11 +17,11 @@ ROUTES = (CLEAN, REVIEW, ERRORS)
 DROPPED = "dropped"  # only after a review: samples reviewers dropped (pipelines/apply_review.py)
 
 
-def route_by_threshold(sample: Sample, threshold: float) -> tuple[str, Sample]:
+def route_by_threshold(sample: Sample, threshold: float) -> Sample | TaggedOutput:
     if sample.score < threshold:
         detail = f"score {sample.score:.3f} is below the threshold {threshold:g}"
-        return REVIEW, sample.replace(reason="low_score", detail=detail)
-    return CLEAN, sample
+        return TaggedOutput(REVIEW, sample.replace(reason="low_score", detail=detail))
+    return sample
 
 
 # Per-source quantiles come from Beam's ApproximateQuantiles (bounded memory for any number of
@@ -29,9 +35,9 @@ def percentile_cut(quantiles: list[float], percentile: float) -> float:
     return quantiles[min(max(position, 0), len(quantiles) - 1)]
 
 
-def route_by_cut(sample: Sample, cut: float, percentile: float) -> tuple[str, Sample]:
+def route_by_cut(sample: Sample, cut: float, percentile: float) -> Sample | TaggedOutput:
     # Strictly below: a source of one sample has nothing below its own percentile.
     if sample.score < cut:
         detail = f"score {sample.score:.3f} is in the lowest {percentile:g}% of {sample.source}"
-        return REVIEW, sample.replace(reason="low_percentile", detail=detail)
-    return CLEAN, sample
+        return TaggedOutput(REVIEW, sample.replace(reason="low_percentile", detail=detail))
+    return sample

@@ -1,0 +1,94 @@
+"""Finish: once every file has landed, summary.json, the checks, the report page, `_SUCCESS`.
+
+The step takes every write's finished files as a side input, so it runs only after they all
+landed. The counts come as one side input (`RunCounts`, from one light outcome per record);
+then summary.json is written, `input = clean + review + errors` per source and the error
+fraction are checked (either failing leaves summary.json for diagnosis and no `_SUCCESS`), the
+HTML report is written from the finished shards, `_SUCCESS` last, and the score cache's small
+files are merged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import apache_beam as beam
+
+from pipelines.output_prefix import remove_spill
+from transforms.report import summary as report
+from transforms.report.html import write_html_report
+from transforms.report.run_cost import CombineBatchStats
+from transforms.report.run_counts import CountOutcomes, RunCounts, read_outcome
+from transforms.samples.score_cache import compact
+
+_log = logging.getLogger(__name__)
+
+
+class FinishRun(beam.DoFn):
+    def __init__(
+        self,
+        prefix: str,
+        cache_dir: str | None,
+        max_error_fraction: float,
+        settings: dict[str, Any],
+        started_at: float,
+    ):
+        self._prefix = prefix
+        self._cache_dir = cache_dir
+        self._max_error_fraction = max_error_fraction
+        self._settings = settings
+        self._started_at = started_at
+
+    def process(self, _, counts: RunCounts, cuts: dict, files: int, cost: dict[str, Any]):
+        prefix = self._prefix
+        settings = {
+            **self._settings,
+            "cuts": dict(sorted(cuts.items())),
+            "files_written": files,
+            **cost,
+        }
+        summary = report.build_summary(counts, settings, self._started_at)
+        remove_spill(prefix)
+        report.write_json(f"{prefix}/report/summary.json", summary)
+        report.check_conservation(summary)
+        report.check_error_fraction(summary, self._max_error_fraction)
+        # The shards are finalized (side inputs), so the page can read them back.
+        write_html_report(prefix, summary)
+        report.write_success(prefix)
+        if self._cache_dir:
+            try:
+                compact(self._cache_dir)
+            except Exception as exc:  # noqa: BLE001 - the run is done; the cache still works
+                _log.warning("could not compact the score cache: %s", exc)
+        yield summary
+
+
+class Finish(beam.PTransform):
+    """{`read`, `outcomes`, `files`, `cuts`, `batches`} -> the run's summary (one element)."""
+
+    def __init__(self, finish: FinishRun):
+        super().__init__()
+        self._finish = finish
+
+    def expand(self, parts):
+        inputs = parts["read"] | "InputOutcome" >> beam.Map(read_outcome)
+        counts = (inputs, parts["outcomes"]) | "AllOutcomes" >> beam.Flatten()
+        return (
+            parts["read"].pipeline
+            | "Start" >> beam.Create([None])
+            | "WriteSummaryAndSuccess"
+            >> beam.ParDo(
+                self._finish,
+                counts=beam.pvalue.AsSingleton(
+                    counts | "CountOutcomes" >> beam.CombineGlobally(CountOutcomes())
+                ),
+                cuts=beam.pvalue.AsDict(parts["cuts"]),
+                files=beam.pvalue.AsSingleton(
+                    parts["files"] | "CountFiles" >> beam.combiners.Count.Globally()
+                ),
+                cost=beam.pvalue.AsSingleton(
+                    parts["batches"] | "BatchesAndCost" >> beam.CombineGlobally(CombineBatchStats())
+                ),
+            )
+        )

@@ -1,0 +1,63 @@
+"""LoadMedia: light samples -> samples with their media bytes, or error records.
+
+The one place media bytes are attached. Samples are grouped by where their bytes live (the
+archive holding their video, the Parquet/WebDataset input file they came from, else their
+own (source, id)), exact duplicates are dropped in the same groups, each archive or input file
+is streamed once to the samples waiting for it, and loose files are fetched from the dataset
+root (never from outside it, never from the network unless the source allows it).
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from pipelines.config import RunConfig
+from pipelines.steps import ERRORS_TAG, GroupStep, guarded
+from transforms.media.fetch import fetch_media
+from transforms.media.groups import group_key, open_group
+
+
+def media_roots(config: RunConfig) -> dict[str, str]:
+    """Source name -> the folder its media paths are relative to ("" -> the dataset root)."""
+    root = config.root.rstrip("/")
+    roots = {s.name: f"{root}/{s.media_root}" if s.media_root else root for s in config.sources}
+    return {"": root, **roots}
+
+
+class LoadMedia(beam.PTransform):
+    """Light samples -> {`samples` with media bytes, `errors`}.
+
+    `archive_videos`: (member path, archive) pairs from ReadSources, looked up as a side input.
+    """
+
+    def __init__(self, config: RunConfig, archive_videos):
+        super().__init__()
+        self._config = config
+        self._archive_videos = archive_videos
+
+    def expand(self, samples):
+        config = self._config
+        # A video in two archives is read from the first one by name, on every run.
+        archive_of = beam.pvalue.AsDict(
+            self._archive_videos | "FirstArchive" >> beam.CombinePerKey(min)
+        )
+        keyed = guarded(samples, "KeyByMediaGroup", "read", group_key, archive_of)
+        grouped = (
+            keyed.samples
+            | "GroupByMediaSource" >> beam.GroupByKey()
+            | "DropDuplicatesAttachMedia"
+            >> beam.ParDo(GroupStep("fetch", open_group)).with_outputs(ERRORS_TAG, main="samples")
+        )
+        fetched = guarded(
+            grouped.samples,
+            "FetchMedia",
+            "fetch",
+            fetch_media,
+            media_roots(config),
+            config.allow_media_outside_root,
+            frozenset(s.name for s in config.sources if s.remote_media),
+        )
+        errors = (keyed[ERRORS_TAG], grouped[ERRORS_TAG], fetched[ERRORS_TAG]) | (
+            "MediaErrors" >> beam.Flatten()
+        )
+        return {"samples": fetched.samples, "errors": errors}

@@ -1,0 +1,105 @@
+"""ReadSources: every source's files -> light samples and error records, one per record.
+
+Manifests stream record by record; Parquet and WebDataset inputs are read without their media
+bytes (read again whole by LoadMedia, after the shuffle); video archives are listed, headers
+only, so LoadMedia knows which archive holds each video. Every input file is found before the
+pipeline starts (`discover_inputs`), so missing data stops the command, not a worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import apache_beam as beam
+
+from pipelines.config import RunConfig
+from pipelines.progress import READ, CountProgress
+from pipelines.steps import ERRORS_TAG, SplitErrors
+from transforms.core.storage import glob_paths
+from transforms.io.llava_manifests import read_manifest
+from transforms.io.shard_inputs import read_light
+from transforms.io.video_archives import list_archive_videos
+
+
+class DataMissingError(FileNotFoundError):
+    """The configured dataset is not where the config says; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class SourceFiles:
+    manifests: list[str]
+    archives: list[str]
+
+
+def _expand(root: str, patterns: tuple[str, ...]) -> list[str]:
+    return [path for pattern in patterns for path in glob_paths(f"{root.rstrip('/')}/{pattern}")]
+
+
+def discover_inputs(config: RunConfig) -> dict[str, SourceFiles]:
+    """Resolve every source's globs now, so missing data fails before any worker starts."""
+    resolved = {}
+    for source in config.sources:
+        manifests = _expand(config.root, source.manifests)
+        if not manifests:
+            wanted = ", ".join(f"{config.root}/{p}" for p in source.manifests)
+            raise DataMissingError(
+                f"source {source.name!r}: no input matches {wanted}.\n{config.layout_help}".strip()
+            )
+        archives = _expand(config.root, source.video_archives)
+        if source.video_archives and not archives:
+            wanted = ", ".join(f"{config.root}/{p}" for p in source.video_archives)
+            raise DataMissingError(
+                f"source {source.name!r}: no video archive matches {wanted}.\n"
+                f"{config.layout_help}".strip()
+            )
+        resolved[source.name] = SourceFiles(manifests, archives)
+    return resolved
+
+
+class ReadSources(beam.PTransform):
+    """Pipeline -> {`read`: every record read (for the input counts), `samples`, `errors`,
+    `archive_videos`: (member path, archive) for every video in an archive}.
+
+    An archive that cannot be read is one error record, counted as an input of the first
+    source that lists it.
+    """
+
+    def __init__(self, config: RunConfig, inputs: dict[str, SourceFiles]):
+        super().__init__()
+        self._config = config
+        self._inputs = inputs
+
+    def expand(self, p):
+        archive_owner: dict[str, str] = {}
+        for source in self._config.sources:
+            for archive in self._inputs[source.name].archives:
+                archive_owner.setdefault(archive, source.name)
+        listed = (
+            p
+            | "Archives" >> beam.Create(sorted(archive_owner.items()))
+            | "ListArchiveVideos" >> beam.FlatMapTuple(list_archive_videos)
+            | "SplitArchiveErrors" >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="ok")
+        )
+        reads = [self._read(p, source) for source in self._config.sources]
+        read = (
+            (*reads, listed[ERRORS_TAG])
+            | "AllReads" >> beam.Flatten()
+            | "CountRead" >> beam.ParDo(CountProgress(READ))
+        )
+        split = read | "SplitReadErrors" >> beam.ParDo(SplitErrors()).with_outputs(
+            ERRORS_TAG, main="samples"
+        )
+        return {
+            "read": read,
+            "samples": split.samples,
+            "errors": split[ERRORS_TAG],
+            "archive_videos": listed.ok,
+        }
+
+    def _read(self, p, source):
+        label = f"Read[{source.name}]"
+        files = p | f"{label}/Files" >> beam.Create(self._inputs[source.name].manifests)
+        if source.format == "llava":
+            return files | f"{label}/Records" >> beam.FlatMap(read_manifest, source.name)
+        # Parquet and WebDataset hold their media: read without it here, whole after the shuffle.
+        return files | f"{label}/Samples" >> beam.FlatMap(read_light, source.name, source.format)

@@ -1,0 +1,106 @@
+"""RouteByScore: scored samples -> clean or review, by a threshold or a per-source percentile.
+
+Each branch of scored samples is routed on its own; only the light (source, score) pairs are
+flattened, to find each source's cut (`cuts`, which the report marks on the histograms). A
+percentile needs every score before any sample is routed, so the scored samples wait for it
+on disk (`transforms/io/spill.py`), not in memory.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from pipelines.config import RunConfig
+from pipelines.steps import ERRORS_TAG, guarded, unexpected_error
+from transforms.core.record import ErrorRecord
+from transforms.io.spill import SPILL_SHARD_MB, SpillShard, read_spilled
+from transforms.io.write_shards import WriteTempShards
+from transforms.samples.route import (
+    QUANTILE_POINTS,
+    REVIEW,
+    percentile_cut,
+    route_by_cut,
+    route_by_threshold,
+)
+
+
+def _route_spilled(path: str, cuts: dict[str, float], percentile: float):
+    """Route every sample of one spill shard by its source's cut; a failure costs one sample.
+
+    Each routed sample carries the run's cuts to the writers, which record them.
+    """
+    for sample in read_spilled(path):
+        if isinstance(sample, ErrorRecord):
+            yield beam.pvalue.TaggedOutput(ERRORS_TAG, sample)
+            continue
+        try:
+            yield route_by_cut(sample.replace(run_cuts=cuts), cuts[sample.source], percentile)
+        except Exception as exc:  # noqa: BLE001 - the same policy as every per-sample step
+            yield beam.pvalue.TaggedOutput(ERRORS_TAG, unexpected_error(sample, "route", exc))
+
+
+class RouteByScore(beam.PTransform):
+    """[branches of scored samples] -> {`clean`, `review`, `errors`: lists of branches,
+    `cuts`: (source, cut) pairs}."""
+
+    def __init__(self, config: RunConfig, spill_dir: str):
+        super().__init__()
+        self._config = config
+        self._spill_dir = spill_dir
+
+    def expand(self, branches):
+        config = self._config
+        scores = (
+            tuple(
+                branch | f"SourceScore{i}" >> beam.Map(lambda s: (s.source, s.score))
+                for i, branch in enumerate(branches)
+            )
+            | "AllSourceScores" >> beam.Flatten()
+        )
+        if config.threshold is not None:
+            cuts = (
+                scores
+                | "ScoredSources" >> beam.Keys()
+                | "DistinctSources" >> beam.Distinct()
+                | "ThresholdCut" >> beam.Map(lambda source, t: (source, t), config.threshold)
+            )
+            routed = [
+                guarded(
+                    branch,
+                    f"RouteByScore{i}",
+                    "route",
+                    route_by_threshold,
+                    config.threshold,
+                    tags=(REVIEW,),
+                )
+                for i, branch in enumerate(branches)
+            ]
+        else:
+            cuts = (
+                scores
+                | "SourceQuantiles" >> beam.ApproximateQuantiles.PerKey(QUANTILE_POINTS)
+                | "PercentileCut"
+                >> beam.Map(lambda kv, pct: (kv[0], percentile_cut(kv[1], pct)), config.percentile)
+            )
+            spilled = (
+                tuple(
+                    branch
+                    | f"SpillScored{i}"
+                    >> beam.ParDo(WriteTempShards(self._spill_dir, SpillShard, SPILL_SHARD_MB))
+                    for i, branch in enumerate(branches)
+                )
+                | "AllSpilled" >> beam.Flatten()
+            )
+            routed = [
+                spilled
+                | "RouteByPercentile"
+                >> beam.FlatMap(
+                    _route_spilled, beam.pvalue.AsDict(cuts), config.percentile
+                ).with_outputs(ERRORS_TAG, REVIEW, main="samples")
+            ]
+        return {
+            "clean": [split.samples for split in routed],
+            "review": [split[REVIEW] for split in routed],
+            "errors": [split[ERRORS_TAG] for split in routed],
+            "cuts": cuts,
+        }

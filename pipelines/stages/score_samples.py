@@ -1,0 +1,160 @@
+"""ScoreSamples: samples with media -> scored samples, before any GPU time the cheap checks.
+
+Rules first (an empty answer, a missing turn: review, unscored), then the score cache (a
+sample scored before, by the same model and weights, is not scored again), then decoding
+ahead of the model in a pool of killable processes, then scoring on one model copy per
+device (text-only samples on the text model, if the run has one). Scores are persisted to the
+cache before routing, so a killed or interrupted run keeps them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import apache_beam as beam
+
+from models.registry import weights_fingerprint
+from models.score_ahead import BATCHES_TAG, ScoreAhead
+from pipelines.config import RunConfig
+from pipelines.progress import SCORED, CountProgress
+from pipelines.stages.reward_handlers import reward_handler, scored_sample
+from pipelines.steps import ERRORS_TAG, apply_step, guarded
+from transforms.core.record import Sample
+from transforms.media.decode_ahead import DecodeAhead, DecodeSettings
+from transforms.samples.route import REVIEW
+from transforms.samples.rules import check_rules
+from transforms.samples.score_cache import (
+    CACHED,
+    PersistScores,
+    cache_files,
+    look_up_cached,
+    model_cache_id,
+    read_cache_file,
+)
+
+
+def cache_dir_of(config: RunConfig) -> str | None:
+    """The score cache folder for this scoring setup, or None without a cache."""
+    if not config.score_cache:
+        return None
+    # Weights changed in place (a retrained or re-downloaded model) make a new cache too.
+    models_used = [
+        config.model,
+        config.model_options,
+        weights_fingerprint(config.model, config.backend_options()),
+    ]
+    if config.text_model:
+        models_used += [
+            config.text_model,
+            config.text_model_options,
+            weights_fingerprint(config.text_model, config.backend_options(text=True)),
+        ]
+    return f"{config.score_cache.rstrip('/')}/{model_cache_id(models_used)}"
+
+
+def _rule_route(sample: Sample):
+    broken = check_rules(sample)
+    if broken is None:
+        return sample
+    reason, detail = broken
+    return beam.pvalue.TaggedOutput(REVIEW, sample.replace(reason=reason, detail=detail))
+
+
+def decode_settings(config: RunConfig, processes: int | None) -> DecodeSettings:
+    """The decode step's settings; a fresh key names this run's machine-wide decoder slots."""
+    decode = config.decode
+    return DecodeSettings(
+        max_side=decode.max_side,
+        video_fps=decode.video_fps,
+        max_frames=decode.max_frames,
+        video_timeout_s=decode.video_timeout_s,
+        workers=decode.workers,
+        prefetch_mb=decode.prefetch_mb,
+        # Remote runners may start one worker process per core: budget for that many.
+        processes_per_machine=processes or os.cpu_count() or 1,
+        run_key=uuid.uuid4().hex,
+    )
+
+
+class ScoreSamples(beam.PTransform):
+    """Samples -> {`scored`: a list of branches of scored samples (one per model, plus those
+    served from the cache), `rule_flagged`, `errors`: a list, `batches`: one stat per batch}.
+
+    The branches stay apart: a Flatten of sample-carrying PCollections would be held whole in
+    memory by local runners. `processes`: pipeline worker processes per machine (None: remote).
+    """
+
+    def __init__(self, config: RunConfig, processes: int | None):
+        super().__init__()
+        self._config = config
+        self._processes = processes
+
+    def expand(self, samples):
+        config = self._config
+        checked = guarded(samples, "CheckRules", "rules", _rule_route, tags=(REVIEW,))
+        to_score, scored, errors = checked.samples, [], [checked[ERRORS_TAG]]
+        cache_dir = cache_dir_of(config)
+        if cache_dir:
+            known = (
+                samples.pipeline
+                | "CacheFiles" >> beam.Create(cache_files(cache_dir))
+                | "ReadCache" >> beam.FlatMap(read_cache_file)
+            )
+            # (key, score) pairs: small enough for a side input, which keeps the
+            # media-carrying samples out of a GroupByKey.
+            looked_up = guarded(
+                to_score,
+                "LookUpScoreCache",
+                "cache",
+                look_up_cached,
+                beam.pvalue.AsDict(known),
+                tags=(CACHED,),
+            )
+            to_score = looked_up.samples
+            scored.append(looked_up[CACHED])
+            errors.append(looked_up[ERRORS_TAG])
+        decoded = to_score | "DecodeMedia" >> beam.ParDo(
+            DecodeAhead(decode_settings(config, self._processes))
+        ).with_outputs(ERRORS_TAG, main="samples")
+        errors.append(decoded[ERRORS_TAG])
+        batches = []
+        for i, (label, branch, handler) in enumerate(self._models(decoded.samples)):
+            shared = config.large_model and self._processes != 1
+            outputs = branch | label >> ScoreAhead(handler, shared)
+            ok, failed = apply_step(
+                outputs.predictions,
+                f"AttachScores{i}",
+                "score",
+                scored_sample,
+                sample_of=lambda r: r.example,
+            )
+            ok = ok | f"CountScored{i}" >> beam.ParDo(CountProgress(SCORED))
+            if cache_dir:
+                ok = ok | f"PersistScores{i}" >> beam.ParDo(
+                    PersistScores(
+                        cache_dir, config.score_cache_flush_every, config.score_cache_flush_seconds
+                    )
+                )
+            scored.insert(i, ok)
+            errors.append(failed)
+            batches.append(outputs[BATCHES_TAG])
+        return {
+            "scored": scored,
+            "rule_flagged": checked[REVIEW],
+            "errors": errors,
+            "batches": tuple(batches) | "AllBatchStats" >> beam.Flatten(),
+        }
+
+    def _models(self, decoded):
+        """(label, samples, handler) per model: text-only samples to the text model, if any."""
+        config = self._config
+        if not config.text_model:
+            return [("ScoreSamples", decoded, reward_handler(config))]
+        parts = decoded | "SplitTextOnly" >> beam.Partition(
+            lambda sample, _: 1 if sample.is_text_only else 0, 2
+        )
+        return [
+            ("ScoreSamples", parts[0], reward_handler(config)),
+            ("ScoreTextSamples", parts[1], reward_handler(config, text=True)),
+        ]

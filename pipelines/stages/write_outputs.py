@@ -1,0 +1,103 @@
+"""WriteOutputs: clean, review and error records -> shards, and one outcome per record.
+
+A sample counts as clean or review only once it is in a shard: the writers emit the outcomes
+the summary counts (and an error record for a sample the format cannot hold). Clean and
+review shards get their id -> shard index and the run's information; report/flagged.jsonl
+and .csv list every review sample.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import apache_beam as beam
+
+from pipelines.config import RunConfig
+from pipelines.progress import CountProgress
+from transforms.core.run_info import RunInfo
+from transforms.io.shard_index import index_path
+from transforms.io.write_shards import OUTCOMES, WRITE_ERRORS, WriteLines, WriteSamples
+from transforms.report import summary
+from transforms.report.run_counts import written_outcome
+from transforms.samples.route import CLEAN, ERRORS, REVIEW
+
+# Error records are small; their JSON Lines files roll over at this size.
+ERRORS_SHARD_MB = 64
+
+
+def _counted(branches, label: str, stage: str) -> tuple:
+    # A tuple, not a list: Beam reads a list piped into a transform as elements to Create.
+    return tuple(
+        branch | f"{label}{i}" >> beam.ParDo(CountProgress(stage))
+        for i, branch in enumerate(branches)
+    )
+
+
+def _lines(branches, label: str, to_line):
+    return (
+        tuple(branch | f"{label}{i}" >> beam.Map(to_line) for i, branch in enumerate(branches))
+        | f"All{label}" >> beam.Flatten()
+    )
+
+
+class WriteOutputs(beam.PTransform):
+    """{`clean`, `review`, `errors`: tuples of branches} -> {`outcomes`, `files`, `errors`}.
+
+    `errors` out holds every error record written (those of the inputs and the writers').
+    """
+
+    def __init__(self, config: RunConfig, prefix: str, run_info: RunInfo):
+        super().__init__()
+        self._config = config
+        self._prefix = prefix
+        self._run_info = run_info
+
+    def expand(self, routed):
+        config, prefix = self._config, self._prefix
+        clean = _counted(routed["clean"], "CountClean", CLEAN)
+        review = _counted(routed["review"], "CountReview", REVIEW)
+        writes = {
+            route: branches
+            | f"Write{route.title()}"
+            >> WriteSamples(
+                f"{prefix}/{route}",
+                config.format,
+                config.shard_mb,
+                index_path(prefix, route),
+                functools.partial(written_outcome, route=route),
+                run_info=self._run_info,
+            )
+            for route, branches in ((CLEAN, clean), (REVIEW, review))
+        }
+        errors = (
+            (*routed["errors"], writes[CLEAN][WRITE_ERRORS], writes[REVIEW][WRITE_ERRORS])
+            | "AllErrors" >> beam.Flatten()
+            | "CountErrors" >> beam.ParDo(CountProgress(ERRORS))
+        )
+        written_errors = errors | "WriteErrors" >> WriteSamples(
+            f"{prefix}/errors",
+            "jsonl",
+            ERRORS_SHARD_MB,
+            describe=functools.partial(written_outcome, route=ERRORS),
+            name="errors",
+        )
+        files = (
+            writes[CLEAN]["files"],
+            writes[REVIEW]["files"],
+            written_errors["files"],
+            _lines(review, "FlaggedJson", summary.flagged_json_line)
+            | "WriteFlaggedJsonl" >> WriteLines(f"{prefix}/report/flagged.jsonl"),
+            _lines(review, "FlaggedCsv", summary.flagged_csv_line)
+            | "WriteFlaggedCsv"
+            >> WriteLines(f"{prefix}/report/flagged.csv", header=summary.FLAGGED_CSV_HEADER),
+        )
+        outcomes = (
+            writes[CLEAN][OUTCOMES],
+            writes[REVIEW][OUTCOMES],
+            written_errors[OUTCOMES],
+        ) | "AllOutcomes" >> beam.Flatten()
+        return {
+            "outcomes": outcomes,
+            "files": files | "AllWrittenFiles" >> beam.Flatten(),
+            "errors": errors,
+        }

@@ -1,0 +1,99 @@
+"""Every count summary.json holds, from one light `Outcome` per record, combined once.
+
+Readers emit an `Outcome` per record read (route `input`); the writers emit one per sample
+they wrote (clean or review) and per error record. `CountOutcomes` folds them into one
+`RunCounts` (per source and route, errors by reason, time per stage, how samples were
+scored), the single counts side input of the finishing step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import apache_beam as beam
+
+from transforms.core.record import ErrorRecord, Sample
+from transforms.samples.route import ERRORS, ROUTES
+
+INPUT = "input"
+SCORING = ("scored", "from_cache", "not_scored")
+
+
+class Outcome(NamedTuple):
+    """One record's fate, without its content."""
+
+    source: str
+    route: str  # INPUT for a record read, else clean, review or errors
+    scoring: str | None = None  # how a written sample got its score (one of SCORING)
+    reason: str | None = None  # "stage/reason" of an error record
+    timings: dict[str, float] | None = None  # seconds per stage
+
+
+def read_outcome(item: Sample | ErrorRecord) -> Outcome:
+    return Outcome(item.source, INPUT)
+
+
+def written_outcome(item: Sample | ErrorRecord, route: str) -> Outcome:
+    """The outcome of a sample (or error record) written to `route`."""
+    if isinstance(item, ErrorRecord):
+        return Outcome(item.source, route, reason=f"{item.stage}/{item.reason}")
+    if item.cached:
+        scoring = "from_cache"
+    else:
+        scoring = "scored" if item.score is not None else "not_scored"
+    return Outcome(item.source, route, scoring, None, item.timings)
+
+
+@dataclass
+class RunCounts:
+    inputs: dict[str, int] = field(default_factory=dict)
+    routed: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> route -> n
+    reasons: dict[str, int] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    scoring: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SCORING, 0))
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.route == INPUT:
+            self.inputs[outcome.source] = self.inputs.get(outcome.source, 0) + 1
+            return
+        routes = self.routed.setdefault(outcome.source, dict.fromkeys(ROUTES, 0))
+        routes[outcome.route] += 1
+        if outcome.reason:
+            self.reasons[outcome.reason] = self.reasons.get(outcome.reason, 0) + 1
+        if outcome.route != ERRORS:
+            self.scoring[outcome.scoring] += 1
+            for stage, seconds in (outcome.timings or {}).items():
+                self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+
+    def merge(self, other: RunCounts) -> None:
+        for source, number in other.inputs.items():
+            self.inputs[source] = self.inputs.get(source, 0) + number
+        for source, routes in other.routed.items():
+            mine = self.routed.setdefault(source, dict.fromkeys(ROUTES, 0))
+            for route, number in routes.items():
+                mine[route] += number
+        for reason, number in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + number
+        for stage, seconds in other.stage_seconds.items():
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+        for how, number in other.scoring.items():
+            self.scoring[how] += number
+
+
+class CountOutcomes(beam.CombineFn):
+    def create_accumulator(self) -> RunCounts:
+        return RunCounts()
+
+    def add_input(self, counts: RunCounts, outcome: Outcome) -> RunCounts:
+        counts.add(outcome)
+        return counts
+
+    def merge_accumulators(self, accumulators) -> RunCounts:
+        merged = RunCounts()
+        for counts in accumulators:
+            merged.merge(counts)
+        return merged
+
+    def extract_output(self, counts: RunCounts) -> RunCounts:
+        return counts
