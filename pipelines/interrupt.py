@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -55,3 +56,37 @@ def interruptible() -> Iterator[None]:
 def received() -> int | None:
     """The signal that interrupted the last `interruptible()` block, if one did."""
     return _received[0] if _received else None
+
+
+# On Ctrl-C, how long to let batches already on the model finish so their scores are kept.
+UNPASSED_WAIT_S = 5.0
+
+
+def wind_down(config, signum: int) -> int:
+    """After an interrupt: keep every score, remove the unfinished outputs, say how to resume.
+
+    Returns the exit code for the signal (130 or 143).
+    """
+    from models.score_ahead import unpassed_predictions
+    from pipelines.clean import cache_dir_of
+    from pipelines.output_prefix import remove_unfinished
+    from transforms.media.decode_pool import close_all
+    from transforms.samples.score_cache import count_cached, flush_all_pending, save_scored
+
+    cache_dir = cache_dir_of(config)
+    flush_all_pending()
+    if cache_dir:
+        # Batches the model finished (or finishes within seconds) but the pipeline had not
+        # yet taken: scored on the GPU, so worth keeping.
+        finished = unpassed_predictions(wait_s=UNPASSED_WAIT_S)
+        save_scored(cache_dir, [p.example.replace(score=p.inference.score) for p in finished])
+    close_all()
+    remove_unfinished(config.output)
+    if cache_dir:
+        kept = f"{count_cached(cache_dir)} scores kept in the cache"
+        resume = "rerun the same command to resume"
+    else:
+        kept = "no score cache set (--score-cache), so the scores were not kept"
+        resume = "rerun the same command to start again"
+    print(f"rmclean: interrupted; {kept}; {resume}", file=sys.stderr, flush=True)
+    return EXIT_CODES[signum]

@@ -244,7 +244,7 @@ class DecodePool:
 
 
 # Every pool of this process, so an interrupted run can stop its decoders at once
-# (pipelines/cli.py) rather than leave them to notice the closed socket.
+# (pipelines/interrupt.py) rather than leave them to notice the closed socket.
 _LIVE: weakref.WeakSet[DecodePool] = weakref.WeakSet()
 
 

@@ -154,7 +154,7 @@ class PersistScores(beam.DoFn):
             return len(rows)
 
 
-# Every live writer in this process, so an interrupted run can flush them (pipelines/cli.py).
+# Every live writer in this process, so an interrupted run can flush them (pipelines/interrupt.py).
 _LIVE: weakref.WeakSet[PersistScores] = weakref.WeakSet()
 
 

@@ -1,0 +1,1 @@
+"""One module per `rmclean` command: its flags (`add_parser`) and what it runs (`run`)."""

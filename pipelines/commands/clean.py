@@ -1,0 +1,163 @@
+"""`rmclean clean`: score and route a dataset.
+
+Our own flags are parsed here; every other flag must be a real Beam pipeline option and is
+handed to Beam untouched, so any runner option (`--runner`, `--direct_num_workers`,
+`--project`, ...) works as Beam documents it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+
+from pipelines.commands.beam_flags import check_beam_args
+from pipelines.commands.usage import EXIT_FAILED, EXIT_OK, UsageError, usage
+from pipelines.config import ConfigError, load_config
+
+NAME = "clean"
+# What a finished run prints under its one-line total.
+OUTPUTS = (
+    "clean/",
+    "review/",
+    "errors/",
+    "report/index.html",
+    "report/summary.json",
+    "report/flagged.csv",
+)
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    clean = commands.add_parser(
+        NAME,
+        help="score and route a dataset",
+        epilog="Other flags must be Beam pipeline options; they are passed to Beam.",
+        allow_abbrev=False,
+    )
+    clean.add_argument("--config", required=True, help="YAML config, e.g. configs/sample.yaml")
+    clean.add_argument("--input", help="dataset root (overrides the config's root)")
+    clean.add_argument(
+        "--output",
+        help="output prefix for this run (default: <config output>/<UTC timestamp>)",
+    )
+    cut = clean.add_mutually_exclusive_group()
+    cut.add_argument("--threshold", type=float, help="review samples scoring below this")
+    cut.add_argument("--percentile", type=float, help="review the lowest P%% of each source")
+    clean.add_argument("--model", help="reward backend name (default from the config)")
+    clean.add_argument("--format", choices=("parquet", "webdataset"), help="output shard format")
+    clean.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow checkpoints that ship their own code (ixc25) to run it",
+    )
+    clean.add_argument(
+        "--runner",
+        help="local, portable, spark, flink, dataflow (presets), or any Beam runner class name",
+    )
+    clean.add_argument(
+        "--score-cache",
+        "--score_cache",
+        help="folder of cached scores: rescore only new or changed samples "
+        "(default: <config output>/score-cache)",
+    )
+    clean.add_argument(
+        "--no-score-cache", action="store_true", help="score every sample, keep no scores"
+    )
+    clean.add_argument(
+        "--max-error-fraction",
+        "--max_error_fraction",
+        type=float,
+        help="fail the run (no _SUCCESS) when more than this share of samples errs (0.05)",
+    )
+    clean.add_argument(
+        "--overwrite", action="store_true", help="replace a finished run at --output"
+    )
+    return clean
+
+
+def run(args: argparse.Namespace, beam_args: list[str], ours: list[str]) -> int:
+    """Check everything a run needs before Beam starts, then run it."""
+    from models.registry import ModelConfigError, preflight_models
+    from pipelines.clean import DataMissingError
+    from pipelines.runners import beam_args_for, runs_locally
+
+    try:
+        check_beam_args(beam_args, ours)
+        config = config_for(args)
+        # Model options, the remote-code opt-in, weight and font files: checked before Beam.
+        preflight_models(config, runs_locally(beam_args_for(args.runner, beam_args)))
+    except UsageError as exc:
+        return usage(str(exc))
+    except (ConfigError, ModelConfigError) as exc:
+        return usage(f"bad configuration: {exc}")
+    print(f"rmclean: cleaning {config.name} from {config.root} -> {config.output}", flush=True)
+    try:
+        return _run(config, args.overwrite, beam_args_for(args.runner, beam_args))
+    except DataMissingError as exc:
+        return usage(f"input data not found: {exc}")
+
+
+def config_for(args: argparse.Namespace):
+    """The config file with this command line's overrides and the run defaults applied."""
+    config = load_config(args.config)
+    if args.model and args.model != config.model:
+        # The config's model_options belong to its own model, not to the one chosen here.
+        config = config.with_overrides(model=args.model, model_options={})
+    runs = config.output.rstrip("/")
+    # Defaults (the same for make and the CLI): each run its own timestamped prefix under the
+    # config's output folder, and one score cache beside them that every run shares.
+    output = args.output or f"{runs}/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    score_cache = args.score_cache or config.score_cache or f"{runs}/score-cache"
+    if args.no_score_cache:
+        config = dataclasses.replace(config, score_cache=None)
+        score_cache = None
+    return config.with_overrides(
+        root=args.input,
+        output=output,
+        score_cache=score_cache,
+        threshold=args.threshold,
+        percentile=args.percentile,
+        format=args.format,
+        max_error_fraction=args.max_error_fraction,
+        trust_remote_code=True if args.trust_remote_code else None,
+    )
+
+
+def _run(config, overwrite: bool, beam_args: list[str]) -> int:
+    from pipelines import interrupt, progress
+    from pipelines.clean import run as run_pipeline
+    from pipelines.output_prefix import OutputExistsError, prepare_output
+    from transforms.report.summary import CountsNotConservedError, TooManyErrorsError
+
+    try:
+        prepare_output(config.output, overwrite)
+    except OutputExistsError as exc:
+        return usage(str(exc))
+    try:
+        with interrupt.interruptible(), progress.shown():
+            summary = run_pipeline(config, beam_args)
+    except (CountsNotConservedError, TooManyErrorsError) as exc:
+        if interrupt.received() is None:
+            print(f"rmclean: run failed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        return interrupt.wind_down(config, interrupt.received())
+    except BaseException:
+        # Beam re-raises the interrupt as another exception type: the signal decides.
+        if interrupt.received() is None:
+            raise
+        return interrupt.wind_down(config, interrupt.received())
+    if interrupt.received() is not None:  # the signal came as the run was finishing
+        return interrupt.wind_down(config, interrupt.received())
+    _print_summary(summary)
+    return EXIT_OK
+
+
+def _print_summary(summary: dict) -> None:
+    total = summary["counts"]["total"]
+    print(
+        f"rmclean: {total['input']} samples -> {total['clean']} clean, {total['review']} review, "
+        f"{total['errors']} errors in {summary['durations']['wall_seconds']:.1f}s"
+    )
+    for name in OUTPUTS:
+        print(f"  {summary['output']}/{name}")

@@ -1,0 +1,48 @@
+"""`rmclean sample`: write the generated sample dataset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pipelines.commands.usage import EXIT_OK
+
+NAME = "sample"
+
+
+def _seed(text: str) -> int:
+    from synth.dataset import TRAINING_SEED_MIN
+
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= seed < TRAINING_SEED_MIN:
+        # Larger seeds are the demo model's training data: a sample from them would be seen.
+        raise argparse.ArgumentTypeError(
+            f"{seed} is out of range: sample seeds are 0 to {TRAINING_SEED_MIN - 1}"
+        )
+    return seed
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    sample = commands.add_parser(
+        NAME, help="write the generated sample dataset", allow_abbrev=False
+    )
+    sample.add_argument("--output", required=True, help="directory to write the dataset into")
+    sample.add_argument("--seed", type=_seed, default=0, help="generator seed, 0-9999 (0)")
+    sample.add_argument(
+        "--verbose", action="store_true", help="print what was generated, per subset"
+    )
+    return sample
+
+
+def run(args: argparse.Namespace) -> int:
+    from synth.dataset import write_sample_dataset
+
+    summary = write_sample_dataset(Path(args.output), seed=args.seed)
+    if args.verbose:
+        print(json.dumps(summary, indent=2))
+    print(f"rmclean: sample dataset written to {args.output}")
+    return EXIT_OK
