@@ -102,7 +102,7 @@ def build_tokenizer(specials: list[str] = SPECIALS, chat_template: str | None = 
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from models.vlm_value_head import FALLBACK_CHAT_TEMPLATE
+    from models.value_head_checkpoint import FALLBACK_CHAT_TEMPLATE
 
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

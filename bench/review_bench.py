@@ -42,8 +42,9 @@ def _jpeg(rng: random.Random) -> bytes:
 def build_run(prefix: Path, total: int, seed: int = 0) -> dict:
     """A finished parquet run of `total` image samples, ~20% flagged, with its index."""
     from transforms.core.record import IMAGE, MediaRef, Sample
+    from transforms.io.rolling_shards import RollingShards, finalize_shards
+    from transforms.io.shard_formats import SHARD_TYPES
     from transforms.io.shard_index import index_path
-    from transforms.io.write_shards import SHARD_TYPES, RollingShards, finalize_shards
     from transforms.report import summary as report
 
     rng = random.Random(seed)

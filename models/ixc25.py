@@ -23,7 +23,6 @@ What the code does with a conversation, and how this backend meets it:
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 import tempfile
@@ -32,13 +31,15 @@ from typing import Any
 
 import torch
 
-from models.chat import placeholder_count, to_chat
-from models.ixc25_loading import (
-    cached_hub_file,
-    check_offline_assets,
-    hub_reachable,
-    load_ixc_model,
+from models.ixc25_inputs import (
+    IMAGE_HERE,
+    ixc_chat,
+    render_prompt,
+    video_geometry,
+    write_media,
 )
+from models.ixc25_loading import load_ixc_model
+from models.ixc25_offline import cached_hub_file, check_offline_assets, hub_reachable
 from models.loading import (
     ModelConfigError,
     check_device,
@@ -48,29 +49,19 @@ from models.loading import (
     resolve_dtype,
     take_options,
 )
+from models.micro_batches import MicroBatchedModel
 from models.spec import BackendSpec
 from models.tokens import (
     IXC_MULTI_MEDIA_HD_NUM,
     IXC_VIDEO_TOKENS,
     IxcTokenEstimator,
-    MicroBatchedModel,
     header_size,
     ixc_image_tokens,
-    ixc_video_frames,
     ixc_video_tokens,
     media_geometry,
 )
-from transforms.core.record import IMAGE, VIDEO, Sample
+from transforms.core.record import VIDEO, Sample
 
-# The extensions the model's own code recognises (REFERENCE.md).
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "gif", "bmp", "webp")
-VIDEO_EXTENSIONS = ("mp4", "avi", "mkv", "mov", "wmv")
-PIL_FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "WEBP": "webp"}
-
-IMAGE_HERE = "<ImageHere>"
-# The code's chat format: InternLM2's turn markers, then end-of-text and the reward token.
-TURN_START, TURN_END = "[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]"
-REWARD_SUFFIX = "</s>[UNUSED_TOKEN_130]"
 # The model is given this many tokens more than the limit enforced here, so that its own
 # cut never reaches a sample this backend counted as fitting (the counts agree to a few
 # tokens: the chat format is rendered here, not by the model).
@@ -117,75 +108,6 @@ def check_remote_code_allowed(path: str, trust: bool, allowlist: Sequence[str]) 
     )
 
 
-def media_extension(kind: str, name_extension: str, data: bytes | None) -> str:
-    """An extension the model maps to the right modality: the file's own if it is one it knows,
-    else the image format sniffed from the bytes (images) or mp4 (videos)."""
-    known = IMAGE_EXTENSIONS if kind == IMAGE else VIDEO_EXTENSIONS
-    if name_extension in known:
-        return name_extension
-    if kind == VIDEO:
-        return "mp4"
-    from PIL import Image
-
-    with contextlib.suppress(Exception), Image.open(io.BytesIO(data or b"")) as image:
-        return PIL_FORMAT_EXTENSIONS.get(image.format or "", "png")
-    return "png"
-
-
-def write_media(sample: Sample, index: int, directory: str) -> str:
-    """One media item as a file the model can open; decoded pixels if the bytes are gone."""
-    ref = sample.media[index]
-    if ref.kind not in (IMAGE, VIDEO):
-        raise ValueError(f"sample {sample.id}: unsupported media kind {ref.kind!r}")
-    data = ref.data
-    if data is None and ref.kind == IMAGE and sample.decoded and sample.decoded[index] is not None:
-        from PIL import Image
-
-        buffer = io.BytesIO()
-        Image.fromarray(sample.decoded[index]).save(buffer, format="PNG")
-        data = buffer.getvalue()
-        extension = "png"
-    elif data is None:
-        raise ValueError(f"sample {sample.id}: media {ref.path!r} has no bytes to score")
-    else:
-        extension = media_extension(ref.kind, ref.extension, data)
-    file_path = os.path.join(directory, f"{index:03d}.{extension}")
-    with open(file_path, "wb") as handle:
-        handle.write(data)
-    return file_path
-
-
-def ixc_chat(sample: Sample) -> list[dict[str, str]]:
-    """The conversation as the model's get_scores takes it, media markers placed (see top)."""
-    media = len(sample.media)
-    if media <= 1:
-        chat = to_chat(sample)
-    elif placeholder_count(sample) == media:
-        chat = to_chat(sample, media_marker=IMAGE_HERE)
-    else:
-        chat = to_chat(sample)
-        first_user = next((m for m in chat if m["role"] == "user"), None)
-        if first_user is None:
-            raise ValueError(f"sample {sample.id}: {media} media but no user turn to hold them")
-        first_user["content"] = "\n".join([IMAGE_HERE] * media + [first_user["content"]])
-    markers = sum(m["content"].count(IMAGE_HERE) for m in chat)
-    if markers != media and not (media == 1 and markers == 0):
-        raise ValueError(
-            f"sample {sample.id}: {markers} {IMAGE_HERE} markers in the text for {media} "
-            "media; the model places media only at these markers"
-        )
-    return chat
-
-
-def render_prompt(chat: list[dict[str, str]], media: int) -> str:
-    """The text the model reads, media markers included (one medium goes first)."""
-    prompt = "".join(f"{TURN_START}{m['role']}\n{m['content']}{TURN_END}\n" for m in chat)
-    prompt += REWARD_SUFFIX
-    if media == 1 and IMAGE_HERE not in prompt:
-        prompt = IMAGE_HERE + prompt
-    return prompt
-
-
 def normalise_scores(raw: Any, count: int) -> list[float]:
     """One float per conversation from whatever get_scores returned (float, list, tensor)."""
     if isinstance(raw, torch.Tensor):
@@ -197,19 +119,6 @@ def normalise_scores(raw: Any, count: int) -> list[float]:
     if len(flat) != count:
         raise RuntimeError(f"get_scores returned {len(flat)} scores for {count} conversations")
     return [float(score) for score in flat]
-
-
-def video_geometry(sample: Sample, index: int) -> tuple[int, int, int] | None:
-    """(frames the model keeps, height, width), read from the file as the model reads it."""
-    data = sample.media[index].data
-    if data:
-        with contextlib.suppress(Exception):
-            import decord
-
-            reader = decord.VideoReader(io.BytesIO(data), num_threads=1)
-            height, width = reader[0].shape[:2]
-            return ixc_video_frames(len(reader), reader.get_avg_fps()), height, width
-    return media_geometry(sample, index)
 
 
 class Ixc25RewardModel(MicroBatchedModel):

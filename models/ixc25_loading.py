@@ -12,8 +12,8 @@ that break here (REFERENCE.md, "IXC-2.5-Reward"):
   flash-attn.
 So the model is built here by hand: its class comes from transformers' dynamic-module
 utilities, the font and vision-tower lookups in the code's own modules are pointed at local
-files before construction, the model is constructed on the target device (never meta), and
-the checkpoint's weights are loaded with every key accounted for.
+files before construction (`ixc25_offline.py`), the model is constructed on the target
+device (never meta), and the checkpoint's weights are loaded with every key accounted for.
 """
 
 from __future__ import annotations
@@ -23,101 +23,17 @@ import importlib.util
 import json
 import logging
 import os
-import socket
-import sys
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse
 
 import torch
 
+from models.ixc25_offline import local_clip, local_font, redirect_fetches
 from models.loading import ModelConfigError
 
 logger = logging.getLogger(__name__)
 
-FONT_REPO, FONT_FILE = "internlm/internlm-xcomposer2d5-7b", "SimHei.ttf"
-CLIP_REPO = "internlm/internlm-xcomposer2d5-clip"
 DEFAULT_MAX_LENGTH = 16384
-ORIGINAL_CLIP = "_rmclean_original_clip_class"
-FONT_HINT = (
-    f"download it once (`hf download {FONT_REPO} {FONT_FILE} "
-    "--local-dir data/models/fonts`) and set `font_path: data/models/fonts/SimHei.ttf`"
-)
-CLIP_HINT = (
-    f"download it once (`hf download {CLIP_REPO} "
-    "--local-dir data/models/internlm-xcomposer2d5-clip`) and set "
-    "`clip_path: data/models/internlm-xcomposer2d5-clip`"
-)
-
-
-class OfflineFetchRefused(ConnectionRefusedError):
-    pass
-
-
-# -- the two files the code fetches ----------------------------------------------------------
-def cached_hub_file(repo: str, filename: str) -> str | None:
-    """A file already in the local Hugging Face cache (no network), or None."""
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo, filename)
-    return found if isinstance(found, str) else None
-
-
-def local_font(font_path: str | None) -> str | None:
-    """The font the model will get: `font_path`, else a copy in the Hugging Face cache."""
-    return font_path or cached_hub_file(FONT_REPO, FONT_FILE)
-
-
-def local_clip(clip_path: str | None) -> str | None:
-    """The vision-tower folder: `clip_path`, else a snapshot in the Hugging Face cache."""
-    if clip_path:
-        return clip_path
-    config_file = cached_hub_file(CLIP_REPO, "config.json")
-    return os.path.dirname(config_file) if config_file else None
-
-
-def hub_reachable() -> bool:
-    """Whether the model's own downloads could work: not offline and the hub answers."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
-        return False
-    from huggingface_hub import constants
-
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=3).close()
-    except OSError:
-        return False
-    return True
-
-
-def check_offline_assets(font_path: str | None, clip_path: str | None) -> None:
-    """The font and vision tower must be local files, unless the hub can be reached."""
-    if font_path:
-        if not os.path.isfile(font_path):
-            raise ModelConfigError(f"ixc25: font_path {font_path!r} is not a file; {FONT_HINT}")
-        from PIL import ImageFont
-
-        try:
-            ImageFont.truetype(font_path, size=40)
-        except OSError as exc:
-            raise ModelConfigError(
-                f"ixc25: font_path {font_path!r} is not a TrueType font ({exc})"
-            ) from exc
-    if clip_path and not os.path.isfile(os.path.join(clip_path, "config.json")):
-        raise ModelConfigError(
-            f"ixc25: clip_path {clip_path!r} holds no config.json (the CLIP vision tower); "
-            + CLIP_HINT
-        )
-    missing = []
-    if not local_font(font_path):
-        missing.append(f"the font {FONT_FILE} from {FONT_REPO}: {FONT_HINT}")
-    if not local_clip(clip_path):
-        missing.append(f"the vision tower {CLIP_REPO}: {CLIP_HINT}")
-    if missing and not hub_reachable():
-        raise ModelConfigError(
-            "ixc25: the model's code downloads files while it loads and this machine is "
-            "offline; " + "; and ".join(missing)
-        )
 
 
 # -- building the model ----------------------------------------------------------------------
@@ -161,62 +77,6 @@ def model_class(config: Any, folder: str) -> type:
     if not reference:
         raise ModelConfigError(f"ixc25: {folder}/config.json has no auto_map.AutoModel entry")
     return get_class_from_dynamic_module(reference, folder)
-
-
-def _checkpoint_modules(cls: type) -> list[Any]:
-    """The modules of the checkpoint's code (the model's file and the files it imports)."""
-    package = cls.__module__.rpartition(".")[0]
-    return [m for name, m in list(sys.modules.items()) if name.startswith(package + ".")]
-
-
-def _offline_urlopen(font_file: str):
-    """Stands in for `urlopen` in the checkpoint's code: font URLs read the local font."""
-
-    def urlopen(url: Any, *args: Any, **kwargs: Any):
-        target = str(getattr(url, "full_url", url))
-        if urlparse(target).path.lower().endswith((".ttf", ".ttc", ".otf")):
-            return open(font_file, "rb")  # noqa: SIM115 - the caller reads and closes it
-        raise OfflineFetchRefused(
-            f"ixc25: the checkpoint's code tried to download {target}; rmclean runs it "
-            "offline (set font_path/clip_path to local copies)"
-        )
-
-    return urlopen
-
-
-def _local_clip_class(original: type, clip_dir: str, built: list[torch.nn.Module]) -> type:
-    """`CLIPVisionModel` whose from_pretrained reads `clip_dir` instead of the hub."""
-
-    class LocalCLIPVisionModel(original):  # type: ignore[misc, valid-type]
-        @classmethod
-        def from_pretrained(cls, name: Any, *args: Any, **kwargs: Any):
-            source = name if os.path.isdir(str(name)) else clip_dir
-            # In the dtype the rest of the model is built in, as transformers 4.x gave it.
-            kwargs.setdefault("dtype", torch.get_default_dtype())
-            model = original.from_pretrained(source, *args, **kwargs)
-            built.append(model)
-            return model
-
-    return LocalCLIPVisionModel
-
-
-def redirect_fetches(cls: type, font: str | None, clip: str | None) -> list[torch.nn.Module]:
-    """Point the code's font download and vision-tower load at local files.
-
-    Patched in the code's own module namespaces (it imported `urlopen` and `CLIPVisionModel`
-    by name), so nothing outside this checkpoint changes. Returns the list that collects the
-    vision towers the code builds, whose weights come from `clip` rather than the checkpoint.
-    """
-    built: list[torch.nn.Module] = []
-    for module in _checkpoint_modules(cls):
-        if font and hasattr(module, "urlopen"):
-            module.urlopen = _offline_urlopen(font)
-        # A second load in the same process finds the module already patched: wrap the original.
-        original = getattr(module, ORIGINAL_CLIP, getattr(module, "CLIPVisionModel", None))
-        if clip and isinstance(original, type):
-            setattr(module, ORIGINAL_CLIP, original)
-            module.CLIPVisionModel = _local_clip_class(original, clip, built)
-    return built
 
 
 @contextlib.contextmanager

@@ -28,8 +28,9 @@ from models.loading import (
     resolve_dtype,
     take_options,
 )
+from models.micro_batches import MicroBatchedModel
 from models.spec import BackendSpec
-from models.tokens import MicroBatchedModel, TextTokenEstimator
+from models.tokens import TextTokenEstimator
 from transforms.core.record import Sample
 
 FALLBACK_MAX_LENGTH = 4096

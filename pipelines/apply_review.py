@@ -25,9 +25,10 @@ from pipelines.output_prefix import prepare_output
 from transforms.core.record import Sample
 from transforms.core.run_identity import new_run_id, run_id
 from transforms.core.run_info import RunInfo
+from transforms.io.rolling_shards import RollingShards, finalize_shards
+from transforms.io.shard_formats import SHARD_TYPES, SUFFIXES
 from transforms.io.shard_index import SidecarWriter, index_path, iter_index
 from transforms.io.stored_samples import iter_stored_samples
-from transforms.io.write_shards import SHARD_TYPES, SUFFIXES, RollingShards, finalize_shards
 from transforms.report import summary as report
 from transforms.report.html import write_html_report
 from transforms.report.scan import load_summary

@@ -11,6 +11,7 @@ from PIL import Image, ImageFont
 
 from models.chat import replace_placeholders, strip_placeholders, to_chat, to_multimodal_chat
 from models.loading import ModelConfigError
+from models.micro_batches import micro_batches, score_in_micro_batches
 from models.registry import loader_for, token_estimator_for
 from models.tokens import (
     IxcTokenEstimator,
@@ -20,9 +21,7 @@ from models.tokens import (
     ixc_image_tokens,
     ixc_video_frames,
     ixc_video_tokens,
-    micro_batches,
     qwen_media_tokens,
-    score_in_micro_batches,
 )
 from tests.helpers import conversation
 from transforms.core.record import MediaRef, Sample

@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 from models.base import RewardModelHandler, SampleTooLong
-from models.ixc25 import IMAGE_HERE, RemoteCodeNotAllowed, ixc_chat, normalise_scores
+from models.ixc25 import RemoteCodeNotAllowed, normalise_scores
+from models.ixc25_inputs import IMAGE_HERE, ixc_chat
 from models.loading import ModelConfigError
 from models.registry import loader_for, preflight, token_estimator_for
 from tests.helpers import mp4_bytes

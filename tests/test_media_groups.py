@@ -13,8 +13,8 @@ from tests.helpers import (
 )
 from transforms.core.record import ErrorRecord, Sample
 from transforms.io.llava_manifests import record_to_sample
+from transforms.io.shard_formats import SHARD_TYPES
 from transforms.io.shard_inputs import read_light
-from transforms.io.write_shards import SHARD_TYPES
 from transforms.media.groups import group_key, open_group
 
 
