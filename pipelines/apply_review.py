@@ -16,40 +16,35 @@ from __future__ import annotations
 import csv
 import json
 import time
-import uuid
-from dataclasses import dataclass, field
 
 import fsspec
 
 from pipelines.output_prefix import prepare_output
-from transforms.core.record import Sample
 from transforms.core.run_identity import new_run_id, run_id
 from transforms.core.run_info import RunInfo
-from transforms.io.rolling_shards import RollingShards, finalize_shards
-from transforms.io.shard_formats import SHARD_TYPES, SUFFIXES
-from transforms.io.shard_index import SidecarWriter, index_path, iter_index
-from transforms.io.stored_samples import iter_stored_samples
+from transforms.io.shard_index import index_path
 from transforms.report import summary as report
 from transforms.report.html import write_html_report
 from transforms.report.scan import load_summary
 from transforms.review.decisions import read_decisions
 from transforms.review.evidence import threshold_evidence
 from transforms.review.matching import Match, match_decisions
+from transforms.review.reroute import (
+    DESTINATIONS,
+    Destination,
+    ReviewNotConservedError,
+    ReviewRouter,
+    copy_file,
+    route_samples,
+)
 from transforms.samples.route import CLEAN, DROPPED, ERRORS, REVIEW
 
-UNDECIDED = "undecided"
 UNDECIDED_POLICIES = (REVIEW, "keep", "drop")
-DESTINATIONS = (CLEAN, REVIEW, DROPPED)
 DEFAULT_SHARD_MB = 256  # runs written before summary.json recorded shard_mb
-COPY_CHUNK_BYTES = 8 << 20
 
 
 class ApplyReviewError(ValueError):
     """Bad input found before anything was written; the message says what to do."""
-
-
-class ReviewNotConservedError(RuntimeError):
-    """The new prefix does not account for every sample of the run."""
 
 
 def _location(url: str) -> tuple[str, str]:
@@ -71,148 +66,11 @@ def _check_locations(run_prefix: str, new_prefix: str) -> None:
         )
 
 
-def _copy_file(source: str, target: str) -> None:
-    with fsspec.open(source, "rb") as reader, fsspec.open(target, "wb") as writer:
-        while chunk := reader.read(COPY_CHUNK_BYTES):
-            writer.write(chunk)
-
-
-@dataclass
-class _Destination:
-    """One folder of the new prefix: rolling temp shards, renamed and indexed at the end."""
-
-    prefix: str
-    folder: str
-    file_format: str
-    shard_mb: float
-    run_info: RunInfo
-    temp_paths: list[str] = field(default_factory=list)
-
-    def __post_init__(self):
-        self.temp_dir = f"{self.prefix}/{self.folder}/.temp-{uuid.uuid4().hex[:12]}"
-        shard_type = SHARD_TYPES[self.file_format]
-        self.shards = RollingShards(
-            self.temp_dir, shard_type, self.shard_mb, indexed=True, run_info=self.run_info
-        )
-
-    def write(self, sample: Sample) -> None:
-        closed = self.shards.write(sample)
-        if closed:
-            self.temp_paths.append(closed)
-
-    def adopt(self, shard_url: str) -> SidecarWriter:
-        """Copy a whole shard in; the caller fills its index sidecar from the run's index."""
-        temp = f"{self.temp_dir}/{uuid.uuid4().hex}{SUFFIXES[self.file_format]}"
-        _copy_file(shard_url, temp)
-        self.temp_paths.append(temp)
-        return SidecarWriter(temp)
-
-    def finish(self) -> None:
-        closed = self.shards.close()
-        if closed:
-            self.temp_paths.append(closed)
-        directory = f"{self.prefix}/{self.folder}"
-        index_file = index_path(self.prefix, self.folder)
-        for _ in finalize_shards(
-            None,
-            directory,
-            self.temp_dir,
-            self.file_format,
-            self.temp_paths,
-            index_file,
-            run_info=self.run_info,
-        ):
-            pass
-
-
-class _Router:
-    """Where each sample of the run goes, and how many of each source went where."""
-
-    def __init__(self, undecided: str, destinations: dict[str, _Destination]):
-        self.undecided = undecided
-        self.destinations = destinations
-        self.counts: dict[str, dict[str, int]] = {}
-
-    def count(self, source: str, destination: str, number: int = 1) -> None:
-        per_source = self.counts.setdefault(source, dict.fromkeys(DESTINATIONS, 0))
-        per_source[destination] += number
-
-    def copies_whole(self, route: str, has_decisions: bool) -> bool:
-        return not has_decisions and (route != REVIEW or self.undecided == REVIEW)
-
-    def destination(self, route: str, match: Match | None, sample: Sample) -> tuple[str, Sample]:
-        if match is not None:
-            verdict = CLEAN if match.verdict == "keep" else DROPPED
-            return verdict, sample.replace(review_decision=match.verdict, review_note=match.note)
-        if route != REVIEW or self.undecided == REVIEW:
-            return route, sample
-        where = CLEAN if self.undecided == "keep" else DROPPED
-        return where, sample.replace(review_decision=UNDECIDED, review_note="")
-
-    def rewrite(self, run_prefix: str, route: str, shard: str, matches: dict[str, Match]):
-        """Stream one shard, sending each sample where its decision (or the policy) says."""
-        fs, root = fsspec.core.url_to_fs(f"{run_prefix}/{shard}")
-        seen = 0
-        for position, sample in iter_stored_samples(fs, root):
-            match = matches.get(position)
-            if match is not None:
-                if sample.id != match.id:
-                    raise ReviewNotConservedError(
-                        f"{run_prefix}/{shard} holds {sample.id!r} at {position}, but the run's "
-                        f"index says {match.id!r}: the run changed after it finished"
-                    )
-                seen += 1
-            where, routed = self.destination(route, match, sample)
-            self.destinations[where].write(routed)
-            self.count(sample.source, where)
-        if seen != len(matches):
-            raise ReviewNotConservedError(
-                f"{run_prefix}/{shard} no longer holds {len(matches) - seen} decided sample(s) "
-                "its index points at: the run changed after it finished"
-            )
-
-
-def _route_samples(run_prefix: str, router: _Router, by_shard: dict[str, dict[str, Match]]):
-    """Every sample of the run to its destination, shard by shard, in the run's index order.
-
-    A shard without decisions is copied whole and its index rows carried over as they stream
-    by; any other shard is read and routed sample by sample. No index rows are held. A prefix
-    that was itself reviewed has a dropped/ too: it is carried over whole (the pages do not
-    show dropped samples, so no decision can name one).
-    """
-    routes = [CLEAN, REVIEW]
-    fs, dropped_index = fsspec.core.url_to_fs(index_path(run_prefix, DROPPED))
-    if fs.exists(dropped_index):
-        routes.append(DROPPED)
-    for route in routes:
-        index_file = index_path(run_prefix, route)
-        current, sidecar, done = None, None, set()
-        for row in iter_index(index_file):
-            shard = row["shard"]
-            if shard != current:
-                if shard in done:
-                    raise ReviewNotConservedError(f"{index_file} is not grouped by shard")
-                if sidecar is not None:
-                    sidecar.close()
-                current, sidecar = shard, None
-                done.add(shard)
-                matches = by_shard.get(shard, {})
-                if router.copies_whole(route, bool(matches)):
-                    sidecar = router.destinations[route].adopt(f"{run_prefix}/{shard}")
-                else:
-                    router.rewrite(run_prefix, route, shard, matches)
-            if sidecar is not None:
-                sidecar.add_entry(row)
-                router.count(row["source"], route)
-        if sidecar is not None:
-            sidecar.close()
-
-
 def _copy_errors(run_prefix: str, new_prefix: str) -> int:
     fs, root = fsspec.core.url_to_fs(run_prefix)
     files = sorted(fs.glob(f"{root}/{ERRORS}/*.jsonl"))
     for path in files:
-        _copy_file(fs.unstrip_protocol(path), f"{new_prefix}/{ERRORS}/{path.rsplit('/', 1)[-1]}")
+        copy_file(fs.unstrip_protocol(path), f"{new_prefix}/{ERRORS}/{path.rsplit('/', 1)[-1]}")
     return len(files)
 
 
@@ -308,11 +166,11 @@ def apply_review(
         summary.get("cuts"),
     )
     destinations = {
-        folder: _Destination(new_prefix, folder, file_format, shard_mb, run_info)
+        folder: Destination(new_prefix, folder, file_format, shard_mb, run_info)
         for folder in DESTINATIONS
     }
-    router = _Router(undecided, destinations)
-    _route_samples(run_prefix, router, by_shard)
+    router = ReviewRouter(undecided, destinations)
+    route_samples(run_prefix, router, by_shard)
     for destination in destinations.values():
         destination.finish()
     _copy_errors(run_prefix, new_prefix)

@@ -38,12 +38,13 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.apply_review import ApplyReviewError, ReviewNotConservedError, apply_review
+    from pipelines.apply_review import ApplyReviewError, apply_review
     from pipelines.output_prefix import OutputExistsError
     from transforms.io.stored_samples import StoredShardError
     from transforms.report.scan import ReportInputError
     from transforms.review.decisions import DecisionError
     from transforms.review.matching import MissingIndexError
+    from transforms.review.reroute import ReviewNotConservedError
 
     try:
         summary = apply_review(
