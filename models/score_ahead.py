@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import PredictionResult
-from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils import multi_process_shared, shared
 
 from models.base import RewardModelHandler, ScoreOutcome
+from transforms.core.bundle_outputs import in_global_window
 
 BATCHES_TAG = "batches"
 
@@ -89,13 +89,7 @@ class _ScoreOnFreeCopies(beam.DoFn):
 
     def finish_bundle(self):
         while self._in_flight:
-            for output in self._finished(block=True):
-                if isinstance(output, beam.pvalue.TaggedOutput):
-                    yield beam.pvalue.TaggedOutput(
-                        output.tag, GlobalWindows.windowed_value(output.value)
-                    )
-                else:
-                    yield GlobalWindows.windowed_value(output)
+            yield from map(in_global_window, self._finished(block=True))
 
     def teardown(self):
         # Stays in _LIVE: when a run is interrupted Beam tears its steps down before the CLI

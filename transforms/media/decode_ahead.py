@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindows
 from PIL import Image
 
 from pipelines.steps import ERRORS_TAG, METRICS_NAMESPACE
+from transforms.core.bundle_outputs import in_global_window
 from transforms.core.record import IMAGE, ErrorRecord, Sample
 from transforms.media.decode_pool import DecodeJob, DecodePool, DecodeResult
 from transforms.media.decode_slots import DecodeSlots
@@ -148,13 +148,7 @@ class DecodeAhead(beam.DoFn):
 
     def finish_bundle(self):
         while self._held:
-            for output in self._ready(block=True):
-                if isinstance(output, beam.pvalue.TaggedOutput):
-                    yield beam.pvalue.TaggedOutput(
-                        output.tag, GlobalWindows.windowed_value(output.value)
-                    )
-                else:
-                    yield GlobalWindows.windowed_value(output)
+            yield from map(in_global_window, self._ready(block=True))
 
     def teardown(self):
         pool = getattr(self, "_pool", None)
