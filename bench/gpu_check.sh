@@ -19,7 +19,7 @@
 #   bash bench/gpu_check.sh --cpu    # the same steps, tiny and on the CPU (tests this script)
 #
 # Environment: OUT (results folder), PYTHON (default python3), GPU_CHECK_BUDGET_S (the whole
-# run's time budget in seconds, default 330). Apache Beam, decord and webdataset are not on
+# run's time budget in seconds, default 320). Apache Beam, decord and webdataset are not on
 # the GPU machine: install .whl/ first (see the caller's command line). The generated sample
 # dataset comes from .whl/sample-data.tar.gz when present (synth needs PyAV to write it),
 # else data/sample, else `rmclean sample`.
@@ -45,7 +45,7 @@ cd "$REPO" || exit 1
 OUT=${OUT:-./gpu_out}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd) || exit 1
 PY=${PYTHON:-python3}
-BUDGET=${GPU_CHECK_BUDGET_S:-330}
+BUDGET=${GPU_CHECK_BUDGET_S:-320}
 START=$(date +%s)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")
 LOG="$OUT/gpu_check.log"
@@ -56,6 +56,7 @@ STEPS="$WORK/steps.tsv"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="$WORK/hf"
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+export HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error
 if [ "$MODE" = cpu ]; then
   export CUDA_VISIBLE_DEVICES=""
   TARGET=cpu
@@ -519,7 +520,7 @@ if [ "$MODE" = cpu ]; then
     --out "$OUT/gpu_reward_bench.json"
 else
   # Qwen2.5-VL-7B shapes, random bf16 weights (~17 GB), 64 samples of ~1,000 image tokens.
-  step reward_bench 160 "$PY" -m bench.gpu_reward_bench --samples 64 --device cuda \
+  step reward_bench 150 "$PY" -m bench.gpu_reward_bench --samples 64 --device cuda \
     --out "$OUT/gpu_reward_bench.json"
 fi
 
@@ -533,7 +534,7 @@ fi
 
 # e. bench.gpu_util_bench measures the pipeline with a sleeping stand-in model on simulated
 # cpu:N devices (and writes its videos with PyAV): it runs only if it ever learns CUDA.
-if "$PY" -m bench.gpu_util_bench --help 2>/dev/null | grep -qi cuda; then
+if timeout 30 "$PY" -m bench.gpu_util_bench --help 2>/dev/null | grep -qi cuda; then
   if [ "$MODE" = gpu ] && "$PY" -c "import av" 2>/dev/null; then
     step gpu_util 90 "$PY" -m bench.gpu_util_bench --only one --videos 8 \
       --out "$OUT/gpu_util.json"

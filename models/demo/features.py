@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from transforms.core.record import ASSISTANT_ROLES, HUMAN_ROLES, IMAGE, VIDEO, Sample
+from transforms.core.record import ASSISTANT_ROLES, HUMAN_ROLES, VIDEO, Sample
 
 SIZE = 64  # thumbnail side in pixels; shapes in the sample data stay >= ~4 px at this size
 MAX_QUESTION_TOKENS = 64
@@ -221,19 +221,17 @@ def media_features(
 
 
 def _decoded_media(sample: Sample) -> tuple[np.ndarray | None, str | None]:
-    """The sample's first media item as pixels, decoding the raw bytes if nobody has yet."""
+    """The sample's first media item as pixels, as the pipeline's decode step left it."""
     if not sample.media:
         return None, None
-    ref = sample.media[0]
-    if sample.decoded and sample.decoded[0] is not None:
-        return sample.decoded[0], ref.kind
-    if ref.data is None:
-        raise ValueError(f"sample {sample.id}: media {ref.path} has neither pixels nor bytes")
-    from transforms.media.decode import decode_image, decode_video
-
-    if ref.kind == IMAGE:
-        return decode_image(ref.data, max_side=1024), IMAGE
-    return decode_video(ref.data, max_side=1024), VIDEO
+    if not sample.decoded or sample.decoded[0] is None:
+        # Decoding belongs to the decode step (killable workers, the run's limits), as for
+        # every backend; undecoded media here means the caller skipped it.
+        raise ValueError(
+            f"sample {sample.id}: media {sample.media[0].path!r} reached the demo model "
+            "undecoded; decode it first (transforms/media/decode.py)"
+        )
+    return sample.decoded[0], sample.media[0].kind
 
 
 def sample_features(sample: Sample, buckets: int) -> Features:
