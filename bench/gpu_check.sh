@@ -78,7 +78,7 @@ step() {
   shift 2
   local left=$((BUDGET - $(elapsed)))
   if [ "$left" -lt 20 ]; then
-    record "$name" skipped 0 - "out of time budget (${BUDGET}s)"
+    record "$name" no_time 0 - "out of time budget (${BUDGET}s)"
     return 0
   fi
   [ "$limit" -gt "$left" ] && limit=$left
@@ -105,7 +105,7 @@ step() {
 }
 
 log "gpu_check.sh mode=$MODE repo=$REPO out=$OUT work=$WORK budget=${BUDGET}s"
-log "started $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname), $(nproc) cores"
+log "started $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n), $(nproc) cores"
 
 # --- the Python parts, written to the scratch folder --------------------------------------
 
@@ -464,7 +464,10 @@ env, backends, bench, pipeline = (load(n) for n in (
 headline = {"gpu": env.get("nvidia_smi_L"), "cuda_available": env.get("cuda_available"),
             "torch": (env.get("packages") or {}).get("torch", {}).get("version")}
 for label, entry in (backends.get("backends") or {}).items():
-    headline[f"backend {label}"] = entry.get("max_abs_diff_vs_cpu_fp32") or entry.get("error")
+    # Per config: max |score - CPU fp32 score| (one at a time, one batch), or its error.
+    headline[f"backend {label}"] = entry.get("error") or {
+        key: diff or (entry.get(key) or {}).get("error", "?")[:120]
+        for key, diff in (entry.get("max_abs_diff_vs_cpu_fp32") or {}).items()}
 if bench:
     headline["7b bench samples/s (a,b,c,d)"] = [
         bench.get(k, {}).get("samples_per_s") for k in (
@@ -549,8 +552,8 @@ TOTAL=$(elapsed)
 "$PY" "$WORK/summary.py" "$OUT" "$STEPS" "$MODE" "$TOTAL" 2>&1 | tee -a "$LOG" ||
   { log "summary.py failed; steps:"; tee -a "$LOG" <"$STEPS"; }
 ls -la "$OUT" | tee -a "$LOG"
-# Exit 0 when every step passed or was skipped, 1 otherwise (the results are in $OUT either way).
+# Exit 0 when every step passed or was skipped by design, 1 otherwise (the results are in $OUT either way).
 CODE=0
-cut -f2 "$STEPS" | grep -qxE 'failed|timeout' && CODE=1
+cut -f2 "$STEPS" | grep -qxE 'failed|timeout|no_time' && CODE=1
 rm -rf "$WORK"
 exit "$CODE"

@@ -106,6 +106,7 @@ def _apply(run_prefix: Path, new: Path, *files: str, extra=()) -> int:
     return main(argv)
 
 
+@pytest.mark.slow
 def test_decisions_route_samples_and_counts_are_conserved(finished_run, tmp_path, capsys):
     file_format = _summary(finished_run)["format"]
     decisions = _write(

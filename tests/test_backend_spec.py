@@ -62,6 +62,7 @@ def test_the_demo_model_has_its_own_estimate_not_qwens():
     assert estimate(text) == 6 and estimate(huge) == estimate(text) + 128
 
 
+@pytest.mark.slow
 def test_a_plugin_spec_checks_its_options_and_brings_its_estimator(tiny_dataset, tmp_path):
     name = "tests.helpers:ANSWER_LENGTH_SPEC"
     assert spec_for(name).name == "answer-length"

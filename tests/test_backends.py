@@ -99,6 +99,7 @@ def qwen_dir(tmp_path_factory) -> Path:
     return build_tiny_qwen_vl(tmp_path_factory.mktemp("qwen2vl"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("padding_side", ["right", "left"])
 def test_vlm_value_head_batched_equals_single(qwen_dir, padding_side):
     model = loader_for("vlm-value-head", {"path": str(qwen_dir), "padding_side": padding_side})()

@@ -42,6 +42,7 @@ def run_corpus(root: Path, out: Path, sources) -> dict:
     return summary
 
 
+@pytest.mark.slow
 def test_llava_manifests_meet_every_bad_input(tmp_path):
     expected = write_llava_corpus(tmp_path / "data")
     sources = (
@@ -59,6 +60,7 @@ def test_llava_manifests_meet_every_bad_input(tmp_path):
     assert summary["counts"]["total"]["input"] == len(expected) + 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("file_format", ["parquet", "webdataset"])
 def test_shard_readers_meet_every_bad_media_file(tmp_path, file_format):
     expected = write_shard_corpus(tmp_path / "data", file_format)

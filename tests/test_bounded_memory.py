@@ -37,6 +37,7 @@ def unpickled_media(monkeypatch):
     [(False, None), (True, None), (False, 60.0)],
     ids=["first-run", "rerun-from-cache", "percentile"],
 )
+@pytest.mark.slow
 def test_no_media_bytes_cross_a_stage_boundary(
     tiny_dataset, tmp_path, unpickled_media, cached, percentile
 ):
@@ -80,6 +81,7 @@ def _sample():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("file_format", ["parquet", "webdataset"])
 def test_shard_inputs_keep_their_media_out_of_the_shuffle(
     tiny_dataset, tmp_path, unpickled_media, file_format

@@ -39,6 +39,7 @@ def write_config(tmp_path, root):
     return str(path)
 
 
+@pytest.mark.slow
 def test_finished_run_is_not_overwritten_without_the_flag(tiny_dataset, tmp_path, capsys):
     config = write_config(tmp_path, tiny_dataset)
     out = tmp_path / "run"
@@ -83,6 +84,7 @@ def test_too_many_errors_fails_without_success_and_names_the_reasons(
     assert (out / "report" / "summary.json").exists()
 
 
+@pytest.mark.slow
 def test_a_typo_in_a_flag_is_refused_with_the_nearest_flag(tiny_dataset, tmp_path, capsys):
     config = write_config(tmp_path, tiny_dataset)
     out = tmp_path / "run"
@@ -118,6 +120,7 @@ def test_bad_usage_is_one_line_and_exit_2(argv, message, capsys):
     assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_without_output_each_run_gets_its_own_prefix_and_one_shared_cache(
     tiny_dataset, tmp_path, capsys
 ):

@@ -8,6 +8,7 @@ import time
 
 import apache_beam as beam
 import numpy as np
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -50,6 +51,7 @@ def test_frames_arrive_decoded_once_in_shared_memory():
         assert result.frames[1].flags.writeable
 
 
+@pytest.mark.slow
 def test_jobs_run_in_several_processes_at_once():
     pool = DecodePool(2, "tests.helpers:pid_frames")
     try:
@@ -63,6 +65,7 @@ def test_jobs_run_in_several_processes_at_once():
     assert len(pids) == 2
 
 
+@pytest.mark.slow
 def test_a_decoder_killed_mid_video_costs_only_its_own_job():
     video = mp4_bytes()
     pool = DecodePool(2, "tests.helpers:crash_on_marker")
@@ -80,6 +83,7 @@ def test_a_decoder_killed_mid_video_costs_only_its_own_job():
         assert results[job_id].failure is None and results[job_id].frames[0].shape[0] == 2
 
 
+@pytest.mark.slow
 def test_a_hung_decoder_is_killed_at_its_deadline_and_the_others_finish():
     pool = DecodePool(2, "tests.helpers:pid_frames")
     try:
@@ -102,6 +106,7 @@ def _video_sample(i, data):
     )
 
 
+@pytest.mark.slow
 def test_the_decode_step_loses_and_repeats_nothing_when_a_decoder_dies():
     video = mp4_bytes()
     samples = [_video_sample(i, video + (CRASH_MARKER if i == 3 else b"")) for i in range(8)]
@@ -134,6 +139,7 @@ def test_the_decode_step_loses_and_repeats_nothing_when_a_decoder_dies():
         assert_that(errors, equal_to([("v3", "decode", "decoder_crashed")]), label="OneError")
 
 
+@pytest.mark.slow
 def test_an_idle_decoder_ends_and_the_next_job_still_decodes():
     pool = DecodePool(1, "tests.helpers:pid_frames", idle_exit_s=0.3)
     try:
@@ -148,6 +154,7 @@ def test_an_idle_decoder_ends_and_the_next_job_still_decodes():
     assert int(first.frames[0].item()) != int(second.frames[0].item())  # a fresh process
 
 
+@pytest.mark.slow
 def test_pools_of_one_run_share_the_machine_wide_slots(tmp_path, monkeypatch):
     monkeypatch.setattr("transforms.media.decode_slots.ROOT", tmp_path)
     slots = DecodeSlots("run", 2)

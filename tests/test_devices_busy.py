@@ -80,6 +80,7 @@ def video_decoder(monkeypatch):
     return use
 
 
+@pytest.mark.slow
 def test_decoding_overlaps_a_slow_model(tmp_path, monkeypatch, video_decoder):
     decode_log, model_log = tmp_path / "decodes.jsonl", tmp_path / "calls.jsonl"
     monkeypatch.setenv("RMCLEAN_TEST_DECODE_LOG", str(decode_log))
@@ -100,6 +101,7 @@ def test_decoding_overlaps_a_slow_model(tmp_path, monkeypatch, video_decoder):
     assert min(c["start"] for c in calls) < max(d["start"] for d in decodes)
 
 
+@pytest.mark.slow
 def test_each_device_gets_its_own_copy_and_batches_go_to_the_free_one(tmp_path):
     log = tmp_path / "calls.jsonl"
     root = _video_dataset(tmp_path / "data", 8)
@@ -124,6 +126,7 @@ def test_each_device_gets_its_own_copy_and_batches_go_to_the_free_one(tmp_path):
     assert cost["device_hours_per_million_samples"] > 0
 
 
+@pytest.mark.slow
 def test_batches_are_full_and_counted(tmp_path):
     log = tmp_path / "calls.jsonl"
     root = _video_dataset(tmp_path / "data", 7)
@@ -136,6 +139,7 @@ def test_batches_are_full_and_counted(tmp_path):
     assert batches["mean_tokens"] is None
 
 
+@pytest.mark.slow
 def test_a_decoder_dying_mid_video_costs_that_sample_alone(tmp_path, video_decoder):
     video_decoder("tests.helpers:crash_on_marker", workers=2)
     root = _video_dataset(tmp_path / "data", 6, crash_at=4)

@@ -107,6 +107,7 @@ def test_the_jsonl_layout_writes_every_manifest_as_json_lines(sample_run, tmp_pa
             assert [json.loads(line) for line in lines] == records
 
 
+@pytest.mark.slow
 def test_record_shapes_survive_every_output_format(tmp_path):
     """Integer ids, `idx`, a one-path list, key order and null media come back as they were."""
     from tests.helpers import conversation, jpeg_bytes, write_json
@@ -136,6 +137,7 @@ def test_record_shapes_survive_every_output_format(tmp_path):
         assert (out / "img" / "a.jpg").read_bytes() == (root / "img" / "a.jpg").read_bytes()
 
 
+@pytest.mark.slow
 def test_export_refuses_an_unfinished_run_or_a_used_folder(tiny_dataset, tmp_path, capsys):
     run_prefix = tmp_path / "run"
     run(tiny_config(tiny_dataset, run_prefix))

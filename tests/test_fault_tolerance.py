@@ -90,6 +90,7 @@ def test_sigkill_at_any_point_then_rerun_gives_complete_outputs(tiny_dataset, tm
     assert killed_mid_run >= 4
 
 
+@pytest.mark.slow
 def test_two_runs_route_and_write_identically(tiny_dataset, tmp_path):
     summaries = [run(tiny_config(tiny_dataset, tmp_path / name)) for name in ("a", "b")]
     for route in ("clean", "review"):

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 
@@ -84,6 +85,7 @@ def _rows(directory: Path) -> list[dict]:
     ]
 
 
+@pytest.mark.slow
 @PIPELINE
 @given(case=fuzz_case())
 def test_no_mutated_input_crashes_a_run(case: FuzzCase, capfd):
@@ -131,6 +133,7 @@ def test_no_mutated_input_crashes_a_run(case: FuzzCase, capfd):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_files_that_cannot_be_opened_cost_one_error_each(tmp_path, capfd):
     root = tmp_path / "data"
     write_media(root)

@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from bench.gpu_reward_bench import main
 
 
+@pytest.mark.slow
 def test_tiny_benchmark_writes_every_measurement(tmp_path):
     out = tmp_path / "bench.json"
     main(["--tiny", "--samples", "12", "--out", str(out)])

@@ -354,6 +354,7 @@ def _visible_rows(driver):
     return [row for row in rows if row.is_displayed()]
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_page_renders_offline_in_headless_chromium(chromium, tmp_path):
     from selenium.webdriver.common.by import By
@@ -431,6 +432,7 @@ def _counter(driver, source) -> str:
     return driver.find_element(By.CSS_SELECTOR, selector).text
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_reviewer_decides_with_buttons_and_keys_and_it_persists(chromium, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains

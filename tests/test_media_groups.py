@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pipelines.clean import run
 from tests.helpers import (
     conversation,
@@ -54,6 +56,7 @@ def test_an_archive_group_hands_each_sample_its_own_video(tmp_path):
     assert data["v4"] is None
 
 
+@pytest.mark.slow
 def test_a_video_in_two_archives_comes_from_the_first_by_name(tmp_path):
     root = tmp_path / "data"
     one, two = mp4_bytes(frames=8), mp4_bytes(frames=12)

@@ -72,6 +72,7 @@ def test_the_bundled_sample_with_no_errors_finishes_on_s3(s3, tmp_path):
     assert fs.cat(errors_file) == b""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_empty_outputs_are_written_and_readable(tmp_path, where, request):
     """A run whose samples all go one way: review/, errors/ and the flagged files are empty."""

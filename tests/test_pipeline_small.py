@@ -11,6 +11,7 @@ from pipelines.clean import DataMissingError, run
 from tests.helpers import read_parquet_dir, tiny_config
 
 
+@pytest.mark.slow
 def test_tiny_run_routes_every_sample_and_conserves_counts(tiny_dataset, tmp_path):
     out = tmp_path / "out"
     summary = run(tiny_config(tiny_dataset, out))

@@ -3,6 +3,7 @@
 from collections import Counter
 
 import apache_beam as beam
+import pytest
 from apache_beam.metrics.metric import MetricsFilter
 
 from pipelines.clean import build
@@ -10,6 +11,7 @@ from pipelines.steps import METRICS_NAMESPACE
 from tests.helpers import tiny_config
 
 
+@pytest.mark.slow
 def test_counters_match_the_routes(tiny_dataset, tmp_path):
     pipeline = beam.Pipeline()
     build(pipeline, tiny_config(tiny_dataset, tmp_path / "out"))
@@ -37,6 +39,7 @@ def test_the_bar_shows_routed_of_read_the_rate_and_the_time_left():
     assert "left --:--" in render({**counts, "clean": 0, "review": 0, "errors": 0}, 3, None)
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_bar_and_a_pipe_gets_none(tiny_dataset, tmp_path):
     import io
 

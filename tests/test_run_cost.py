@@ -58,6 +58,7 @@ def test_nothing_scored_gives_empty_figures():
     assert figures["cost"]["devices"] == {} and figures["cost"]["samples_per_s"] is None
 
 
+@pytest.mark.slow
 def test_the_page_shows_each_device_and_the_price(tiny_dataset, tmp_path):
     from pipelines.clean import run
     from tests.helpers import tiny_config

@@ -37,6 +37,7 @@ MAX_FAITHFUL_FLAGGED = 0.03
 MIN_RECALL = 0.95
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_planted_defects_are_found_on_three_seeds(tmp_path, seed):
     data = tmp_path / "data"

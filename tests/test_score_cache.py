@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 import yaml
 
 from pipelines.clean import run
@@ -25,6 +26,7 @@ def text_dataset(root: Path, count: int, start: int = 0) -> None:
     write_json(root / f"part-{start}.json", records)
 
 
+@pytest.mark.slow
 def test_rerun_scores_only_new_samples(tiny_dataset, tmp_path):
     cache = str(tmp_path / "cache")
     first = run(tiny_config(tiny_dataset, tmp_path / "a", score_cache=cache))
@@ -41,6 +43,7 @@ def test_rerun_scores_only_new_samples(tiny_dataset, tmp_path):
     assert third["scoring"] == {"scored": 1, "from_cache": 4, "not_scored": 1}
 
 
+@pytest.mark.slow
 def test_ten_percent_new_samples_score_only_those(tmp_path):
     root, cache = tmp_path / "data", str(tmp_path / "cache")
     text_dataset(root, 100)
@@ -52,6 +55,7 @@ def test_ten_percent_new_samples_score_only_those(tmp_path):
     assert rerun["scoring"] == {"scored": 10, "from_cache": 100, "not_scored": 0}
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_scoring_keeps_what_it_scored(tmp_path):
     root, cache = tmp_path / "data", tmp_path / "cache"
     text_dataset(root, 40)

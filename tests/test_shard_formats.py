@@ -6,6 +6,7 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import webdataset as wds
 
 from pipelines.clean import run
@@ -13,6 +14,7 @@ from pipelines.config import SourceConfig
 from tests.helpers import conversation, jpeg_bytes, read_parquet_dir, tiny_config
 
 
+@pytest.mark.slow
 def test_webdataset_output_reads_back_with_webdataset(tiny_dataset, tmp_path):
     out = tmp_path / "out"
     run(tiny_config(tiny_dataset, out, format="webdataset"))
@@ -45,6 +47,7 @@ def _reclean(first_out, second_out, source_format):
     return run(config)
 
 
+@pytest.mark.slow
 def test_cleaning_the_clean_parquet_output_moves_nothing(tiny_dataset, tmp_path):
     first = tmp_path / "first"
     run(tiny_config(tiny_dataset, first))
@@ -61,6 +64,7 @@ def test_cleaning_the_clean_parquet_output_moves_nothing(tiny_dataset, tmp_path)
         ]
 
 
+@pytest.mark.slow
 def test_cleaning_the_clean_webdataset_output_moves_nothing(tiny_dataset, tmp_path):
     first = tmp_path / "first"
     run(tiny_config(tiny_dataset, first, format="webdataset"))
@@ -69,6 +73,7 @@ def test_cleaning_the_clean_webdataset_output_moves_nothing(tiny_dataset, tmp_pa
     assert set(summary["counts"]["per_source"]) == {"images", "videos", "text"}
 
 
+@pytest.mark.slow
 def test_onevision_style_parquet_is_read_with_embedded_images(tmp_path):
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     turn = pa.struct([("from", pa.string()), ("value", pa.string())])

@@ -71,6 +71,7 @@ def test_a_subset_keeps_whole_records_whose_media_are_here(partly_downloaded, tm
         assert {m.name for m in tar.getmembers()} == kept_videos and kept_videos
 
 
+@pytest.mark.slow
 def test_the_subset_runs_with_the_same_config_and_no_missing_media(partly_downloaded, tmp_path):
     from pipelines.clean import run
 

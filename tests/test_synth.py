@@ -105,6 +105,7 @@ def _components(mask: np.ndarray, min_px: int = 3) -> int:
 # --- layout -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_layout_files_exist_and_parse_as_arrays(root):
     for path in [*MANIFESTS.values(), TAR, "labels.jsonl"]:
         assert (root / path).is_file(), path
@@ -211,6 +212,7 @@ def test_laion_captions_agree_with_pixels_unless_colour_is_wrong(root):
         assert (seen in claimed) == (defect is None), (r["id"], seen, claimed)
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_different_seed_differs(root, tmp_path):
     write_sample_dataset(tmp_path / "again", seed=0)
     write_sample_dataset(tmp_path / "other", seed=1)

@@ -17,6 +17,7 @@ def _run_metadata(path) -> dict:
     return json.loads(pq.read_schema(path).metadata[b"rmclean"])
 
 
+@pytest.mark.slow
 def test_datasets_loads_clean_parquet_with_pil_images(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     datasets = pytest.importorskip("datasets")
@@ -45,6 +46,7 @@ def test_datasets_loads_clean_parquet_with_pil_images(tiny_dataset, tmp_path, mo
         assert info["rmclean_version"] == summary["rmclean_version"] != "unknown"
 
 
+@pytest.mark.slow
 def test_a_percentile_runs_shards_carry_its_per_source_cuts(tiny_dataset, tmp_path):
     out = tmp_path / "out"
     summary = run(tiny_config(tiny_dataset, out, percentile=50.0))
@@ -62,6 +64,7 @@ def test_a_percentile_runs_shards_carry_its_per_source_cuts(tiny_dataset, tmp_pa
         assert info["cuts"] == summary["cuts"]
 
 
+@pytest.mark.slow
 def test_every_webdataset_sample_says_which_run_and_cut_routed_it(tiny_dataset, tmp_path):
     out = tmp_path / "out"
     summary = run(tiny_config(tiny_dataset, out, format="webdataset", percentile=50.0))

@@ -20,6 +20,7 @@ def test_real_videos_decode_in_the_child_process():
         decoder.close()
 
 
+@pytest.mark.slow
 def test_a_hang_is_killed_after_the_timeout_and_the_next_video_decodes():
     decoder = KillableVideoDecoder(timeout_s=1.0, decode=hang_on_marker)
     try:
@@ -36,6 +37,7 @@ def test_a_hang_is_killed_after_the_timeout_and_the_next_video_decodes():
         decoder.close()
 
 
+@pytest.mark.slow
 def test_a_crashed_decoder_is_an_error_and_is_restarted():
     decoder = KillableVideoDecoder(timeout_s=30, decode=crash_on_marker)
     try:
