@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from bench.gpu_reward_bench import SPECIALS as QWEN_SPECIALS
-from bench.gpu_reward_bench import WORDS, build_tokenizer
+from bench.random_value_head import SPECIALS as QWEN_SPECIALS
+from bench.random_value_head import WORDS, build_tokenizer
 
 STANDIN = Path(__file__).resolve().parent / "ixc_standin"
 IXC_CODE_FILES = (
