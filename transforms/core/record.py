@@ -8,6 +8,7 @@ reason a person can act on.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,20 @@ class Sample:
 
     def assistant_turns(self) -> list[str]:
         return [t.get("value", "") for t in self.conversations if t.get("from") in ASSISTANT_ROLES]
+
+    def stored_fields(self) -> dict[str, Any]:
+        """What every output shard stores beside id, source, conversation and media: the
+        original record's other fields (as JSON text), its layout, and what the run said."""
+        return {
+            "fields": json.dumps(self.fields, ensure_ascii=False),
+            "record_layout": self.layout.to_dict(),
+            "score": self.score,
+            "reason": self.reason,
+            "detail": self.detail,
+            "origin": self.origin,
+            "review_decision": self.review_decision,
+            "review_note": self.review_note,
+        }
 
     def replace(self, **changes: Any) -> Sample:
         return dataclasses.replace(self, **changes)

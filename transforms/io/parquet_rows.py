@@ -80,14 +80,7 @@ def sample_to_row(sample: Sample) -> dict[str, Any]:
             column: [{"bytes": m.data, "path": m.path} for m in sample.media if m.kind == kind]
             for kind, column in MEDIA_COLUMNS.items()
         },
-        "fields": json.dumps(sample.fields, ensure_ascii=False),
-        "record_layout": sample.layout.to_dict(),
-        "score": sample.score,
-        "reason": sample.reason,
-        "detail": sample.detail,
-        "origin": sample.origin,
-        "review_decision": sample.review_decision,
-        "review_note": sample.review_note,
+        **sample.stored_fields(),
     }
 
 

@@ -11,7 +11,6 @@ tars as a stream.
 from __future__ import annotations
 
 import json
-import tarfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ import pyarrow.parquet as pq
 from transforms.core.record import ErrorRecord, Sample
 from transforms.io.parquet_rows import row_to_sample
 from transforms.io.webdataset_rows import files_to_sample
-from transforms.io.webdataset_shards import split_member_name
+from transforms.io.webdataset_shards import iter_tar_groups
 
 BATCH_ROWS = 16  # full rows carry media bytes: keep a batch to a few MB
 
@@ -63,32 +62,15 @@ def _parquet_samples(fs, path: str) -> Iterator[tuple[str, Sample]]:
                 position += 1
 
 
-def _tar_groups(fs, path: str) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {suffix: bytes}) per sample; a sample's files are consecutive in our tars."""
-    key, files = None, {}
-    with fs.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            member_key, suffix = split_member_name(member.name)
-            if key is not None and member_key != key:
-                yield key, files
-                files = {}
-            key = member_key
-            handle = tar.extractfile(member)
-            files[suffix] = handle.read() if handle else b""
-    if key is not None:
-        yield key, files
-
-
 def _tar_samples(fs, path: str) -> Iterator[tuple[str, Sample]]:
-    for key, files in _tar_groups(fs, path):
-        try:
-            sample = files_to_sample(files, "", f"{path}:{key}")
-            metadata = json.loads(files["json"].decode("utf-8"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoredShardError(f"{path}: sample {key!r} is unreadable: {exc!r}") from exc
-        yield key, _restored(sample, metadata)
+    with fs.open(path, "rb") as raw:
+        for key, files in iter_tar_groups(raw):
+            try:
+                sample = files_to_sample(files, "", f"{path}:{key}")
+                metadata = json.loads(files["json"].decode("utf-8"))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise StoredShardError(f"{path}: sample {key!r} is unreadable: {exc!r}") from exc
+            yield key, _restored(sample, metadata)
 
 
 def iter_stored_samples(fs, path: str) -> Iterator[tuple[str, Sample]]:

@@ -46,14 +46,7 @@ def sample_to_files(sample: Sample, run_info: RunInfo | None = None) -> dict[str
             {"kind": ref.kind, "path": ref.path, "file": suffix}
             for ref, suffix in zip(sample.media, media_suffixes(sample), strict=True)
         ],
-        "fields": json.dumps(sample.fields, ensure_ascii=False),
-        "record_layout": sample.layout.to_dict(),
-        "score": sample.score,
-        "reason": sample.reason,
-        "detail": sample.detail,
-        "origin": sample.origin,
-        "review_decision": sample.review_decision,
-        "review_note": sample.review_note,
+        **sample.stored_fields(),
         "run": run_info.for_sample(sample) if run_info is not None else None,
     }
     files = {"json": json.dumps(metadata, ensure_ascii=False).encode("utf-8")}

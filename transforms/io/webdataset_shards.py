@@ -27,21 +27,25 @@ def read_webdataset_shard(path: str, source: str) -> Iterator[Sample | ErrorReco
     yield from guarded_file(_read_shard, path, source, reason="corrupt_shard")
 
 
-def _read_shard(path: str, source: str) -> Iterator[Sample | ErrorRecord]:
-    def emit(key: str, files: dict[str, bytes]) -> Sample | ErrorRecord:
-        return record_or_error(files_to_sample, files, source, f"{path}:{key}")
-
+def iter_tar_groups(raw) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {suffix: bytes}) per sample of a tar stream: a sample's files are consecutive."""
     key, files = None, {}
-    with fsspec.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+    with tarfile.open(fileobj=raw, mode="r|*") as tar:
         for member in tar:
             if not member.isfile():
                 continue
             member_key, suffix = split_member_name(member.name)
             if member_key != key and key is not None:
-                yield emit(key, files)
+                yield key, files
                 files = {}
             key = member_key
             handle = tar.extractfile(member)
             files[suffix] = handle.read() if handle else b""
     if key is not None:
-        yield emit(key, files)
+        yield key, files
+
+
+def _read_shard(path: str, source: str) -> Iterator[Sample | ErrorRecord]:
+    with fsspec.open(path, "rb") as raw:
+        for key, files in iter_tar_groups(raw):
+            yield record_or_error(files_to_sample, files, source, f"{path}:{key}")
