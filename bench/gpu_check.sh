@@ -469,10 +469,10 @@ for label, entry in (backends.get("backends") or {}).items():
         key: diff or (entry.get(key) or {}).get("error", "?")[:120]
         for key, diff in (entry.get("max_abs_diff_vs_cpu_fp32") or {}).items()}
 if bench:
-    headline["7b bench samples/s (a,b,c,d)"] = [
+    headline["7b bench samples/s (a,b,c,d,e)"] = [
         bench.get(k, {}).get("samples_per_s") for k in (
             "a_one_at_a_time", "b_arrival_batches", "c_sorted_batches",
-            "d_pipeline_token_budget")]
+            "d_pipeline_token_budget", "e_pipeline_prepared_inline")]
     headline["7b bench peak GiB"] = bench.get("peak_memory_gib")
 for label in ("target", "cpu"):
     run = pipeline.get(label) or {}

@@ -2,13 +2,16 @@
 
 Builds Qwen2.5-VL-7B's shapes plus a value head (bf16, CUDA) — or, with `--tiny`, a tiny
 config on the CPU so the script stays tested — and scores a mix of image sizes (1 to 10
-"crops" of ~180 tokens each, mean ~1,000 image tokens) four ways:
+"crops" of ~180 tokens each, mean ~1,000 image tokens) five ways:
 
   a. one sample per forward (model only: inputs prepared outside the timer)
   b. arrival-order batches of 8 (model only)
   c. length-sorted batches of 8 (model only)
   d. the pipeline's path: `score()` on handler-sized batches, which sorts by `estimate_tokens`
-     and packs micro-batches under `--max-batch-tokens` (preprocessing included)
+     and packs micro-batches under `--max-batch-tokens` (preprocessing included), the next
+     micro-batch prepared on a helper thread while the current one runs (`prepare_ahead`)
+  e. the same path with each micro-batch prepared only when its turn comes (the CPU work and
+     the forward passes one after the other), for comparison
 
 plus the vision-tower / language-model split of forward time on the 16 largest samples.
 Needs only torch, transformers, pillow and numpy; writes JSON to `--out`.
@@ -75,18 +78,23 @@ def model_only(backend, batches: list[list[Sample]]) -> dict:
     }
 
 
-def pipeline_path(backend, samples: list[Sample], handler_batch: int) -> dict:
+def pipeline_path(
+    backend, samples: list[Sample], handler_batch: int, prepare_ahead: bool = True
+) -> dict:
     """`score()` on arrival-order handler batches: the backend sorts and packs by tokens."""
+    backend.prepare_ahead = prepare_ahead
     sync(backend.device)
     started = time.perf_counter()
     for start in range(0, len(samples), handler_batch):
         backend.score(samples[start : start + handler_batch])
     sync(backend.device)
     seconds = time.perf_counter() - started
+    del backend.prepare_ahead  # back to the backend's own setting
     return {
         "samples": len(samples),
         "handler_batch": handler_batch,
         "max_batch_tokens": backend.max_batch_tokens,
+        "prepare_ahead": prepare_ahead,
         "seconds": round(seconds, 4),
         "samples_per_s": round(len(samples) / seconds, 3),
         "note": "includes CPU preprocessing (resize, patchify, tokenize)",
@@ -181,6 +189,9 @@ def main(argv: list[str] | None = None) -> dict:
         "b_arrival_batches": model_only(backend, arrival),
         "c_sorted_batches": model_only(backend, sorted_batches),
         "d_pipeline_token_budget": pipeline_path(backend, samples, args.handler_batch),
+        "e_pipeline_prepared_inline": pipeline_path(
+            backend, samples, args.handler_batch, prepare_ahead=False
+        ),
         "vision_vs_language_16_largest": vision_language_split(backend, largest, size),
     }
     if device.type == "cuda":

@@ -158,7 +158,9 @@ class Ixc25RewardModel(MicroBatchedModel):
                 total += ixc_image_tokens(*size, hd_num)
         return total
 
-    def _score_batch(self, samples: list[Sample]) -> list[float]:
+    def _forward(self, samples: list[Sample]) -> list[float]:
+        # The model's own code loads the media from files inside get_scores: nothing to
+        # prepare ahead, the files are written per call.
         chats = [ixc_chat(sample) for sample in samples]
         call_dir = tempfile.mkdtemp(prefix=f"rmclean-ixc25-{os.getpid()}-", dir=self.tmp_dir)
         try:

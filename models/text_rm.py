@@ -51,6 +51,7 @@ class TextRewardModel(MicroBatchedModel):
     """`RewardModel` over a sequence-classification checkpoint with a chat template."""
 
     name = "text-rm"
+    prepare_ahead = True  # tokenizing the next micro-batch overlaps this one's forward
 
     def __init__(self, model: Any, tokenizer: Any, options: dict[str, Any]):
         self.model = model.eval()
@@ -83,14 +84,16 @@ class TextRewardModel(MicroBatchedModel):
         encoded = self.tokenizer(self._text(sample), add_special_tokens=False)
         return len(encoded["input_ids"])
 
-    def _score_batch(self, samples: list[Sample]) -> list[float]:
-        encoded = self.tokenizer(
+    def _prepare(self, samples: list[Sample]) -> Any:
+        return self.tokenizer(
             [self._text(sample) for sample in samples],
             padding=True,
             padding_side=self.padding_side,
             add_special_tokens=False,
             return_tensors="pt",
         ).to(self.device)
+
+    def _forward(self, encoded: Any) -> list[float]:
         mask = encoded["attention_mask"]
         with torch.inference_mode():
             logits = self._logits(encoded["input_ids"], mask)

@@ -64,6 +64,7 @@ class VlmValueHeadRewardModel(MicroBatchedModel):
     """`RewardModel` over a Qwen2-VL-family base model plus a linear value head."""
 
     name = "vlm-value-head"
+    prepare_ahead = True  # resizing, patching and tokenizing overlap the previous forward
 
     def __init__(
         self,
@@ -101,8 +102,10 @@ class VlmValueHeadRewardModel(MicroBatchedModel):
             self.min_pixels, self.max_pixels, self.video_max_pixels, self.video_max_frames
         )
 
-    def _score_batch(self, samples: list[Sample]) -> list[float]:
-        inputs = self.build_inputs(samples)
+    def _prepare(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
+        return self.build_inputs(samples)
+
+    def _forward(self, inputs: dict[str, torch.Tensor]) -> list[float]:
         with torch.inference_mode():
             output = self.model(**inputs, use_cache=False)
             hidden = output.last_hidden_state

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -145,9 +148,59 @@ def test_score_in_micro_batches_returns_scores_in_input_order():
         return [float(len(s.conversations[1]["value"])) for s in batch]
 
     costs = [TextTokenEstimator()(s) for s in samples]
-    scores = score_in_micro_batches(samples, costs, score_batch, 20, None)
+    scores = score_in_micro_batches(samples, costs, list, score_batch, 20, None)
     assert scores == [18.0, 2.0, 10.0, 6.0]
     assert len(calls) > 1
+
+
+def _answer_length(batch):
+    return [float(len(s.conversations[1]["value"])) for s in batch]
+
+
+def test_the_next_micro_batch_is_prepared_while_the_current_one_runs():
+    samples = [sample(answer="w " * n) for n in (9, 1, 5, 3)]
+    costs = [TextTokenEstimator()(s) for s in samples]
+    prepared, threads = [], set()
+    second_prepared = threading.Event()
+
+    def prepare(batch):
+        prepared.append(batch)
+        threads.add(threading.current_thread().name)
+        if len(prepared) == 2:
+            second_prepared.set()
+        return batch
+
+    def forward(batch):
+        if batch is prepared[0]:
+            # Sequential preparation would only start the second group after this returns.
+            assert second_prepared.wait(5), "the next group was not prepared meanwhile"
+        return _answer_length(batch)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="ahead") as ahead:
+        scores = score_in_micro_batches(samples, costs, prepare, forward, 20, None, ahead)
+    assert scores == [18.0, 2.0, 10.0, 6.0]
+    assert len(prepared) > 2 and all(name.startswith("ahead") for name in threads)
+
+
+def test_a_failed_forward_waits_for_the_group_being_prepared():
+    samples = [sample(answer="w " * n) for n in (9, 1, 5, 3)]
+    costs = [TextTokenEstimator()(s) for s in samples]
+    finished = []
+
+    def prepare(batch):
+        if finished:  # every group after the first takes a while to prepare
+            time.sleep(0.3)
+        finished.append(len(batch))
+        return batch
+
+    def forward(batch):
+        raise RuntimeError("out of memory")
+
+    with ThreadPoolExecutor(1) as ahead:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            score_in_micro_batches(samples, costs, prepare, forward, 20, None, ahead)
+        # Nothing still runs on the preparing thread once score() has given up.
+        assert len(finished) == 2
 
 
 def test_chat_conversion_strips_or_replaces_placeholders_and_maps_roles():

@@ -18,6 +18,7 @@ def test_tiny_benchmark_writes_every_measurement(tmp_path):
         result["c_sorted_batches"]["padding_fraction"]
         <= result["b_arrival_batches"]["padding_fraction"]
     )
-    assert result["d_pipeline_token_budget"]["samples_per_s"] > 0
+    for mode, ahead in (("d_pipeline_token_budget", True), ("e_pipeline_prepared_inline", False)):
+        assert result[mode]["samples_per_s"] > 0 and result[mode]["prepare_ahead"] is ahead
     split = result["vision_vs_language_16_largest"]
     assert 0 < split["vision_share"] < 1 and split["samples"] == 12
