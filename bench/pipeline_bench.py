@@ -78,7 +78,6 @@ def bare_loop(data: Path, model_name: str = "demo", batch_size: int = 16) -> dic
     """The same work without Beam: read manifests, fetch, decode, score in batches."""
     from models.registry import loader_for
     from pipelines.config import load_config
-    from pipelines.stages.load_media import media_roots
     from pipelines.stages.read_sources import discover_inputs
     from transforms.core.record import Sample
     from transforms.io.llava_manifests import read_manifest
@@ -94,7 +93,7 @@ def bare_loop(data: Path, model_name: str = "demo", batch_size: int = 16) -> dic
     videos = {}
     for archive in sorted({a for s in inputs.values() for a in s.archives}):
         videos.update(iter_archive_videos(archive))
-    roots, count, batch = media_roots(config), 0, []
+    roots, count, batch = config.media_roots(), 0, []
     for source in config.sources:
         for manifest in inputs[source.name].manifests:
             for item in read_manifest(manifest, source.name):

@@ -22,6 +22,7 @@ import fsspec
 from pipelines.output_prefix import prepare_output
 from transforms.core.run_identity import new_run_id, run_id
 from transforms.core.run_info import RunInfo
+from transforms.core.storage import absolute_url, glob_under
 from transforms.io.shard_index import index_path
 from transforms.report import summary as report
 from transforms.report.html import write_html_report
@@ -47,15 +48,10 @@ class ApplyReviewError(ValueError):
     """Bad input found before anything was written; the message says what to do."""
 
 
-def _location(url: str) -> tuple[str, str]:
-    fs, path = fsspec.core.url_to_fs(url)
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return protocol, path.rstrip("/")
-
-
 def _check_locations(run_prefix: str, new_prefix: str) -> None:
-    (run_proto, run_path), (new_proto, new_path) = _location(run_prefix), _location(new_prefix)
-    if run_proto == new_proto and (
+    run_path = absolute_url(run_prefix).rstrip("/")
+    new_path = absolute_url(new_prefix).rstrip("/")
+    if (
         new_path == run_path
         or new_path.startswith(run_path + "/")
         or run_path.startswith(new_path + "/")
@@ -67,10 +63,9 @@ def _check_locations(run_prefix: str, new_prefix: str) -> None:
 
 
 def _copy_errors(run_prefix: str, new_prefix: str) -> int:
-    fs, root = fsspec.core.url_to_fs(run_prefix)
-    files = sorted(fs.glob(f"{root}/{ERRORS}/*.jsonl"))
+    files = glob_under(run_prefix, (f"{ERRORS}/*.jsonl",))
     for path in files:
-        copy_file(fs.unstrip_protocol(path), f"{new_prefix}/{ERRORS}/{path.rsplit('/', 1)[-1]}")
+        copy_file(path, f"{new_prefix}/{ERRORS}/{path.rsplit('/', 1)[-1]}")
     return len(files)
 
 

@@ -37,11 +37,15 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
     run_info = RunInfo(
         new_run_id(), config.model, config.text_model, config.threshold, config.percentile
     )
-    processes = local_processes(p.options.get_all_options())
+    options = p.options.get_all_options()
+    processes = local_processes(options)
+    # Derived once: the weights fingerprint in it reads the model files, and the scoring
+    # stage and the finishing step must name the same folder.
+    cache_dir = cache_dir_of(config)
 
     read = p | "ReadSources" >> ReadSources(config, discover_inputs(config))
     loaded = read["samples"] | "LoadMedia" >> LoadMedia(config, read["archive_videos"])
-    scored = loaded["samples"] | "ScoreSamples" >> ScoreSamples(config, processes)
+    scored = loaded["samples"] | "ScoreSamples" >> ScoreSamples(config, processes, cache_dir)
     routed = tuple(scored["scored"]) | "RouteByScore" >> RouteByScore(
         config, f"{prefix}/{SPILL_DIR}"
     )
@@ -52,9 +56,9 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
     } | "WriteOutputs" >> WriteOutputs(config, prefix, run_info)
     finish = FinishRun(
         prefix,
-        cache_dir_of(config),
+        cache_dir,
         config.max_error_fraction,
-        _settings(config, prefix, run_info, p),
+        _settings(config, prefix, run_info, options),
         started_at,
     )
     {
@@ -66,7 +70,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
     } | "Finish" >> Finish(finish)
 
 
-def _settings(config: RunConfig, prefix: str, run_info: RunInfo, p: beam.Pipeline) -> dict:
+def _settings(config: RunConfig, prefix: str, run_info: RunInfo, options: dict) -> dict:
     """What summary.json says about how the run was set up."""
     return {
         "run_id": run_info.run_id,
@@ -84,15 +88,20 @@ def _settings(config: RunConfig, prefix: str, run_info: RunInfo, p: beam.Pipelin
         "percentile": config.percentile,
         "format": config.format,
         "shard_mb": config.shard_mb,
-        "runner": p.options.get_all_options().get("runner") or "DirectRunner",
+        "runner": options.get("runner") or "DirectRunner",
     }
 
 
-def run(config: RunConfig, beam_args: list[str] | None = None) -> dict:
-    """Run the pipeline to completion and return the summary it wrote."""
+def run(config: RunConfig, beam_args: list[str] | None = None, check_models: bool = True) -> dict:
+    """Run the pipeline to completion and return the summary it wrote.
+
+    `check_models=False` is for callers that ran `preflight_models` themselves (the CLI does,
+    before it prepares the output prefix).
+    """
     started_at = time.time()
-    # Model options fail here, before Beam starts, not inside a worker's load_model.
-    preflight_models(config, runs_locally(beam_args or []))
+    if check_models:
+        # Model options fail here, before Beam starts, not inside a worker's load_model.
+        preflight_models(config, runs_locally(beam_args or []))
     options = PipelineOptions(beam_args or [])
     with beam.Pipeline(options=options) as p:
         build(p, config, started_at)

@@ -131,6 +131,12 @@ class RunConfig:
             value = getattr(value, part)
         return list(value) if isinstance(value, tuple) else value
 
+    def media_roots(self) -> dict[str, str]:
+        """Source name -> the folder its media paths are relative to ("" -> the root)."""
+        root = self.root.rstrip("/")
+        roots = {s.name: f"{root}/{s.media_root}" if s.media_root else root for s in self.sources}
+        return {"": root, **roots}
+
     def with_overrides(self, **overrides: Any) -> RunConfig:
         """Apply CLI flags (None means 'not given'); threshold and percentile exclude each other."""
         changes = {k: v for k, v in overrides.items() if v is not None}

@@ -25,7 +25,7 @@ import fsspec
 from transforms.core.json_lines import json_line
 from transforms.core.record import Sample, sample_to_record
 from transforms.core.sorted_spool import SortedSpool
-from transforms.core.storage import absolute_url
+from transforms.core.storage import absolute_url, glob_under, holds_files
 from transforms.io.manifest_files import ManifestWriter, as_json_lines_name, as_json_name
 from transforms.io.media_files import MediaFiles
 from transforms.io.origins import OriginError, parse_origin
@@ -65,8 +65,7 @@ def _manifest_name(origin: str, root: str) -> str:
 
 
 def _check_output(output: str) -> None:
-    fs, path = fsspec.core.url_to_fs(output)
-    if fs.exists(path) and (not fs.isdir(path) or fs.ls(path)):
+    if holds_files(output):
         raise ExportError(
             f"--output {output} already holds files; export into a new or empty folder "
             "(media paths an export already wrote are not written twice)"
@@ -84,9 +83,7 @@ def _run_summary(run: str, part: str) -> dict:
 
 
 def _shards(run: str, part: str) -> list[str]:
-    fs, root = fsspec.core.url_to_fs(run)
-    found = fs.glob(f"{root}/{part}/*.parquet") + fs.glob(f"{root}/{part}/*.tar")
-    return sorted(fs.unstrip_protocol(path) for path in found)
+    return sorted(glob_under(run, (f"{part}/*.parquet", f"{part}/*.tar")))
 
 
 class _Exporter:

@@ -114,12 +114,6 @@ def guarded(pcoll, label: str, stage: str, fn, *args, tags=(), sample_of=None):
     return pcoll | label >> beam.ParDo(step, *args).with_outputs(ERRORS_TAG, *tags, main="samples")
 
 
-def apply_step(pcoll, label: str, stage: str, fn, *args, sample_of=None):
-    """(results, errors) after running `fn` on every element of `pcoll` (see SampleStep)."""
-    outputs = guarded(pcoll, label, stage, fn, *args, sample_of=sample_of)
-    return outputs.samples, outputs[ERRORS_TAG]
-
-
 class SplitErrors(beam.DoFn):
     """Readers yield Samples and ErrorRecords mixed; send them to separate outputs."""
 

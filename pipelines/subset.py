@@ -30,7 +30,7 @@ import fsspec
 
 from pipelines.config import RunConfig, SourceConfig
 from transforms.core.record import ErrorRecord
-from transforms.core.storage import absolute_url, glob_paths
+from transforms.core.storage import absolute_url, glob_under, holds_files
 from transforms.io.llava_manifests import MALFORMED_LINE, raw_records
 from transforms.io.manifest_files import ManifestWriter
 from transforms.io.media_files import MediaFiles
@@ -93,7 +93,7 @@ class _Sources:
         for source in config.sources:
             members: dict[str, str] = {}
             for pattern in source.video_archives:
-                for archive in glob_paths(f"{self.root}/{pattern}"):
+                for archive in glob_under(self.root, (pattern,)):
                     if archive not in listed:
                         listed[archive] = {
                             name: archive
@@ -107,9 +107,7 @@ class _Sources:
                         members.setdefault(name, where)
             self.archive_of[source.name] = members
         self.archives = sorted(listed)
-
-    def media_root(self, source: SourceConfig) -> str:
-        return f"{self.root}/{source.media_root}" if source.media_root else self.root
+        self.media_roots = config.media_roots()
 
     def location(self, source: SourceConfig, kind: str, path: str) -> tuple[str, str] | None:
         """('archive', member) or ('file', path relative to the root); None if not here."""
@@ -118,7 +116,7 @@ class _Sources:
             if member in self.archive_of[source.name]:
                 return "archive", member
         try:
-            url = join_inside(self.media_root(source), path)
+            url = join_inside(self.media_roots[source.name], path)
         except ValueError:  # unsafe or remote: not a file of this dataset
             return None
         if not self.fs.isfile(url):
@@ -139,8 +137,7 @@ def _check(config: RunConfig, fraction: float, output: str) -> None:
             "subset reads LLaVA-style manifests; this config has sources of format "
             f"{', '.join(sorted(formats - {'llava'}))}"
         )
-    fs, path = fsspec.core.url_to_fs(output)
-    if fs.exists(path) and (not fs.isdir(path) or fs.ls(path)):
+    if holds_files(output):
         raise SubsetError(f"--output {output} already holds files; choose a new or empty folder")
     if absolute_url(output).startswith(absolute_url(config.root).rstrip("/") + "/"):
         raise SubsetError(f"--output {output} is inside the dataset root {config.root}")
@@ -148,7 +145,7 @@ def _check(config: RunConfig, fraction: float, output: str) -> None:
 
 def _manifests(config: RunConfig, source: SourceConfig) -> list[str]:
     root = config.root.rstrip("/")
-    found = [p for pattern in source.manifests for p in glob_paths(f"{root}/{pattern}")]
+    found = glob_under(root, source.manifests)
     if not found:
         raise SubsetError(
             f"source {source.name!r}: no manifest matches "

@@ -36,7 +36,6 @@ def _read_and_attach(config) -> list[Sample | ErrorRecord]:
     """Every record read and given its media bytes by the pipeline's own steps, in-process:
     ReadSources' manifest reader and archive listing, LoadMedia's grouping and fetch."""
     # Imported here: they import Beam, whose import-time warnings configure_logging drops.
-    from pipelines.stages.load_media import media_roots
     from pipelines.stages.read_sources import discover_inputs
 
     inputs = discover_inputs(config)
@@ -55,7 +54,7 @@ def _read_and_attach(config) -> list[Sample | ErrorRecord]:
                 else:
                     key, sample = group_key(item, archive_of)
                     groups[key].append(sample)
-    roots = media_roots(config)
+    roots = config.media_roots()
     for group in groups.items():
         for item in open_group(group):
             loaded.append(item if isinstance(item, ErrorRecord) else fetch_media(item, roots))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines.commands.usage import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from pipelines.commands.usage import EXIT_FAILED, EXIT_OK, usage
 
 NAME = "apply-review"
 
@@ -57,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
         ReportInputError,
         OutputExistsError,
     ) as exc:
-        print(f"rmclean: {exc}\nrmclean: nothing was written", file=sys.stderr)
-        return EXIT_USAGE
+        return usage(f"{exc}\nrmclean: nothing was written")
     except (ReviewNotConservedError, StoredShardError) as exc:
         print(f"rmclean: apply-review failed (no _SUCCESS written): {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -14,7 +14,7 @@ import time
 
 from pipelines.commands.beam_flags import check_beam_args
 from pipelines.commands.usage import EXIT_FAILED, EXIT_OK, UsageError, usage
-from pipelines.config import ConfigError, load_config
+from pipelines.config import FORMATS, ConfigError, load_config
 
 NAME = "clean"
 # What a finished run prints under its one-line total.
@@ -45,7 +45,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     cut.add_argument("--threshold", type=float, help="review samples scoring below this")
     cut.add_argument("--percentile", type=float, help="review the lowest P%% of each source")
     clean.add_argument("--model", help="reward backend name (default from the config)")
-    clean.add_argument("--format", choices=("parquet", "webdataset"), help="output shard format")
+    clean.add_argument("--format", choices=FORMATS, help="output shard format")
     clean.add_argument(
         "--trust-remote-code",
         action="store_true",
@@ -85,15 +85,17 @@ def run(args: argparse.Namespace, beam_args: list[str], ours: list[str]) -> int:
     try:
         check_beam_args(beam_args, ours)
         config = config_for(args)
-        # Model options, the remote-code opt-in, weight and font files: checked before Beam.
-        preflight_models(config, runs_locally(beam_args_for(args.runner, beam_args)))
+        runner_args = beam_args_for(args.runner, beam_args)
+        # Model options, the remote-code opt-in, weight and font files: checked before Beam
+        # and before the output prefix is touched, so the pipeline need not check again.
+        preflight_models(config, runs_locally(runner_args))
     except UsageError as exc:
         return usage(str(exc))
     except (ConfigError, ModelConfigError) as exc:
         return usage(f"bad configuration: {exc}")
     print(f"rmclean: cleaning {config.name} from {config.root} -> {config.output}", flush=True)
     try:
-        return _run(config, args.overwrite, beam_args_for(args.runner, beam_args))
+        return _run(config, args.overwrite, runner_args)
     except DataMissingError as exc:
         return usage(f"input data not found: {exc}")
 
@@ -136,7 +138,7 @@ def _run(config, overwrite: bool, beam_args: list[str]) -> int:
         return usage(str(exc))
     try:
         with interrupt.interruptible(), progress.shown():
-            summary = run_pipeline(config, beam_args)
+            summary = run_pipeline(config, beam_args, check_models=False)
     except (CountsNotConservedError, TooManyErrorsError) as exc:
         if interrupt.received() is None:
             print(f"rmclean: run failed: {exc}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines.commands.usage import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from pipelines.commands.usage import EXIT_FAILED, EXIT_OK, usage
 
 NAME = "export"
 
@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = export_run(args.run, args.output, args.layout, args.part)
     except (ExportError, ReportInputError) as exc:
-        print(f"rmclean: {exc}\nrmclean: nothing was written", file=sys.stderr)
-        return EXIT_USAGE
+        return usage(f"{exc}\nrmclean: nothing was written")
     except StoredShardError as exc:
         print(f"rmclean: export failed: {exc}", file=sys.stderr)
         return EXIT_FAILED

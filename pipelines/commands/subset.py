@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines.commands.usage import EXIT_OK, EXIT_USAGE
+from pipelines.commands.usage import EXIT_OK, usage
 from pipelines.config import ConfigError, load_config
 
 NAME = "subset"
@@ -33,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config).with_overrides(root=args.input)
         report = make_subset(config, args.fraction, args.output)
     except (ConfigError, SubsetError) as exc:
-        print(f"rmclean: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return usage(str(exc))
     kept = sum(c.kept for c in report.manifests.values())
     total = sum(c.records for c in report.manifests.values())
     print(

@@ -17,13 +17,6 @@ from transforms.media.fetch import fetch_media
 from transforms.media.groups import group_key, open_group
 
 
-def media_roots(config: RunConfig) -> dict[str, str]:
-    """Source name -> the folder its media paths are relative to ("" -> the dataset root)."""
-    root = config.root.rstrip("/")
-    roots = {s.name: f"{root}/{s.media_root}" if s.media_root else root for s in config.sources}
-    return {"": root, **roots}
-
-
 class LoadMedia(beam.PTransform):
     """Light samples -> {`samples` with media bytes, `errors`}.
 
@@ -53,7 +46,7 @@ class LoadMedia(beam.PTransform):
             "FetchMedia",
             "fetch",
             fetch_media,
-            media_roots(config),
+            config.media_roots(),
             config.allow_media_outside_root,
             frozenset(s.name for s in config.sources if s.remote_media),
         )

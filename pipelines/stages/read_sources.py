@@ -15,7 +15,7 @@ import apache_beam as beam
 from pipelines.config import RunConfig
 from pipelines.progress import READ, CountProgress
 from pipelines.steps import ERRORS_TAG, SplitErrors
-from transforms.core.storage import glob_paths
+from transforms.core.storage import glob_under
 from transforms.io.llava_manifests import read_manifest
 from transforms.io.shard_inputs import read_light
 from transforms.io.video_archives import list_archive_videos
@@ -31,21 +31,17 @@ class SourceFiles:
     archives: list[str]
 
 
-def _expand(root: str, patterns: tuple[str, ...]) -> list[str]:
-    return [path for pattern in patterns for path in glob_paths(f"{root.rstrip('/')}/{pattern}")]
-
-
 def discover_inputs(config: RunConfig) -> dict[str, SourceFiles]:
     """Resolve every source's globs now, so missing data fails before any worker starts."""
     resolved = {}
     for source in config.sources:
-        manifests = _expand(config.root, source.manifests)
+        manifests = glob_under(config.root, source.manifests)
         if not manifests:
             wanted = ", ".join(f"{config.root}/{p}" for p in source.manifests)
             raise DataMissingError(
                 f"source {source.name!r}: no input matches {wanted}.\n{config.layout_help}".strip()
             )
-        archives = _expand(config.root, source.video_archives)
+        archives = glob_under(config.root, source.video_archives)
         if source.video_archives and not archives:
             wanted = ", ".join(f"{config.root}/{p}" for p in source.video_archives)
             raise DataMissingError(

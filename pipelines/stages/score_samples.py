@@ -19,7 +19,7 @@ from models.score_ahead import BATCHES_TAG, ScoreAhead
 from pipelines.config import RunConfig
 from pipelines.progress import SCORED, CountProgress
 from pipelines.stages.reward_handlers import reward_handler, scored_sample
-from pipelines.steps import ERRORS_TAG, apply_step, guarded
+from pipelines.steps import ERRORS_TAG, guarded
 from transforms.core.record import Sample
 from transforms.media.decode_ahead import DecodeAhead, DecodeSettings
 from transforms.samples.route import REVIEW
@@ -85,16 +85,18 @@ class ScoreSamples(beam.PTransform):
     memory by local runners. `processes`: pipeline worker processes per machine (None: remote).
     """
 
-    def __init__(self, config: RunConfig, processes: int | None):
+    def __init__(self, config: RunConfig, processes: int | None, cache_dir: str | None):
         super().__init__()
         self._config = config
         self._processes = processes
+        self._cache_dir = cache_dir
 
     def expand(self, samples):
         config = self._config
         checked = guarded(samples, "CheckRules", "rules", _rule_route, tags=(REVIEW,))
-        to_score, scored, errors = checked.samples, [], [checked[ERRORS_TAG]]
-        cache_dir = cache_dir_of(config)
+        to_score, errors = checked.samples, [checked[ERRORS_TAG]]
+        from_models, from_cache = [], []
+        cache_dir = self._cache_dir
         if cache_dir:
             known = (
                 samples.pipeline
@@ -112,7 +114,7 @@ class ScoreSamples(beam.PTransform):
                 tags=(CACHED,),
             )
             to_score = looked_up.samples
-            scored.append(looked_up[CACHED])
+            from_cache.append(looked_up[CACHED])
             errors.append(looked_up[ERRORS_TAG])
         decoded = to_score | "DecodeMedia" >> beam.ParDo(
             DecodeAhead(decode_settings(config, self._processes))
@@ -122,25 +124,25 @@ class ScoreSamples(beam.PTransform):
         for i, (label, branch, handler) in enumerate(self._models(decoded.samples)):
             shared = config.large_model and self._processes != 1
             outputs = branch | label >> ScoreAhead(handler, shared)
-            ok, failed = apply_step(
+            attached = guarded(
                 outputs.predictions,
                 f"AttachScores{i}",
                 "score",
                 scored_sample,
                 sample_of=lambda r: r.example,
             )
-            ok = ok | f"CountScored{i}" >> beam.ParDo(CountProgress(SCORED))
+            ok = attached.samples | f"CountScored{i}" >> beam.ParDo(CountProgress(SCORED))
             if cache_dir:
                 ok = ok | f"PersistScores{i}" >> beam.ParDo(
                     PersistScores(
                         cache_dir, config.score_cache_flush_every, config.score_cache_flush_seconds
                     )
                 )
-            scored.insert(i, ok)
-            errors.append(failed)
+            from_models.append(ok)
+            errors.append(attached[ERRORS_TAG])
             batches.append(outputs[BATCHES_TAG])
         return {
-            "scored": scored,
+            "scored": [*from_models, *from_cache],
             "rule_flagged": checked[REVIEW],
             "errors": errors,
             "batches": tuple(batches) | "AllBatchStats" >> beam.Flatten(),

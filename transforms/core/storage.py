@@ -28,6 +28,17 @@ def glob_paths(pattern: str) -> list[str]:
     return [f"{prefix}{m}" if prefix and "://" not in m else m for m in sorted(fs.glob(pattern))]
 
 
+def glob_under(root: str, patterns: tuple[str, ...]) -> list[str]:
+    """Every match of each pattern under `root`, pattern by pattern (each sorted)."""
+    return [path for pattern in patterns for path in glob_paths(f"{root.rstrip('/')}/{pattern}")]
+
+
+def holds_files(url: str) -> bool:
+    """Whether `url` is a file, or a folder with anything in it."""
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.exists(path) and (not fs.isdir(path) or bool(fs.ls(path)))
+
+
 def open_for_write(url: str):
     """A binary write handle for `url`, its parent folders made (object stores need none)."""
     fs, _, (path,) = fsspec.get_fs_token_paths(url)

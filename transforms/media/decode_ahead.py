@@ -17,14 +17,13 @@ from __future__ import annotations
 import io
 import itertools
 import os
-import traceback
 from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from PIL import Image
 
-from pipelines.steps import ERRORS_TAG, METRICS_NAMESPACE
+from pipelines.steps import ERRORS_TAG, METRICS_NAMESPACE, unexpected_error
 from transforms.core.bundle_outputs import in_global_window
 from transforms.core.record import IMAGE, ErrorRecord, Sample
 from transforms.media.decode_pool import DecodeJob, DecodePool, DecodeResult
@@ -218,8 +217,5 @@ class DecodeAhead(beam.DoFn):
         return decoded
 
     def _unexpected(self, sample: Sample, exc: Exception):
-        tail = traceback.format_exc(limit=3).strip().splitlines()[-1]
-        detail = f"unexpected {type(exc).__name__} in {STAGE}: {exc} ({tail})"[:1000]
         self._failed.inc()
-        error = ErrorRecord.for_sample(sample, STAGE, "unexpected_error", detail)
-        return beam.pvalue.TaggedOutput(ERRORS_TAG, error)
+        return beam.pvalue.TaggedOutput(ERRORS_TAG, unexpected_error(sample, STAGE, exc))
