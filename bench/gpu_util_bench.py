@@ -25,16 +25,14 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from bench.pipeline_bench import _tree_rss_mib
+from bench.pipeline_bench import peak_rss
 from bench.video_dataset import (
     FPS,
     SECONDS,
@@ -73,16 +71,7 @@ def run_cli(repo: Path, args: list[str]) -> tuple[float, float]:
     # The tree's own modules first (cwd); the stand-in model from this benchmark's folder, so
     # an older tree without it runs the same stand-in.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(REPO / "bench")])}
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.DEVNULL)
-    peak = 0.0
-    while process.poll() is None:
-        peak = max(peak, _tree_rss_mib(process.pid))
-        time.sleep(0.1)
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {process.returncode}")
-    return wall, peak
+    return peak_rss(command, repo, env)
 
 
 def run_pipeline(

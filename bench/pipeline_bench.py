@@ -50,14 +50,24 @@ def run_cli(data: Path, out: Path, *extra: str) -> tuple[dict, float]:
         "--direct_num_workers=1",
         *extra,
     ]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL)
+    _, peak = peak_rss(command, REPO)
+    return json.loads((out / "report" / "summary.json").read_text()), peak
+
+
+def peak_rss(command: list[str], cwd: Path, env: dict | None = None, poll_s: float = 0.1):
+    """Run `command` to the end; (wall seconds, peak RSS of its process tree in MiB).
+
+    Raises if it fails, naming the command."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL)
     peak = 0.0
     while process.poll() is None:
         peak = max(peak, _tree_rss_mib(process.pid))
-        time.sleep(0.1)
+        time.sleep(poll_s)
+    wall = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {process.returncode}")
-    return json.loads((out / "report" / "summary.json").read_text()), peak
+    return wall, peak
 
 
 def _tree_rss_mib(pid: int) -> float:

@@ -77,16 +77,10 @@ TINY = {
 }
 
 
-def build_tokenizer(specials: list[str] = SPECIALS, chat_template: str | None = None):
-    """A byte-level BPE trained on a few words (any text encodes), with Qwen's special tokens.
-
-    Byte-level on purpose: transformers 5 rebuilds a Qwen checkpoint's tokenizer as
-    `Qwen2Tokenizer` from vocab + merges, which only round-trips a byte-level BPE.
-    """
+def train_byte_bpe(specials: list[str]):
+    """A byte-level BPE (`tokenizers.Tokenizer`) trained on a few words, so any text encodes,
+    with "[PAD]" and `specials` as special tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    from models.value_head_checkpoint import FALLBACK_CHAT_TEMPLATE
 
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -98,6 +92,20 @@ def build_tokenizer(specials: list[str] = SPECIALS, chat_template: str | None = 
         show_progress=False,
     )
     core.train_from_iterator([" ".join(WORDS)] * 3, trainer)
+    return core
+
+
+def build_tokenizer(specials: list[str] = SPECIALS, chat_template: str | None = None):
+    """A byte-level BPE trained on a few words (any text encodes), with Qwen's special tokens.
+
+    Byte-level on purpose: transformers 5 rebuilds a Qwen checkpoint's tokenizer as
+    `Qwen2Tokenizer` from vocab + merges, which only round-trips a byte-level BPE.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    from models.value_head_checkpoint import FALLBACK_CHAT_TEMPLATE
+
+    core = train_byte_bpe(specials)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core, pad_token="[PAD]", eos_token=specials[0]
     )

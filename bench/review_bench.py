@@ -15,15 +15,13 @@ import argparse
 import io
 import json
 import random
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from PIL import Image
 
-from bench.pipeline_bench import _tree_rss_mib
+from bench.pipeline_bench import peak_rss
 
 REPO = Path(__file__).resolve().parent.parent
 FLAGGED_SHARE = 0.2
@@ -113,15 +111,8 @@ def _decisions(prefix: Path, path: Path) -> None:
 
 
 def _measure(command: list[str]) -> dict:
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL)
-    peak = 0.0
-    while process.poll() is None:
-        peak = max(peak, _tree_rss_mib(process.pid))
-        time.sleep(0.05)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {process.returncode}")
-    return {"peak_rss_mib": round(peak, 1), "seconds": round(time.perf_counter() - started, 1)}
+    seconds, peak = peak_rss(command, REPO, poll_s=0.05)
+    return {"peak_rss_mib": round(peak, 1), "seconds": round(seconds, 1)}
 
 
 def main() -> None:

@@ -51,16 +51,8 @@ from models.loading import (
 )
 from models.micro_batches import MicroBatchedModel
 from models.spec import BackendSpec
-from models.tokens import (
-    IXC_MULTI_MEDIA_HD_NUM,
-    IXC_VIDEO_TOKENS,
-    IxcTokenEstimator,
-    header_size,
-    ixc_image_tokens,
-    ixc_video_tokens,
-    media_geometry,
-)
-from transforms.core.record import VIDEO, Sample
+from models.tokens import IXC_VIDEO_TOKENS, IxcTokenEstimator, ixc_media_tokens
+from transforms.core.record import Sample
 
 # The model is given this many tokens more than the limit enforced here, so that its own
 # cut never reaches a sample this backend counted as fitting (the counts agree to a few
@@ -148,15 +140,7 @@ class Ixc25RewardModel(MicroBatchedModel):
             for i, piece in enumerate(pieces)
             if i == 0 or piece
         )
-        hd_num = self.hd_num if media <= 1 else IXC_MULTI_MEDIA_HD_NUM
-        for index, ref in enumerate(sample.media):
-            if ref.kind == VIDEO:
-                geometry = video_geometry(sample, index)
-                total += ixc_video_tokens(*geometry) if geometry else self.video_tokens
-            else:
-                size = header_size(ref.data) or media_geometry(sample, index)[1:]
-                total += ixc_image_tokens(*size, hd_num)
-        return total
+        return total + ixc_media_tokens(sample, self.hd_num, self.video_tokens, video_geometry)
 
     def _forward(self, samples: list[Sample]) -> list[float]:
         # The model's own code loads the media from files inside get_scores: nothing to
@@ -229,7 +213,7 @@ def load_ixc25(options: dict[str, Any] | None = None) -> Ixc25RewardModel:
     check_device("ixc25", path, options["device"])
     device = resolve_device(options["device"])
     dtype = resolve_dtype(options["dtype"], device)
-    model, _ = load_ixc_model(path, device, dtype, options["font_path"], options["clip_path"])
+    model = load_ixc_model(path, device, dtype, options["font_path"], options["clip_path"])
     return Ixc25RewardModel(model, device, dtype, options)
 
 

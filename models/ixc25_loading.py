@@ -160,14 +160,14 @@ def load_ixc_model(
     dtype: torch.dtype,
     font_path: str | None,
     clip_path: str | None,
-) -> tuple[Any, str]:
-    """(model with `.tokenizer` set, attention implementation used), in eval mode."""
+) -> Any:
+    """The model, with `.tokenizer` set, in eval mode."""
     from transformers import AutoConfig, AutoTokenizer
 
     folder = local_checkpoint(path)
     config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
     fill_max_length(config, folder)
-    attention = choose_attention(config)
+    choose_attention(config)
     cls = model_class(config, folder)
     towers = redirect_fetches(cls, local_font(font_path), local_clip(clip_path))
     with built_on(device, dtype):
@@ -175,4 +175,4 @@ def load_ixc_model(
     load_weights(model, folder, towers)
     model.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
     # Not `.to(dtype)`: buffers the code made in fp32 on purpose (rotary tables) stay so.
-    return model.eval(), attention
+    return model.eval()

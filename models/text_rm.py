@@ -138,10 +138,12 @@ def load_text_rm(options: dict[str, Any] | None = None) -> TextRewardModel:
     check_device("text-rm", path, options["device"])
     device = resolve_device(options["device"])
     dtype = resolve_dtype(options["dtype"], device)
-    chosen = {"attn_implementation": options["attn_implementation"]}
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, dtype=dtype, **{k: v for k, v in chosen.items() if v}
-    ).to(device)
+    attention = options["attn_implementation"]
+    # None leaves the choice to transformers (Gemma-2, for one, refuses sdpa).
+    chosen = {"attn_implementation": attention} if attention else {}
+    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype, **chosen).to(
+        device
+    )
     tokenizer = AutoTokenizer.from_pretrained(path)
     return TextRewardModel(model, tokenizer, options)
 

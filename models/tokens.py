@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,19 +183,39 @@ class IxcTokenEstimator:
     def __call__(self, sample: Sample) -> int:
         total = text_tokens(text_length(sample)) + IXC_PROMPT_TOKENS
         total += IXC_TURN_TOKENS * len(sample.conversations)
-        hd_num = self.hd_num if len(sample.media) <= 1 else IXC_MULTI_MEDIA_HD_NUM
-        for i, ref in enumerate(sample.media):
-            if ref.kind == VIDEO:
-                geometry = media_geometry(sample, i)
-                if geometry is None:
-                    total += self.video_tokens
-                else:
-                    frames, height, width = geometry
-                    total += ixc_video_tokens(min(frames, IXC_VIDEO_MAX_FRAMES), height, width)
-            else:
-                _, height, width = media_geometry(sample, i, prefer_bytes=True)
-                total += ixc_image_tokens(height, width, hd_num)
-        return total
+        return total + ixc_media_tokens(
+            sample, self.hd_num, self.video_tokens, _decoded_video_geometry
+        )
+
+
+def ixc_media_tokens(
+    sample: Sample,
+    hd_num: int,
+    video_tokens: int,
+    video_geometry: Callable[[Sample, int], tuple[int, int, int] | None],
+) -> int:
+    """Tokens IXC-2.5-Reward spends on a sample's media: images at their file's size (fewer
+    tiles when the sample has several media), videos at `video_geometry(sample, index)`
+    (frames kept, height, width), or `video_tokens` where that is unknown."""
+    hd_num = hd_num if len(sample.media) <= 1 else IXC_MULTI_MEDIA_HD_NUM
+    total = 0
+    for index, ref in enumerate(sample.media):
+        if ref.kind == VIDEO:
+            geometry = video_geometry(sample, index)
+            total += ixc_video_tokens(*geometry) if geometry else video_tokens
+        else:
+            _, height, width = media_geometry(sample, index, prefer_bytes=True)
+            total += ixc_image_tokens(height, width, hd_num)
+    return total
+
+
+def _decoded_video_geometry(sample: Sample, index: int) -> tuple[int, int, int] | None:
+    """The decoded video's geometry, at most the frames the model keeps."""
+    geometry = media_geometry(sample, index)
+    if geometry is None:
+        return None
+    frames, height, width = geometry
+    return min(frames, IXC_VIDEO_MAX_FRAMES), height, width
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from bench.random_value_head import SPECIALS as QWEN_SPECIALS
-from bench.random_value_head import WORDS, build_tokenizer
+from bench.random_value_head import build_tokenizer, train_byte_bpe
 
 STANDIN = Path(__file__).resolve().parent / "ixc_standin"
 IXC_CODE_FILES = (
@@ -187,19 +187,10 @@ def build_tiny_clip(directory: Path, seed: int = 0) -> Path:
 
 def build_ixc_tokenizer():
     """Byte-level BPE with InternLM2's special tokens; `<s>` first with special tokens on."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["[PAD]", *IXC_SPECIALS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    core.train_from_iterator([" ".join(WORDS)] * 3, trainer)
+    core = train_byte_bpe(IXC_SPECIALS)
     bos = core.token_to_id("<s>")
     core.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos)]
