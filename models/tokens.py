@@ -7,7 +7,6 @@ image header, never decodes pixels or loads weights. Estimates, not exact counts
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 
 from models.chat import text_length
 from transforms.core.record import IMAGE, VIDEO, MediaRef, Sample
+from transforms.media.decode import header_size
 
 CHARS_PER_TOKEN = 4
 # Fallback geometry when neither pixels nor a readable header are at hand.
@@ -50,20 +50,6 @@ def text_tokens(text_chars: int | str, tokenizer: Any = None) -> int:
         return len(tokenizer(text_chars, add_special_tokens=False)["input_ids"])
     chars = len(text_chars) if isinstance(text_chars, str) else text_chars
     return math.ceil(chars / CHARS_PER_TOKEN)
-
-
-def header_size(data: bytes | None) -> tuple[int, int] | None:
-    """(height, width) from an image's header (Pillow reads no pixel data for `.size`)."""
-    if not data:
-        return None
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except Exception:  # noqa: BLE001 - an unreadable header just means "use the default"
-        return None
-    return height, width
 
 
 def media_geometry(

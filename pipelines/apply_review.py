@@ -22,7 +22,7 @@ import fsspec
 from pipelines.output_prefix import prepare_output
 from transforms.core.run_identity import new_run_id, run_id
 from transforms.core.run_info import RunInfo
-from transforms.core.storage import absolute_url, glob_under
+from transforms.core.storage import absolute_url, copy_file, glob_under
 from transforms.io.shard_index import index_path
 from transforms.report import summary as report
 from transforms.report.html import write_html_report
@@ -35,7 +35,6 @@ from transforms.review.reroute import (
     Destination,
     ReviewNotConservedError,
     ReviewRouter,
-    copy_file,
     route_samples,
 )
 from transforms.samples.route import CLEAN, DROPPED, ERRORS, REVIEW

@@ -6,7 +6,11 @@ downstream (fsspec opens, Beam's file IO) needs it back, while local paths stay 
 
 from __future__ import annotations
 
+import shutil
+
 import fsspec
+
+COPY_BLOCK_BYTES = 8 << 20  # copies stream a block at a time, whatever the file's size
 
 
 def _prefix(fs) -> str:
@@ -37,6 +41,12 @@ def holds_files(url: str) -> bool:
     """Whether `url` is a file, or a folder with anything in it."""
     fs, path = fsspec.core.url_to_fs(url)
     return fs.exists(path) and (not fs.isdir(path) or bool(fs.ls(path)))
+
+
+def copy_file(source: str, target: str) -> None:
+    """Copy one file to another (local or object store), a block at a time."""
+    with fsspec.open(source, "rb") as reader, fsspec.open(target, "wb") as writer:
+        shutil.copyfileobj(reader, writer, COPY_BLOCK_BYTES)
 
 
 def open_for_write(url: str):

@@ -9,16 +9,15 @@ names (`shard_index.py`).
 
 from __future__ import annotations
 
+import shutil
 import uuid
 
 import fsspec
 
 from transforms.core.run_info import RunInfo
-from transforms.core.storage import open_for_write, remove_tree
+from transforms.core.storage import COPY_BLOCK_BYTES, open_for_write, remove_tree
 from transforms.io.shard_formats import SHARD_TYPES, SUFFIXES
 from transforms.io.shard_index import SidecarWriter, merge_sidecars, sidecar_path
-
-COPY_BLOCK_BYTES = 8 << 20
 
 
 class RollingShards:
@@ -68,7 +67,7 @@ class RollingShards:
         return path
 
     def _open(self) -> None:
-        self._path = f"{self._temp_dir}/{uuid.uuid4().hex}{self._shard_type.SUFFIX}"
+        self._path = temp_shard_path(self._temp_dir, self._shard_type.SUFFIX)
         self._handle = open_for_write(self._path)
         self._shard = self._shard_type(self._handle, self._run_info)
         self._sidecar = SidecarWriter(self._path) if self._indexed else None
@@ -128,8 +127,7 @@ def concatenate_shards(_, final: str, temp_dir: str, temp_paths: list[str], head
             out.write((header + "\n").encode("utf-8"))
         for temp in sorted(temp_paths):
             with fsspec.open(temp, "rb") as part:
-                while block := part.read(COPY_BLOCK_BYTES):
-                    out.write(block)
+                shutil.copyfileobj(part, out, COPY_BLOCK_BYTES)
     remove_tree(temp_dir)
     yield final
 
@@ -137,3 +135,8 @@ def concatenate_shards(_, final: str, temp_dir: str, temp_paths: list[str], head
 def temp_dir_under(directory: str) -> str:
     """A fresh temp folder under `directory` for one writer's shards."""
     return f"{directory}/.temp-{uuid.uuid4().hex[:12]}"
+
+
+def temp_shard_path(temp_dir: str, suffix: str) -> str:
+    """A fresh temp shard's path in `temp_dir`."""
+    return f"{temp_dir}/{uuid.uuid4().hex}{suffix}"

@@ -10,7 +10,6 @@ tars as a stream.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,7 @@ import pyarrow.parquet as pq
 
 from transforms.core.record import ErrorRecord, Sample
 from transforms.io.parquet_rows import row_to_sample
-from transforms.io.webdataset_rows import files_to_sample
+from transforms.io.webdataset_rows import metadata_to_sample, sample_metadata
 from transforms.io.webdataset_shards import iter_tar_groups
 
 BATCH_ROWS = 16  # full rows carry media bytes: keep a batch to a few MB
@@ -66,8 +65,8 @@ def _tar_samples(fs, path: str) -> Iterator[tuple[str, Sample]]:
     with fs.open(path, "rb") as raw:
         for key, files in iter_tar_groups(raw):
             try:
-                sample = files_to_sample(files, "", f"{path}:{key}")
-                metadata = json.loads(files["json"].decode("utf-8"))
+                metadata = sample_metadata(files)
+                sample = metadata_to_sample(metadata, files, "", f"{path}:{key}")
             except (KeyError, TypeError, ValueError) as exc:
                 raise StoredShardError(f"{path}: sample {key!r} is unreadable: {exc!r}") from exc
             yield key, _restored(sample, metadata)

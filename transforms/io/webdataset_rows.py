@@ -57,6 +57,11 @@ def sample_to_files(sample: Sample, run_info: RunInfo | None = None) -> dict[str
 
 def files_to_sample(files: dict[str, bytes], default_source: str, origin: str) -> Sample:
     """Inverse of `sample_to_files`; raises InvalidRecord on a malformed sample."""
+    return metadata_to_sample(sample_metadata(files), files, default_source, origin)
+
+
+def sample_metadata(files: dict[str, bytes]) -> dict[str, Any]:
+    """The sample's `.json` member as an object; raises InvalidRecord if it is not one."""
     if "json" not in files:
         raise InvalidRecord("bad_webdataset_sample", f"no .json member among {sorted(files)}")
     try:
@@ -70,6 +75,13 @@ def files_to_sample(files: dict[str, bytes], default_source: str, origin: str) -
             "bad_webdataset_sample",
             f"the .json member holds {type(metadata).__name__}, not an object",
         )
+    return metadata
+
+
+def metadata_to_sample(
+    metadata: dict[str, Any], files: dict[str, bytes], default_source: str, origin: str
+) -> Sample:
+    """The sample that `sample_metadata(files)` and the media members of `files` describe."""
     raw_id = metadata.get("id")
     sample_id = raw_id if isinstance(raw_id, str) else None
     listed = metadata.get("media") or []

@@ -15,9 +15,8 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.core.bundle_outputs import in_global_window
 from transforms.core.record import ErrorRecord, Sample
 from transforms.core.run_info import RunInfo
 from transforms.io.rolling_shards import (
@@ -79,7 +78,7 @@ class WriteTempShards(beam.DoFn):
     def finish_bundle(self):
         closed = self._shards.close()
         if closed:
-            yield WindowedValue(closed, GlobalWindow().max_timestamp(), [GlobalWindow()])
+            yield in_global_window(closed)
 
 
 class WriteSamples(beam.PTransform):

@@ -46,6 +46,18 @@ def _fit(image: Image.Image, max_side: int | None) -> Image.Image:
     return image
 
 
+def header_size(data: bytes | None) -> tuple[int, int] | None:
+    """(height, width) from an image's header (Pillow reads no pixel data for `.size`)."""
+    if not data:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - an unreadable header: the caller picks a default
+        return None
+    return height, width
+
+
 def decode_image(data: bytes, max_side: int | None = None) -> np.ndarray:
     """Fully decode an image to an (H, W, 3) uint8 RGB array with EXIF orientation applied."""
     if not data:
@@ -108,23 +120,21 @@ def decode_video(
     return frames
 
 
-def decode_sample(sample, max_side: int, video_fps: float, max_frames: int, decode_video_fn=None):
-    """Decode every media item of a sample into `sample.decoded`; the first failure is an error.
-
-    `decode_video_fn` (same signature as `decode_video`) lets the pipeline decode videos in a
-    killable child process. Returns the sample, or an ErrorRecord naming the media path and why
-    it did not decode.
+def decode_sample(sample, max_side: int, video_fps: float, max_frames: int):
+    """Decode every media item of a sample into `sample.decoded`, in this process; the first
+    failure is an error. For tools that decode as the pipeline does (the pipeline itself decodes
+    in killable worker processes, `decode_ahead.py`). Returns the sample, or an ErrorRecord
+    naming the media path and why it did not decode.
     """
     from transforms.core.record import IMAGE, ErrorRecord
 
-    video = decode_video_fn or decode_video
     decoded = []
     for ref in sample.media:
         try:
             if ref.kind == IMAGE:
                 decoded.append(decode_image(ref.data, max_side))
             else:
-                decoded.append(video(ref.data, video_fps, max_frames, max_side))
+                decoded.append(decode_video(ref.data, video_fps, max_frames, max_side))
         except DecodeError as exc:
             detail = f"{ref.kind} {ref.path!r}: {exc.detail}"
             return ErrorRecord.for_sample(sample, "decode", exc.reason, detail)

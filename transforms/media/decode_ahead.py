@@ -14,18 +14,17 @@ At the end of a bundle every sample still in the pool is waited for, so none is 
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from PIL import Image
 
 from pipelines.steps import ERRORS_TAG, METRICS_NAMESPACE, unexpected_error
 from transforms.core.bundle_outputs import in_global_window
 from transforms.core.record import IMAGE, ErrorRecord, Sample
+from transforms.media.decode import header_size
 from transforms.media.decode_pool import DecodeJob, DecodePool, DecodeResult
 from transforms.media.decode_slots import DecodeSlots
 
@@ -86,15 +85,6 @@ class DecodeSettings:
         if self.prefetch_mb:
             return int(self.prefetch_mb * MIB / max(1, self.processes_per_machine))
         return int(default_prefetch_mb(self.processes_per_machine) * MIB)
-
-
-def _image_size(data: bytes | None) -> tuple[int, int]:
-    """(height, width) from the header alone; a large guess when it cannot be read."""
-    try:
-        with Image.open(io.BytesIO(data or b"")) as image:
-            return image.height, image.width
-    except Exception:  # noqa: BLE001 - the decoder will report the real problem
-        return 1024, 1024
 
 
 @dataclass
@@ -178,7 +168,8 @@ class DecodeAhead(beam.DoFn):
         for ref in sample.media:
             total += len(ref.data or b"")
             if ref.kind == IMAGE:
-                height, width = _image_size(ref.data)
+                # A large guess for an unreadable header: the decoder reports the problem.
+                height, width = header_size(ref.data) or (1024, 1024)
                 side = self._settings.max_side
                 scale = min(1.0, side / max(height, width)) if side else 1.0
                 total += int(height * scale) * int(width * scale) * 3

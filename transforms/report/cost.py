@@ -10,13 +10,11 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from transforms.report.rows import num
+
 
 def _fraction(value: Any) -> str:
     return f"{value:.0%}" if isinstance(value, (int, float)) else "–"
-
-
-def _number(value: Any, digits: int = 3) -> str:
-    return f"{value:.{digits}g}" if isinstance(value, (int, float)) else "–"
 
 
 def cost_html(summary: dict[str, Any]) -> str:
@@ -26,7 +24,7 @@ def cost_html(summary: dict[str, Any]) -> str:
     rows = "".join(
         f'<tr class="device-cost"><td>{escape(str(device))}</td>'
         f'<td class="num">{escape(str(figures.get("samples", 0)))}</td>'
-        f'<td class="num">{_number(figures.get("samples_per_s"))}</td>'
+        f'<td class="num">{num(figures.get("samples_per_s"))}</td>'
         f'<td class="num">{_fraction(figures.get("busy_fraction"))}</td></tr>'
         for device, figures in (cost.get("devices") or {}).items()
     )
@@ -36,15 +34,15 @@ def cost_html(summary: dict[str, Any]) -> str:
     if batches:
         batch_line = (
             f"{escape(str(batches.get('count', 0)))} batches of "
-            f"{_number(batches.get('mean_samples'))} samples and "
-            f"{_number(batches.get('mean_tokens'), 4)} estimated tokens on average; "
+            f"{num(batches.get('mean_samples'))} samples and "
+            f"{num(batches.get('mean_tokens'), 4)} estimated tokens on average; "
         )
     return (
         '<table class="cost"><tr><th>device</th><th class="num">samples</th>'
         '<th class="num">samples/s</th><th class="num">model busy</th></tr>'
         f"{rows}</table><p>{batch_line}scoring span "
-        f"{_number(cost.get('scoring_span_seconds'), 4)} s; "
-        f'<b class="device-hours">{_number(cost.get("device_hours_per_million_samples"))}</b> '
+        f"{num(cost.get('scoring_span_seconds'), 4)} s; "
+        f'<b class="device-hours">{num(cost.get("device_hours_per_million_samples"))}</b> '
         "device-hours per million samples. Model busy: time inside the model's score() over "
         "the span from the first batch to the last.</p>"
     )

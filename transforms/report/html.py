@@ -26,12 +26,12 @@ from transforms.report.cost import cost_html
 from transforms.report.histogram import histogram_svg
 from transforms.report.review_pages import ReviewPages
 from transforms.report.rows import (
+    DETAIL_CHARS,
     LOWEST,
     clip,
     controls_html,
     counter_html,
     num,
-    order_key,
     page_foot,
     page_head,
     row_html,
@@ -41,6 +41,7 @@ from transforms.report.scan import (
     LowestPicks,
     attach_media,
     load_summary,
+    order_key,
     review_shards,
     scan_errors,
     scan_scores,
@@ -48,7 +49,6 @@ from transforms.report.scan import (
 from transforms.report.thumbs import ThumbWriter
 from transforms.samples.route import CLEAN, DROPPED, ERRORS, REVIEW
 
-DETAIL_CHARS = 400
 VIDEO_TIMEOUT_S = 30.0  # a thumbnail strip is not worth waiting longer for
 
 

@@ -32,13 +32,12 @@ from transforms.report.rows import (
     controls_html,
     counter_html,
     num,
-    order_key,
     page_foot,
     page_head,
     row_html,
     samples_table,
 )
-from transforms.report.scan import START_BIN_WIDTH, Pick
+from transforms.report.scan import START_BIN_WIDTH, Pick, order_key
 from transforms.report.thumbs import ThumbWriter
 from transforms.samples.route import REVIEW
 

@@ -8,12 +8,11 @@ reason), escaped like all dataset text; the script (`report_assets.py`) reads th
 
 from __future__ import annotations
 
-import math
 from html import escape
 from typing import Any
 
 from transforms.report.assets import SCRIPT, STYLE
-from transforms.report.scan import Pick
+from transforms.report.scan import Pick, order_key
 from transforms.samples.route import REVIEW
 
 TURNS_SHOWN = 8
@@ -30,15 +29,8 @@ def clip(text: Any, limit: int) -> str:
     return escape(text[:limit]) + f'<span class="muted">… [{len(text) - limit} more chars]</span>'
 
 
-def num(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, (int, float)) else "–"
-
-
-def order_key(score: float | None) -> tuple[int, float]:
-    """Rule-flagged (unscored) samples sort before every score, lowest first."""
-    if score is None or not math.isfinite(score):
-        return (0, 0.0)
-    return (1, score)
+def num(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}g}" if isinstance(value, (int, float)) else "–"
 
 
 def _media_html(pick: Pick) -> str:

@@ -109,10 +109,14 @@ class Pick:
 
     @property
     def order(self) -> tuple[int, float]:
-        """Unscored (rule-flagged) samples first, then the lowest reward first."""
-        if self.score is None or not math.isfinite(self.score):
-            return (0, 0.0)
-        return (1, self.score)
+        return order_key(self.score)
+
+
+def order_key(score: float | None) -> tuple[int, float]:
+    """Rule-flagged (unscored) samples sort before every score, then the lowest reward first."""
+    if score is None or not math.isfinite(score):
+        return (0, 0.0)
+    return (1, score)
 
 
 class LowestPicks:

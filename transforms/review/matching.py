@@ -17,8 +17,6 @@ from transforms.io.shard_index import iter_index
 from transforms.review.decisions import Decision, DecisionError, problem_list
 from transforms.samples.route import CLEAN, REVIEW
 
-INDEX_COLUMNS = ["source", "id", "origin", "shard", "position", "score", "reason"]
-
 
 class MissingIndexError(FileNotFoundError):
     """The run has no id -> shard index (it was written before there was one)."""
@@ -49,7 +47,7 @@ def _index_rows(index_files: dict[str, str]):
                 f"{path} does not exist: this run was written before runs kept an id -> shard "
                 "index. Run `rmclean clean` again (the score cache makes a rerun cheap)."
             )
-        for row in iter_index(path, INDEX_COLUMNS):
+        for row in iter_index(path):
             yield route, row
 
 

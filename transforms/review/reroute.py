@@ -7,14 +7,19 @@ sample into rolling temp shards of the new prefix, renamed and indexed at the en
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 
 import fsspec
 
 from transforms.core.record import Sample
 from transforms.core.run_info import RunInfo
-from transforms.io.rolling_shards import RollingShards, finalize_shards
+from transforms.core.storage import copy_file
+from transforms.io.rolling_shards import (
+    RollingShards,
+    finalize_shards,
+    temp_dir_under,
+    temp_shard_path,
+)
 from transforms.io.shard_formats import SHARD_TYPES, SUFFIXES
 from transforms.io.shard_index import SidecarWriter, index_path, iter_index
 from transforms.io.stored_samples import iter_stored_samples
@@ -23,17 +28,10 @@ from transforms.samples.route import CLEAN, DROPPED, REVIEW
 
 UNDECIDED = "undecided"
 DESTINATIONS = (CLEAN, REVIEW, DROPPED)
-COPY_CHUNK_BYTES = 8 << 20
 
 
 class ReviewNotConservedError(RuntimeError):
     """The new prefix does not account for every sample of the run."""
-
-
-def copy_file(source: str, target: str) -> None:
-    with fsspec.open(source, "rb") as reader, fsspec.open(target, "wb") as writer:
-        while chunk := reader.read(COPY_CHUNK_BYTES):
-            writer.write(chunk)
 
 
 @dataclass
@@ -48,7 +46,8 @@ class Destination:
     temp_paths: list[str] = field(default_factory=list)
 
     def __post_init__(self):
-        self.temp_dir = f"{self.prefix}/{self.folder}/.temp-{uuid.uuid4().hex[:12]}"
+        self.directory = f"{self.prefix}/{self.folder}"
+        self.temp_dir = temp_dir_under(self.directory)
         shard_type = SHARD_TYPES[self.file_format]
         self.shards = RollingShards(
             self.temp_dir, shard_type, self.shard_mb, indexed=True, run_info=self.run_info
@@ -61,7 +60,7 @@ class Destination:
 
     def adopt(self, shard_url: str) -> SidecarWriter:
         """Copy a whole shard in; the caller fills its index sidecar from the run's index."""
-        temp = f"{self.temp_dir}/{uuid.uuid4().hex}{SUFFIXES[self.file_format]}"
+        temp = temp_shard_path(self.temp_dir, SUFFIXES[self.file_format])
         copy_file(shard_url, temp)
         self.temp_paths.append(temp)
         return SidecarWriter(temp)
@@ -70,11 +69,10 @@ class Destination:
         closed = self.shards.close()
         if closed:
             self.temp_paths.append(closed)
-        directory = f"{self.prefix}/{self.folder}"
         index_file = index_path(self.prefix, self.folder)
         for _ in finalize_shards(
             None,
-            directory,
+            self.directory,
             self.temp_dir,
             self.file_format,
             self.temp_paths,
