@@ -39,8 +39,7 @@ def prepare_output(prefix: str, overwrite: bool) -> None:
             f"{prefix} already holds a finished run; pass --overwrite (OVERWRITE=1 with make) "
             "or choose another --output"
         )
-    for entry in RUN_ENTRIES:
-        remove_tree(f"{prefix.rstrip('/')}/{entry}")
+    _remove_run_entries(prefix)
 
 
 def remove_unfinished(prefix: str) -> None:
@@ -49,10 +48,14 @@ def remove_unfinished(prefix: str) -> None:
     path = path.rstrip("/")
     if fs.exists(f"{path}/_SUCCESS"):
         return
-    for entry in RUN_ENTRIES:
-        remove_tree(f"{prefix.rstrip('/')}/{entry}")
+    _remove_run_entries(prefix)
     if fs.isdir(path) and not fs.ls(path):
         fs.rmdir(path)
+
+
+def _remove_run_entries(prefix: str) -> None:
+    for entry in RUN_ENTRIES:
+        remove_tree(f"{prefix.rstrip('/')}/{entry}")
 
 
 def remove_spill(prefix: str) -> None:
