@@ -81,6 +81,7 @@ def run(args: argparse.Namespace, beam_args: list[str], ours: list[str]) -> int:
     from models.registry import ModelConfigError, preflight_models
     from pipelines.clean import DataMissingError
     from pipelines.runners import UnknownRunnerError, beam_args_for, check_runner, runs_locally
+    from pipelines.stages.read_sources import discover_inputs
 
     try:
         check_beam_args(beam_args, ours)
@@ -90,14 +91,18 @@ def run(args: argparse.Namespace, beam_args: list[str], ours: list[str]) -> int:
         # Model options, the remote-code opt-in, weight and font files: checked before Beam
         # and before the output prefix is touched, so the pipeline need not check again.
         preflight_models(config, runs_locally(runner_args))
+        # Likewise the input files (the pipeline lists them again when it is built).
+        discover_inputs(config)
     except (UsageError, UnknownRunnerError) as exc:
         return usage(str(exc))
     except (ConfigError, ModelConfigError) as exc:
         return usage(f"bad configuration: {exc}")
-    try:
-        return _run(config, args.overwrite, runner_args, runs_folder)
     except DataMissingError as exc:
         return usage(f"input data not found: {_missing_data(exc, args.input)}")
+    try:
+        return _run(config, args.overwrite, runner_args, runs_folder)
+    except DataMissingError as exc:  # the files went away since they were listed
+        return usage(f"input data not found: {exc}")
 
 
 def _missing_data(exc: Exception, given_root: str | None) -> str:
