@@ -164,11 +164,19 @@ doctor: install ## What this machine can run: torch, CUDA, GPUs, packages, each 
 sample: install ## Generate the sample dataset into data/sample (once)
 	@test -f $(SAMPLE_DIR)/labels.jsonl || $(BIN)/rmclean sample --output $(SAMPLE_DIR)
 
-test: install ## Run the test suite (the README's test command)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+# Runs the command $(1), then says how long it took, on how many cores and at what load, so a
+# test time is never quoted without the machine it was measured on.
+define TIMED
+@start=$$(date +%s); machine=$$($(BIN)/python -c 'import os; \
+	print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")'); \
+	$(1); code=$$?; echo "make $@: $$(( $$(date +%s) - start )) s on $$machine"; exit $$code
+endef
 
-test-fast: install ## Tests without the slow end-to-end suites
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+test: install ## Run the test suite (the README's test command); ends with its time, cores and load
+	$(call TIMED,$(BIN)/python -m pytest -q $(PYTEST_ARGS))
+
+test-fast: install ## Tests without the slow end-to-end suites; ends with its time, cores and load
+	$(call TIMED,$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS))
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .
