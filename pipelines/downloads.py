@@ -98,8 +98,9 @@ class HubDownload:
 
     def bytes_needed(self) -> int:
         """What is not on disk yet: files not there, or the part of the included set not there."""
-        missing = sum(gb for name, gb in self.files if not (self.local_dir / name).is_file())
-        needed = int(missing * GB)
+        needed = sum(
+            int(gb * GB) for name, gb in self.files if not (self.local_dir / name).is_file()
+        )
         if self.include or not self.files:
             have = _bytes_under(self.local_dir / self.include_folder)
             needed += max(0, int(self.include_gb * GB) - have)
