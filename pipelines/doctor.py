@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import importlib
+import os
 import platform
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -27,6 +28,8 @@ BACKEND_PACKAGES = {
     "vlm-value-head": (),
     "text-rm": (),
 }
+# The make target that downloads what a built-in backend's options name (README, "Real datasets").
+DOWNLOAD_HINTS = {"ixc25": "make download-ixc25"}
 INSTALL_HINTS = {
     "einops": "make install-gpu (or pip install -e '.[ixc]')",
     "sentencepiece": "make install-gpu (or pip install -e '.[ixc]')",
@@ -166,6 +169,13 @@ def _check_config(path: str, unmet: dict[str, list[str]]) -> ConfigCheck:
             preflight_models(dataclasses.replace(single, trust_remote_code=True))
         except (ModelConfigError, ConfigError) as exc:
             check.problems.append(str(exc))
+        # A model's checks stop at its first problem; the files its options name are all
+        # looked for here, so one doctor run lists every download still to do.
+        check.problems += [
+            problem
+            for path, problem in _missing_files(single.model, single.model_options)
+            if not any(path in known for known in check.problems)
+        ]
     if "ixc25" in check.models and not (config.trust_remote_code or config.remote_code_allowlist):
         check.notes.append("run it with TRUST_REMOTE_CODE=1 / --trust-remote-code")
     try:
@@ -173,6 +183,24 @@ def _check_config(path: str, unmet: dict[str, list[str]]) -> ConfigCheck:
     except DataMissingError as exc:
         check.data_missing = str(exc)
     return check
+
+
+def _missing_files(model: str, options: dict) -> list[tuple[str, str]]:
+    """(path, `<model>: <option> '<path>' is not there`) for each local path option (`path`,
+    `*_path`) naming nothing on this machine; hub names and URLs are the backends' business."""
+    from models.loading import looks_like_hub_name
+
+    hint = f" ({DOWNLOAD_HINTS[model]})" if model in DOWNLOAD_HINTS else ""
+    return [
+        (value, f"{model}: {key} {value!r} is not there{hint}")
+        for key, value in options.items()
+        if (key == "path" or key.endswith("_path"))
+        and isinstance(value, str)
+        and value
+        and "://" not in value
+        and not looks_like_hub_name(value)
+        and not os.path.exists(value)
+    ]
 
 
 def _report(findings: Findings, check: ConfigCheck) -> None:

@@ -42,7 +42,11 @@ def _configs_here(tmp_path: Path, monkeypatch) -> Path:
         "root": str(tmp_path / "no-data"),
         "output": str(tmp_path / "out"),
         "model": "ixc25",
-        "model_options": {"path": str(tmp_path / "no-checkpoint")},
+        "model_options": {
+            "path": str(tmp_path / "no-checkpoint"),
+            "font_path": str(tmp_path / "no-font.ttf"),
+            "clip_path": str(tmp_path / "no-clip"),
+        },
         "sources": [{"name": "s", "manifests": "*.json"}],
         "layout_help": "Download: make download-real",
     }
@@ -60,19 +64,21 @@ def test_every_problem_of_every_config_at_once_and_exit_0_while_one_can_run(
     printed = capsys.readouterr().out
     lines = printed.splitlines()
     head = lines.index("  configs/real.yaml (ixc25): cannot run here")
-    problems = lines[head + 1 : head + 4]
-    assert (
-        problems[0]
-        == "    - ixc25 needs rmclean_no_such_package: pip install rmclean_no_such_package"
+    problems = lines[head + 1 : head + 6]
+    assert problems[0] == (
+        "    - ixc25 needs rmclean_no_such_package: pip install rmclean_no_such_package"
     )
+    # The model's own check stops at the checkpoint; the font and vision tower are still named.
     assert (
         problems[1].startswith("    - ixc25: checkpoint folder") and "no-checkpoint" in problems[1]
     )
     assert "hf download internlm/" in problems[1]
-    assert (
-        problems[2].startswith("    - data: source 's': no input matches")
-        and "no-data" in problems[2]
-    )
+    assert set(problems[2:4]) == {
+        f"    - ixc25: font_path '{tmp_path / 'no-font.ttf'}' is not there (make download-ixc25)",
+        f"    - ixc25: clip_path '{tmp_path / 'no-clip'}' is not there (make download-ixc25)",
+    }
+    assert problems[4].startswith("    - data: source 's': no input matches")
+    assert "no-data" in problems[4]
     assert "      Download: make download-real" in lines
     assert "  configs/sample.yaml (demo): ready: can run here" in lines
     assert "1 of 2 configs can run here: configs/sample.yaml" in lines

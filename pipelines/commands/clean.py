@@ -117,7 +117,7 @@ def _missing_data(exc: Exception, given_root: str | None) -> str:
     return str(exc)
 
 
-def scoring_line(scoring: dict, score_cache: str | None) -> str:
+def _scoring_line(scoring: dict, score_cache: str | None) -> str:
     """Where the scores came from: a rerun should say that the cache spared the model."""
     cache = f"from the score cache ({score_cache})" if score_cache else "from the score cache"
     parts = [
@@ -195,6 +195,6 @@ def _print_summary(summary: dict, score_cache: str | None) -> None:
         f"rmclean: {total['input']} samples -> {total['clean']} clean, {total['review']} review, "
         f"{total['errors']} errors in {summary['durations']['wall_seconds']:.1f}s"
     )
-    print(f"rmclean: {scoring_line(summary.get('scoring') or {}, score_cache)}")
+    print(f"rmclean: {_scoring_line(summary.get('scoring') or {}, score_cache)}")
     for name in OUTPUTS:
         print(f"  {summary['output']}/{name}")
