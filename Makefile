@@ -24,31 +24,36 @@ BEAM_ARGS ?=
 OVERWRITE ?=
 TRUST_REMOTE_CODE ?=
 # Unset, rmclean's own defaults apply: each run a fresh timestamped prefix under the config's
-# output folder (out/<dataset>/<UTC timestamp>), one score cache beside them.
+# output folder (out/<dataset>/<UTC timestamp>), one score cache beside them. For report and
+# apply-review, OUTPUT is the run to read: unset, the latest finished run of DATASET.
 SCORE_CACHE ?=
 OUTPUT ?=
 SAMPLE_DIR ?= data/sample
-# apply-review: the reviewers' decisions files, where the reviewed dataset goes, and where
-# flagged samples nobody decided go (review, keep or drop).
+# apply-review: the reviewers' decisions files, where the reviewed dataset goes (unset:
+# reviewed-<run> beside the run), and where flagged samples nobody decided go.
 DECISIONS ?=
-REVIEWED ?= $(OUTPUT)-reviewed
+REVIEWED ?=
 UNDECIDED ?= review
-# export: the run to export, where to (a new folder), llava or jsonl, and clean/review/dropped.
+# export: the run to export (unset: the latest finished run of DATASET), where to (unset:
+# export-<run> beside the run; a new folder), llava or jsonl, and clean/review/dropped.
 RUN ?=
-EXPORTED ?= $(RUN)-export
+EXPORTED ?=
 LAYOUT ?= llava
 PART ?= clean
 # subset: the share of each manifest to keep and where the subset's root goes.
 FRACTION ?= 0.01
 SUBSET ?= data/$(DATASET)-subset
+# download-llava-video: the bucket, and how many of its video archives (unset: all).
+BUCKET ?= 0_30_s_youtube_v0_1
+ARCHIVES ?=
 PYTEST_ARGS ?=
 
 # A mistyped variable (THRESHHOLD=-5) would otherwise be ignored and the run cut at the
 # config's threshold: refuse every command-line variable this Makefile does not read.
 KNOWN_VARIABLES := DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER BEAM_ARGS \
 	OVERWRITE TRUST_REMOTE_CODE SCORE_CACHE DECISIONS REVIEWED UNDECIDED SAMPLE_DIR PYTEST_ARGS \
-	RUN EXPORTED LAYOUT PART FRACTION SUBSET PYTHON VENV TORCH_SPEC TORCH_INDEX TORCH_CUDA \
-	FLASH_ATTN_VERSION EXTRAS
+	RUN EXPORTED LAYOUT PART FRACTION SUBSET BUCKET ARCHIVES PYTHON VENV TORCH_SPEC TORCH_INDEX \
+	TORCH_CUDA FLASH_ATTN_VERSION EXTRAS
 UNKNOWN_VARIABLES := $(filter-out $(KNOWN_VARIABLES),$(foreach v,$(.VARIABLES),$(if \
 	$(filter command line,$(origin $(v))),$(v))))
 ifneq ($(UNKNOWN_VARIABLES),)
@@ -73,10 +78,18 @@ INSTALLED := $(VENV)/.installed-$(INSTALL_KEY)
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-gpu clean apply-review export report doctor subset sample test test-fast \
-	lint format bench distclean
+	lint format bench distclean download-allava-1pct download-allava download-llava-video \
+	download-ixc25
+
+# The run a target reads: $(1) if given, else the latest finished run of DATASET (its LATEST
+# pointer, `rmclean latest`); the shell variable `run` holds it for the recipe's next command.
+define RUN_OR_LATEST
+run='$(1)'; if [ -z "$$run" ]; then \
+	run=$$($(BIN)/rmclean latest --config configs/$(DATASET).yaml) || exit 2; fi
+endef
 
 help: ## List the targets and the variables `make clean` takes
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-21s %s\n", $$1, $$2}'
 	@echo "  variables: $(KNOWN_VARIABLES)"
 	@echo "  no target deletes run outputs (out/) or downloads (data/ other than data/sample)"
 
@@ -115,23 +128,35 @@ clean: install ## THE MAIN JOB: make clean DATASET=sample THRESHOLD=-2.0 [PERCEN
 	@if [ "$(DATASET)" = sample ] && [ -z "$(INPUT)" ]; then $(MAKE) --no-print-directory sample; fi
 	$(BIN)/rmclean clean $(CLEAN_ARGS)
 
-apply-review: install ## Apply review decisions: OUTPUT=<run> DECISIONS="a.jsonl ..." [REVIEWED= UNDECIDED=]
-	@if [ "$(origin OUTPUT)" = file ] || [ -z "$(DECISIONS)" ]; then \
-		echo "make apply-review needs OUTPUT=<the run's prefix> and DECISIONS=<decisions.jsonl ...>" >&2; exit 2; fi
-	$(BIN)/rmclean apply-review $(OUTPUT) $(foreach f,$(DECISIONS),--decisions $(f)) \
-		--output $(REVIEWED) --undecided $(UNDECIDED) $(if $(OVERWRITE),--overwrite)
+apply-review: install ## Apply review decisions: DECISIONS="a.jsonl ..." [OUTPUT=<run> REVIEWED= UNDECIDED=]
+	@if [ -z "$(DECISIONS)" ]; then \
+		echo "make apply-review needs DECISIONS=<decisions.jsonl ...> (and OUTPUT=<run>, or the latest run of DATASET)" >&2; exit 2; fi
+	@$(call RUN_OR_LATEST,$(OUTPUT)); set -x; $(BIN)/rmclean apply-review "$$run" \
+		$(foreach f,$(DECISIONS),--decisions $(f)) $(if $(REVIEWED),--output $(REVIEWED)) \
+		--undecided $(UNDECIDED) $(if $(OVERWRITE),--overwrite)
 
-export: install ## Write a run's samples in their original layout: RUN=<run> [EXPORTED= LAYOUT= PART=]
-	@if [ -z "$(RUN)" ]; then echo "make export needs RUN=<the run's prefix>" >&2; exit 2; fi
-	$(BIN)/rmclean export $(RUN) --output $(EXPORTED) --layout $(LAYOUT) --part $(PART)
+export: install ## Write a run's samples in their original layout: [RUN=<run> EXPORTED= LAYOUT= PART=]
+	@$(call RUN_OR_LATEST,$(RUN)); set -x; $(BIN)/rmclean export "$$run" \
+		$(if $(EXPORTED),--output $(EXPORTED)) --layout $(LAYOUT) --part $(PART)
 
-report: install ## Rebuild a run's report page: OUTPUT=<run>
-	@if [ "$(origin OUTPUT)" = file ]; then echo "make report needs OUTPUT=<the run's prefix>" >&2; exit 2; fi
-	$(BIN)/rmclean report $(OUTPUT)
+report: install ## Rebuild a run's report page: [OUTPUT=<run>, default the latest run of DATASET]
+	@$(call RUN_OR_LATEST,$(OUTPUT)); set -x; $(BIN)/rmclean report "$$run"
 
 subset: install ## A slice of a downloaded dataset to try first: DATASET= [FRACTION=0.01 SUBSET= INPUT=]
 	$(BIN)/rmclean subset --config configs/$(DATASET).yaml --fraction $(FRACTION) \
 		--output $(SUBSET) $(if $(INPUT),--input $(INPUT))
+
+download-allava-1pct: install ## ALLaVA-4V's manifests and 1 of 10 LAION image zips, unzipped (~21 GB)
+	$(BIN)/rmclean download allava-1pct
+
+download-allava: install ## All of ALLaVA-4V: every LAION zip and Vision-Flan's images, unzipped (~260 GB)
+	$(BIN)/rmclean download allava
+
+download-llava-video: install ## One LLaVA-Video-178K bucket: BUCKET= [ARCHIVES=N] (~5.3 GB per video archive)
+	$(BIN)/rmclean download llava-video --bucket $(BUCKET) $(if $(ARCHIVES),--archives $(ARCHIVES))
+
+download-ixc25: install ## IXC-2.5-Reward, its CLIP vision tower and font into data/models (~19 GB)
+	$(BIN)/rmclean download ixc25
 
 doctor: install ## What this machine can run: torch, CUDA, GPUs, packages, each config's models
 	$(BIN)/rmclean doctor
@@ -139,11 +164,19 @@ doctor: install ## What this machine can run: torch, CUDA, GPUs, packages, each 
 sample: install ## Generate the sample dataset into data/sample (once)
 	@test -f $(SAMPLE_DIR)/labels.jsonl || $(BIN)/rmclean sample --output $(SAMPLE_DIR)
 
-test: install ## Run the test suite (the README's test command)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+# Runs the command $(1), then says how long it took, on how many cores and at what load, so a
+# test time is never quoted without the machine it was measured on.
+define TIMED
+@start=$$(date +%s); machine=$$($(BIN)/python -c 'import os; \
+	print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")'); \
+	$(1); code=$$?; echo "make $@: $$(( $$(date +%s) - start )) s on $$machine"; exit $$code
+endef
 
-test-fast: install ## Tests without the slow end-to-end suites
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+test: install ## Run the test suite (the README's test command); ends with its time, cores and load
+	$(call TIMED,$(BIN)/python -m pytest -q $(PYTEST_ARGS))
+
+test-fast: install ## Tests without the slow end-to-end suites; ends with its time, cores and load
+	$(call TIMED,$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS))
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

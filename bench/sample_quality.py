@@ -1,7 +1,9 @@
 """Defect recall and false-flag rate of a finished run, with the sample's labels.jsonl as truth,
 in total and per source (faithful flagged per source, recall per class and per source x class).
 
-python bench/sample_quality.py --labels data/sample/labels.jsonl --run out/sample/<run> [--json]
+.venv/bin/python bench/sample_quality.py [--labels data/sample/labels.jsonl] [--run RUN] [--json]
+
+Without `--run`, the latest finished run of configs/sample.yaml (its LATEST pointer).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 import fsspec
 
 from synth.scorecard import Scorecard
+
+SAMPLE_CONFIG = "configs/sample.yaml"
 
 
 def flagged_ids(run: str) -> set[str]:
@@ -37,10 +41,18 @@ def quality(labels_path: str, run: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--labels", required=True)
-    parser.add_argument("--run", required=True)
+    parser.add_argument("--labels", default="data/sample/labels.jsonl")
+    parser.add_argument("--run", help="a finished run (default: the latest run of the sample)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
+    if args.run is None:
+        from pipelines.config import load_config
+        from pipelines.latest_run import NoFinishedRunError, latest_run
+
+        try:
+            args.run = latest_run(load_config(SAMPLE_CONFIG).output)
+        except NoFinishedRunError as exc:
+            parser.error(f"{exc} (or pass --run)")
     card = scorecard(args.labels, args.run)
     print(json.dumps(card.summary(), indent=2) if args.json else card.table())
 

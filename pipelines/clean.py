@@ -31,7 +31,14 @@ from transforms.core.storage import absolute_url
 __all__ = ["DataMissingError", "build", "cache_dir_of", "run"]
 
 
-def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) -> None:
+def build(
+    p: beam.Pipeline,
+    config: RunConfig,
+    started_at: float | None = None,
+    runs_folder: str | None = None,
+) -> None:
+    """The pipeline for `config`; `runs_folder` (the config's output folder) gets the LATEST
+    pointer when the run finishes."""
     started_at = time.time() if started_at is None else started_at
     prefix = config.output.rstrip("/")
     run_info = RunInfo(
@@ -60,6 +67,7 @@ def build(p: beam.Pipeline, config: RunConfig, started_at: float | None = None) 
         config.max_error_fraction,
         _settings(config, prefix, run_info, options),
         started_at,
+        runs_folder,
     )
     {
         "read": read["read"],
@@ -92,11 +100,17 @@ def _settings(config: RunConfig, prefix: str, run_info: RunInfo, options: dict) 
     }
 
 
-def run(config: RunConfig, beam_args: list[str] | None = None, check_models: bool = True) -> dict:
+def run(
+    config: RunConfig,
+    beam_args: list[str] | None = None,
+    check_models: bool = True,
+    runs_folder: str | None = None,
+) -> dict:
     """Run the pipeline to completion and return the summary it wrote.
 
     `check_models=False` is for callers that ran `preflight_models` themselves (the CLI does,
-    before it prepares the output prefix).
+    before it prepares the output prefix). With `runs_folder`, its LATEST names this run once
+    it has finished.
     """
     started_at = time.time()
     if check_models:
@@ -104,6 +118,6 @@ def run(config: RunConfig, beam_args: list[str] | None = None, check_models: boo
         preflight_models(config, runs_locally(beam_args or []))
     options = PipelineOptions(beam_args or [])
     with beam.Pipeline(options=options) as p:
-        build(p, config, started_at)
+        build(p, config, started_at, runs_folder)
     with fsspec.open(f"{config.output.rstrip('/')}/report/summary.json") as handle:
         return json.load(handle)

@@ -261,12 +261,24 @@ def _fields(cls: type, raw: Any, where: str, required: tuple[str, ...] = ()) -> 
     return {key: _typed(value, hints[key], f"{where}: {key}") for key, value in raw.items()}
 
 
+def _nearest_config(path: Path) -> str:
+    """For a config that is not there: the nearest name beside it, and what is there
+    (`make ... DATASET=alava` -> configs/alava.yaml -> did you mean configs/allava.yaml?)."""
+    folder = path.parent
+    there = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    if not there:
+        return f" (and {folder}/ holds no configs)"
+    close = difflib.get_close_matches(path.stem, there, n=1, cutoff=0.6)
+    nearest = f" (did you mean {folder / close[0]}{path.suffix or '.yaml'}?)" if close else ""
+    return f"{nearest}; {folder}/ has: {', '.join(there)}"
+
+
 def load_config(path: str | os.PathLike[str]) -> RunConfig:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config {path} not found; see configs/ for the bundled ones") from None
+        raise ConfigError(f"config {path} not found{_nearest_config(path)}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config {path} cannot be read: {exc}") from None
     try:

@@ -6,6 +6,8 @@ Beam documents still works.
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import os
 
 # Beam's DirectRunner silently hands batch jobs to Prism when it can download Prism's binary,
@@ -104,3 +106,44 @@ def local_processes(options: dict) -> int | None:
     if options.get("direct_running_mode") in (None, "in_memory"):
         return 1
     return max(1, int(options.get("direct_num_workers") or 1))
+
+
+class UnknownRunnerError(ValueError):
+    """A runner name that is neither a preset nor a runner Beam can build: one line, exit 2."""
+
+
+def check_runner(beam_args: list[str]) -> None:
+    """Refuse the run's runner (the last `--runner` in `beam_args`) before Beam starts, if
+    Beam could not build it; say the nearest preset or Beam runner name."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    named = [
+        arg.split("=", 1)[1] if arg.startswith("--runner=") else beam_args[i + 1]
+        for i, arg in enumerate(beam_args)
+        if arg.startswith("--runner=") or (arg == "--runner" and i + 1 < len(beam_args))
+    ]
+    if not named:
+        return
+    runner = named[-1]
+    known = {name.lower(): name for name in StandardOptions.KNOWN_RUNNER_NAMES}
+    # What Beam's create_runner accepts: a known name in any case, with or without "Runner",
+    # or a module.Class path.
+    if runner.lower() in known or f"{runner.lower()}runner" in known:
+        return
+    if "." in runner and _importable_class(runner):
+        return
+    candidates = {**{name: name for name in PRESETS}, **known}
+    close = difflib.get_close_matches(runner.lower(), list(candidates), n=1, cutoff=0.6)
+    hint = f" (did you mean {candidates[close[0]]}?)" if close else ""
+    raise UnknownRunnerError(
+        f"unknown runner {runner!r}{hint}; presets: {', '.join(PRESETS)}; Beam runners: "
+        f"{', '.join(sorted(known.values()))}; or a module.Class path"
+    )
+
+
+def _importable_class(path: str) -> bool:
+    module, _, name = path.rpartition(".")
+    try:
+        return hasattr(importlib.import_module(module), name)
+    except ImportError:
+        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -62,10 +63,28 @@ def test_install_gpu_installs_cuda_torch_the_ixc_extra_and_flash_attn_then_repor
 
 
 def test_export_passes_its_variables_to_the_cli():
-    result = make("export", "RUN=out/sample/r1", "LAYOUT=jsonl")
-    assert "rmclean export out/sample/r1 --output out/sample/r1-export --layout jsonl" in (
-        result.stdout
-    )
+    result = make("export", "RUN=out/sample/r1", "LAYOUT=jsonl", "EXPORTED=out/x")
+    command = " ".join(result.stdout.replace("\\\n", " ").split())
+    assert "run='out/sample/r1'" in command
+    assert '.venv/bin/rmclean export "$run" --output out/x --layout jsonl --part clean' in command
+
+
+def test_make_test_says_how_long_it_took_on_which_machine():
+    """Test times are measured by `make test` itself, with the cores and the load beside them."""
+    stamps = sorted((REPO / ".venv").glob(".installed-*"))
+    if len(stamps) != 1:
+        pytest.skip("needs one install stamp in .venv (run `make install`)")
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-o", f".venv/{stamps[0].name}", "test-fast",
+         "PYTEST_ARGS=tests/test_makefile.py -k mistyped -p no:cacheprovider"],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(
+        r"^make test-fast: \d+ s on \d+ cores, load average \d+\.\d at the start$",
+        result.stdout,
+        re.M,
+    ), result.stdout
 
 
 def test_the_flash_attn_wheel_is_the_release_asset_for_this_torch():

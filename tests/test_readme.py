@@ -1,14 +1,17 @@
 """The README's blocks run as written.
 
-Blocks marked `<!-- readme-test: NAME -->` (the bundled sample's: clean, read both formats, load
-with `datasets`, export) run for real, in order, in a copy of the repository that shares this
-`.venv`, so nothing is written outside the test's folder. Blocks marked `<!-- readme-gpu -->`
-need a GPU and downloads; their `make` lines are dry-run (`make -n`), so a target or variable the
-Makefile does not know fails here.
+Blocks marked `<!-- readme-test: NAME -->` (the bundled sample's: clean, read, load with
+`datasets`, clean as WebDataset, export, the quality scorecard) run for real, in order, twice,
+in one copy of the repository that shares this `.venv`: the second walk meets what the first
+left behind (runs, exports, the score cache), as a user following the README again does.
+Nothing is written outside the test's folder. Blocks marked `<!-- readme-gpu -->` need a GPU
+and downloads; their `make` lines are dry-run (`make -n`), so a target or variable the Makefile
+does not know fails here.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -64,21 +67,27 @@ def _installed_stamp() -> Path | None:
     return fresh[0] if len(fresh) == 1 else None
 
 
-@pytest.mark.slow
-def test_the_sample_blocks_run_as_written(tmp_path):
-    stamp = _installed_stamp()
-    if stamp is None:
-        pytest.skip("run `make install` first: the copy must find .venv installed and current")
-    copy = tmp_path / "repo"
-    shutil.copytree(REPO, copy, ignore=COPY_IGNORE)  # copy2 keeps mtimes: make sees it current
-    (copy / ".venv").symlink_to(REPO / ".venv")
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_OFFLINE": "1"}
-    blocks = _blocks("sample")
-    names = [name for name, _, _ in blocks]
-    assert names == ["sample", "read", "webdataset", "datasets", "export"]
-    read = next(code for name, _, code in blocks if name == "read")
-    # The read block runs after each run, so it is tried on both formats.
-    for name, lang, code in [*blocks[:3], ("read", "python", read), *blocks[3:]]:
+def test_python_snippets_and_commands_name_the_projects_python():
+    """`python` or `hf` on a fresh machine is not the one with the project's packages."""
+    text = (REPO / "README.md").read_text()
+    for match in re.finditer(r"```python\n", text):
+        before = text[max(0, match.start() - 400) : match.start()]
+        assert ".venv/bin/python" in before, before[-200:]
+    bare = re.findall(r"(?<![/\w.-])(?:python3?|hf|pip) (?:-m |bench/|download )", text)
+    assert bare == [], bare
+
+
+def test_the_readme_quotes_no_test_time_without_its_machine():
+    """Test times depend on the machine and its load: `make test` measures and says its own."""
+    text = (REPO / "README.md").read_text()
+    development = text[text.index("## Development") :]
+    quoted = re.findall(r"\d+(?:\.\d+)? ?(?:min|minutes?|s|seconds?)\b(?! on <)", development)
+    assert quoted == [], quoted
+    assert "cores, load average" in development
+
+
+def _walk(copy: Path, stamp: Path, env: dict) -> None:
+    for name, lang, code in _blocks("sample"):
         if lang == "bash":
             # `-o` the install stamp: a pasted `make` must not reinstall the shared .venv here.
             command = [
@@ -92,8 +101,34 @@ def test_the_sample_blocks_run_as_written(tmp_path):
             command = [str(REPO / ".venv" / "bin" / "python"), "-c", code]
         result = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True)
         assert result.returncode == 0, (name, result.stdout[-2000:], result.stderr[-3000:])
-    runs = sorted((copy / "out" / "sample").glob("2*"))
-    assert [r.name.endswith("-export") for r in runs] == [False, False, True]
-    assert (runs[1] / "clean").glob("*.tar") and (runs[0] / "_SUCCESS").exists()
-    exported = runs[2] / "ALLaVA-4V" / "allava_laion" / "ALLaVA-Caption-LAION-4V.json"
-    assert exported.exists() and (runs[2] / "ALLaVA-4V" / "allava_laion" / "images").is_dir()
+
+
+@pytest.mark.slow
+def test_the_sample_blocks_run_as_written_twice_in_one_copy(tmp_path):
+    stamp = _installed_stamp()
+    if stamp is None:
+        pytest.skip("run `make install` first: the copy must find .venv installed and current")
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO, copy, ignore=COPY_IGNORE)  # copy2 keeps mtimes: make sees it current
+    (copy / ".venv").symlink_to(REPO / ".venv")
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_OFFLINE": "1"}
+    names = [name for name, _, _ in _blocks("sample")]
+    assert names == ["sample", "read", "datasets", "webdataset", "export", "quality"]
+    runs = copy / "out" / "sample"
+    _walk(copy, stamp, env)
+    first = sorted(p.name for p in runs.iterdir())
+    _walk(copy, stamp, env)  # sees the first walk's runs, export and cache
+    made = sorted(p.name for p in runs.iterdir())
+    run_names = [n for n in made if (runs / n / "_SUCCESS").exists() and n[0].isdigit()]
+    assert len(run_names) == 4 and sorted(runs.glob("2*")) == [runs / n for n in run_names]
+    assert (runs / "LATEST").read_text().strip() == run_names[-1]  # the second WebDataset run
+    exports = [n for n in made if n.startswith("export-")]
+    assert exports == [f"export-{run_names[1]}", f"export-{run_names[3]}"]
+    assert set(first) < set(made)
+    assert list((runs / run_names[3] / "clean").glob("*.tar"))
+    assert list((runs / run_names[2] / "clean").glob("*.parquet"))
+    exported = runs / exports[1] / "ALLaVA-4V" / "allava_laion" / "ALLaVA-Caption-LAION-4V.json"
+    assert exported.exists() and (exported.parent / "images").is_dir()
+    # The second walk's runs scored nothing again: every score came from the cache.
+    second = json.loads((runs / run_names[2] / "report" / "summary.json").read_text())
+    assert second["scoring"]["scored"] == 0 and second["scoring"]["from_cache"] > 300

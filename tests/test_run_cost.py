@@ -58,6 +58,16 @@ def test_nothing_scored_gives_empty_figures():
     assert figures["cost"]["devices"] == {} and figures["cost"]["samples_per_s"] is None
 
 
+def test_a_rerun_from_the_cache_says_so_on_the_page():
+    rerun = {"dataset": "x", **_combine([]), "scoring": {"scored": 0, "from_cache": 364}}
+    html = cost_html(rerun)
+    assert "nothing was scored by a model: all 364 scores came from the score cache" in html
+    partly = {"dataset": "x", **_combine([_stat("cpu", 0.0, 1.0)])}
+    partly["scoring"] = {"scored": 4, "from_cache": 12, "not_scored": 1}
+    assert '<p class="from-cache">12 scores came from the score cache' in cost_html(partly)
+    assert "score cache" not in cost_html({"dataset": "x", **_combine([]), "scoring": {}})
+
+
 @pytest.mark.slow
 def test_the_page_shows_each_device_and_the_price(tiny_dataset, tmp_path):
     from pipelines.clean import run

@@ -80,33 +80,65 @@ def run(args: argparse.Namespace, beam_args: list[str], ours: list[str]) -> int:
     """Check everything a run needs before Beam starts, then run it."""
     from models.registry import ModelConfigError, preflight_models
     from pipelines.clean import DataMissingError
-    from pipelines.runners import beam_args_for, runs_locally
+    from pipelines.runners import UnknownRunnerError, beam_args_for, check_runner, runs_locally
+    from pipelines.stages.read_sources import discover_inputs
 
     try:
         check_beam_args(beam_args, ours)
-        config = config_for(args)
+        config, runs_folder = config_for(args)
         runner_args = beam_args_for(args.runner, beam_args)
+        check_runner(runner_args)
         # Model options, the remote-code opt-in, weight and font files: checked before Beam
         # and before the output prefix is touched, so the pipeline need not check again.
         preflight_models(config, runs_locally(runner_args))
-    except UsageError as exc:
+        # Likewise the input files (the pipeline lists them again when it is built).
+        discover_inputs(config)
+    except (UsageError, UnknownRunnerError) as exc:
         return usage(str(exc))
     except (ConfigError, ModelConfigError) as exc:
         return usage(f"bad configuration: {exc}")
-    print(f"rmclean: cleaning {config.name} from {config.root} -> {config.output}", flush=True)
-    try:
-        return _run(config, args.overwrite, runner_args)
     except DataMissingError as exc:
+        return usage(f"input data not found: {_missing_data(exc, args.input)}")
+    try:
+        return _run(config, args.overwrite, runner_args, runs_folder)
+    except DataMissingError as exc:  # the files went away since they were listed
         return usage(f"input data not found: {exc}")
 
 
+def _missing_data(exc: Exception, given_root: str | None) -> str:
+    """What to tell the user: a root they named that is not there is the whole story (the
+    config's own hint, e.g. how to generate the sample, is about the config's own root)."""
+    import fsspec
+
+    if given_root:
+        fs, path = fsspec.core.url_to_fs(given_root)
+        if not fs.isdir(path):
+            return f"--input {given_root} is not a folder (INPUT= with make)"
+    return str(exc)
+
+
+def _scoring_line(scoring: dict, score_cache: str | None) -> str:
+    """Where the scores came from: a rerun should say that the cache spared the model."""
+    cache = f"from the score cache ({score_cache})" if score_cache else "from the score cache"
+    parts = [
+        f"{scoring.get('scored', 0)} scored by the model",
+        f"{scoring.get('from_cache', 0)} {cache}",
+    ]
+    if scoring.get("not_scored"):
+        parts.append(f"{scoring['not_scored']} not scored (flagged by a rule first)")
+    return "scores: " + ", ".join(parts)
+
+
 def config_for(args: argparse.Namespace):
-    """The config file with this command line's overrides and the run defaults applied."""
+    """The config file with this command line's overrides and the run defaults applied, and
+    the config's own output folder (where each run's prefix and the LATEST pointer go)."""
+    from pipelines.run_paths import normalise_prefix
+
     config = load_config(args.config)
     if args.model and args.model != config.model:
         # The config's model_options belong to its own model, not to the one chosen here.
         config = config.with_overrides(model=args.model, model_options={})
-    runs = config.output.rstrip("/")
+    runs = normalise_prefix(config.output)
     # Defaults (the same for make and the CLI): each run its own timestamped prefix under the
     # config's output folder, and one score cache beside them that every run shares.
     output = args.output or f"{runs}/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
@@ -114,9 +146,9 @@ def config_for(args: argparse.Namespace):
     if args.no_score_cache:
         config = dataclasses.replace(config, score_cache=None)
         score_cache = None
-    return config.with_overrides(
+    config = config.with_overrides(
         root=args.input,
-        output=output,
+        output=normalise_prefix(output),
         score_cache=score_cache,
         threshold=args.threshold,
         percentile=args.percentile,
@@ -124,9 +156,10 @@ def config_for(args: argparse.Namespace):
         max_error_fraction=args.max_error_fraction,
         trust_remote_code=True if args.trust_remote_code else None,
     )
+    return config, runs
 
 
-def _run(config, overwrite: bool, beam_args: list[str]) -> int:
+def _run(config, overwrite: bool, beam_args: list[str], runs_folder: str) -> int:
     from pipelines import interrupt, progress
     from pipelines.clean import run as run_pipeline
     from pipelines.output_prefix import OutputExistsError, prepare_output
@@ -136,9 +169,10 @@ def _run(config, overwrite: bool, beam_args: list[str]) -> int:
         prepare_output(config.output, overwrite)
     except OutputExistsError as exc:
         return usage(str(exc))
+    print(f"rmclean: cleaning {config.name} from {config.root} -> {config.output}", flush=True)
     try:
         with interrupt.interruptible(), progress.shown():
-            summary = run_pipeline(config, beam_args, check_models=False)
+            summary = run_pipeline(config, beam_args, check_models=False, runs_folder=runs_folder)
     except (CountsNotConservedError, TooManyErrorsError) as exc:
         if interrupt.received() is None:
             print(f"rmclean: run failed: {exc}", file=sys.stderr)
@@ -151,15 +185,16 @@ def _run(config, overwrite: bool, beam_args: list[str]) -> int:
         return interrupt.wind_down(config, interrupt.received())
     if interrupt.received() is not None:  # the signal came as the run was finishing
         return interrupt.wind_down(config, interrupt.received())
-    _print_summary(summary)
+    _print_summary(summary, config.score_cache)
     return EXIT_OK
 
 
-def _print_summary(summary: dict) -> None:
+def _print_summary(summary: dict, score_cache: str | None) -> None:
     total = summary["counts"]["total"]
     print(
         f"rmclean: {total['input']} samples -> {total['clean']} clean, {total['review']} review, "
         f"{total['errors']} errors in {summary['durations']['wall_seconds']:.1f}s"
     )
+    print(f"rmclean: {_scoring_line(summary.get('scoring') or {}, score_cache)}")
     for name in OUTPUTS:
         print(f"  {summary['output']}/{name}")

@@ -4,8 +4,8 @@ The step takes every write's finished files as a side input, so it runs only aft
 landed. The counts come as one side input (`RunCounts`, from one light outcome per record);
 then summary.json is written, `input = clean + review + errors` per source and the error
 fraction are checked (either failing leaves summary.json for diagnosis and no `_SUCCESS`), the
-HTML report is written from the finished shards, `_SUCCESS` last, and the score cache's small
-files are merged.
+HTML report is written from the finished shards, `_SUCCESS`, the score cache's small files are
+merged, and last the runs folder's LATEST pointer names this run (`pipelines/latest_run.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from pipelines.latest_run import mark_latest
 from pipelines.output_prefix import remove_spill
 from transforms.report import summary as report
 from transforms.report.html import write_html_report
@@ -33,12 +34,15 @@ class FinishRun(beam.DoFn):
         max_error_fraction: float,
         settings: dict[str, Any],
         started_at: float,
+        runs_folder: str | None = None,
     ):
         self._prefix = prefix
         self._cache_dir = cache_dir
         self._max_error_fraction = max_error_fraction
         self._settings = settings
         self._started_at = started_at
+        # Where the LATEST pointer goes (the config's output folder); None writes none.
+        self._runs_folder = runs_folder
 
     def process(self, _, counts: RunCounts, cuts: dict, files: int, cost: dict[str, Any]):
         prefix = self._prefix
@@ -61,6 +65,8 @@ class FinishRun(beam.DoFn):
                 compact(self._cache_dir)
             except Exception as exc:  # noqa: BLE001 - the run is done; the cache still works
                 _log.warning("could not compact the score cache: %s", exc)
+        if self._runs_folder:
+            mark_latest(self._runs_folder, prefix)
         yield summary
 
 

@@ -1,7 +1,8 @@
 """The report page's "Scoring cost" section, from summary.json's `batches` and `cost`.
 
 Per device: samples scored, samples/s and the fraction of the scoring span spent inside the
-model's `score()`; for the run: device-hours per million samples and the batch sizes. Runs
+model's `score()`; for the run: device-hours per million samples and the batch sizes, and how
+many scores the score cache served (a rerun's cost is mostly what the cache spared). Runs
 made before these figures existed have neither key, and the section says so.
 """
 
@@ -28,8 +29,16 @@ def cost_html(summary: dict[str, Any]) -> str:
         f'<td class="num">{_fraction(figures.get("busy_fraction"))}</td></tr>'
         for device, figures in (cost.get("devices") or {}).items()
     )
+    from_cache = (summary.get("scoring") or {}).get("from_cache") or 0
     if not rows:
-        rows = '<tr><td colspan="4" class="muted">nothing was scored by a model</td></tr>'
+        spared = f": all {from_cache} scores came from the score cache" if from_cache else ""
+        rows = f'<tr><td colspan="4" class="muted">nothing was scored by a model{spared}</td></tr>'
+    cache_line = (
+        f'<p class="from-cache">{from_cache} scores came from the score cache (not scored '
+        "again).</p>"
+        if from_cache
+        else ""
+    )
     batch_line = ""
     if batches:
         batch_line = (
@@ -44,5 +53,5 @@ def cost_html(summary: dict[str, Any]) -> str:
         f"{num(cost.get('scoring_span_seconds'), 4)} s; "
         f'<b class="device-hours">{num(cost.get("device_hours_per_million_samples"))}</b> '
         "device-hours per million samples. Model busy: time inside the model's score() over "
-        "the span from the first batch to the last.</p>"
+        f"the span from the first batch to the last.</p>{cache_line}"
     )

@@ -47,6 +47,7 @@ from transforms.report.scan import (
     scan_scores,
 )
 from transforms.report.thumbs import ThumbWriter
+from transforms.review.evidence import MIN_DECISIONS_PER_BAND
 from transforms.samples.route import CLEAN, DROPPED, ERRORS, REVIEW
 
 VIDEO_TIMEOUT_S = 30.0  # a thumbnail strip is not worth waiting longer for
@@ -95,6 +96,31 @@ def _summary_html(summary: dict[str, Any]) -> str:
     )
 
 
+def _advice(evidence: dict[str, Any]) -> str:
+    """What one source's decisions say about the cut, or why they say nothing yet."""
+    least = evidence.get("min_decisions_per_band", MIN_DECISIONS_PER_BAND)
+    bands = evidence.get("bands") or []
+    if evidence.get("half_dropped_below") is not None:
+        return (
+            f"reviewers dropped at least half of every band below "
+            f"<b>{num(evidence['half_dropped_below'])}</b> (each band from {least} decisions up)"
+        )
+    if evidence.get("advice") == "kept_in_lowest_band":
+        return "reviewers kept more than they dropped in the lowest band"
+    lowest = bands[0]["decisions"] if bands else 0
+    return (
+        f'<b class="not-enough">not enough decisions yet</b>: the lowest band rests on {lowest}; '
+        f"a cut is suggested only from bands of at least {least} decisions"
+    )
+
+
+def _interval(band: dict[str, Any]) -> str:
+    low, high = band.get("kept_share_interval") or (None, None)
+    if low is None:
+        return "–"
+    return f"{band['kept_share']:.0%} ({low:.0%}–{high:.0%})"
+
+
 def _evidence_html(summary: dict[str, Any]) -> str:
     """For a reviewed prefix: what the decisions were and what they say about the cut."""
     review = summary.get("review")
@@ -104,26 +130,22 @@ def _evidence_html(summary: dict[str, Any]) -> str:
     cuts = summary.get("cuts") or {}
     rows = ""
     for source, evidence in sorted((review.get("threshold_evidence") or {}).items()):
-        half = evidence.get("half_dropped_below")
-        said = (
-            f"reviewers dropped at least half of every band below <b>{num(half)}</b>"
-            if half is not None
-            else "reviewers kept more than they dropped in the lowest band"
-        )
         rows += (
-            f'<tr class="evidence-source"><th colspan="3">{escape(source)}: {said} '
-            f"(the run's cut: {num(cuts.get(source))})</th></tr>"
+            f'<tr class="evidence-source"><th colspan="5">{escape(source)}: '
+            f"{_advice(evidence)} (the run's cut: {num(cuts.get(source))})</th></tr>"
         )
         for band in evidence.get("bands") or []:
+            decisions = band.get("decisions", band["kept"] + band["dropped"])
             rows += (
                 f"<tr><td>[{num(band['low'])}, {num(band['high'])})</td>"
-                f'<td class="num">{band["kept"]}</td><td class="num">{band["dropped"]}</td></tr>'
+                f'<td class="num">{band["kept"]}</td><td class="num">{band["dropped"]}</td>'
+                f'<td class="num">{decisions}</td><td class="num">{_interval(band)}</td></tr>'
             )
         unscored = evidence.get("unscored") or {}
         if unscored.get("kept") or unscored.get("dropped"):
             rows += (
                 f'<tr><td>not scored (rule-flagged)</td><td class="num">{unscored["kept"]}</td>'
-                f'<td class="num">{unscored["dropped"]}</td></tr>'
+                f'<td class="num">{unscored["dropped"]}</td><td></td><td></td></tr>'
             )
     return (
         "<h2>Review applied</h2>"
@@ -131,9 +153,11 @@ def _evidence_html(summary: dict[str, Any]) -> str:
         f"({escape(str(review.get('from_output')))}): {decided.get('keep', 0)} kept, "
         f"{decided.get('drop', 0)} dropped; flagged samples nobody decided went to "
         f"{escape(str(review.get('undecided')))}. Use the bands below to choose the next "
-        "run's THRESHOLD.</p>"
+        "run's THRESHOLD: a band's kept share comes with its 95% interval, and the fewer "
+        "decisions a band rests on, the wider it is.</p>"
         '<table class="evidence"><tr><th>score band</th><th class="num">kept</th>'
-        f'<th class="num">dropped</th></tr>{rows}</table>'
+        '<th class="num">dropped</th><th class="num">decisions</th>'
+        f'<th class="num">kept share (95% interval)</th></tr>{rows}</table>'
     )
 
 
