@@ -115,7 +115,7 @@ def exact_attention(
     for cuts in _chunks(bounds):
         start, end = cuts[0], cuts[-1]
         local = [cut - start for cut in cuts]
-        mask = _chunk_mask(local, causal, window, query.device)
+        mask = _chunk_mask(tuple(local), causal, window, query.device)
         out[:, :, start:end] = _attend(
             query[:, :, start:end],
             key[:, :, start:end],
@@ -142,8 +142,9 @@ def _chunks(bounds: list[int]) -> list[list[int]]:
     return chunks
 
 
+@functools.lru_cache(maxsize=64)  # every layer of a forward pass asks for the same masks
 def _chunk_mask(
-    cuts: list[int], causal: bool, window: int | None, device: torch.device
+    cuts: tuple[int, ...], causal: bool, window: int | None, device: torch.device
 ) -> torch.Tensor | None:
     """True where a query may see a key: same sequence, not ahead (causal), within the window.
     None for one sequence without a window (sdpa's own is_causal then does it)."""
