@@ -80,7 +80,6 @@ class VlmValueHeadRewardModel(MicroBatchedModel):
         self.model = model.eval()
         self.device = device or next(model.parameters()).device
         self.value_head = value_head.float().to(self.device).eval()
-        self.tokenizer = tokenizer
         self.packed = bool(options["packing"])
         self.padding_side = options["padding_side"]
         self.max_batch_tokens = options["max_batch_tokens"]

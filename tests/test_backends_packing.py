@@ -74,6 +74,18 @@ def test_packed_scores_equal_one_at_a_time_scores_with_no_padding(checkpoints, n
     assert padded.work.take().computed_tokens > work.real_tokens  # padding, for comparison
 
 
+@pytest.mark.parametrize("name, attention", [("qwen2_5_vl", "sdpa"), ("gemma2", "eager")])
+def test_an_attention_asked_for_packs_through_transformers_own_masks(checkpoints, name, attention):
+    """sdpa and eager get no boundaries: transformers masks each sample from its restarting
+    positions (masking_utils' packed-sequence detection)."""
+    samples = samples_for(name)[:8]
+    alone = load(name, checkpoints[name], packing=False)
+    reference = [alone.score([sample])[0] for sample in samples]
+    packed = load(name, checkpoints[name], attn_implementation=attention)
+    assert packed.packed and packed.model.config._attn_implementation == attention
+    assert packed.score(samples) == pytest.approx(reference, abs=ATOL)
+
+
 @pytest.mark.parametrize("name", ["qwen2_vl", "qwen2_5_vl"])
 def test_one_vision_attention_call_per_block_for_all_media_of_a_micro_batch(
     checkpoints, name, monkeypatch
