@@ -11,6 +11,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -118,17 +119,21 @@ class RewardModelHandler(ModelHandler[Sample, PredictionResult, Any]):
         return sum(len(ref.data or b"") for sample in batch for ref in sample.media)
 
 
-def score_isolating_failures(model: RewardModel, batch: list[Sample]) -> list[ScoreOutcome]:
+def score_isolating_failures(
+    model: RewardModel, batch: list[Sample], started: Future | None = None
+) -> list[ScoreOutcome]:
     """Score a batch; if it fails, split it in halves and retry down to single samples.
 
     Halving handles both an out-of-memory batch (smaller batches fit) and one poisonous
     sample (only it ends up failing), at log2(batch) extra calls rather than one per sample.
     A backend that refuses a sample before its forward pass (`SampleRejected`) costs no GPU
     time on the way down: only halves without the refused sample reach the model.
+    `started`: the batch's scoring already begun by the model's `head_start` (the whole batch
+    only: the halves start afresh).
     """
-    started = time.perf_counter()
+    began = time.perf_counter()
     try:
-        scores = model.score(batch)
+        scores = model.finish(started) if started is not None else model.score(batch)
         if len(scores) != len(batch):
             raise RuntimeError(f"model returned {len(scores)} scores for {len(batch)} samples")
     except Exception as exc:  # noqa: BLE001 - any backend failure is isolated, then recorded
@@ -139,7 +144,7 @@ def score_isolating_failures(model: RewardModel, batch: list[Sample]) -> list[Sc
         return score_isolating_failures(model, batch[:middle]) + score_isolating_failures(
             model, batch[middle:]
         )
-    per_sample = (time.perf_counter() - started) / len(batch)
+    per_sample = (time.perf_counter() - began) / len(batch)
     return [_checked(float(score), per_sample) for score in scores]
 
 

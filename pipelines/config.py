@@ -68,7 +68,8 @@ class RunConfig:
     # Code shipped inside a checkpoint runs only when the user opts in, globally or per path.
     trust_remote_code: bool = False
     remote_code_allowlist: tuple[str, ...] = ()
-    # Padded-token budget per forward pass; None batches by count (`batch_size`) only.
+    # Estimated-token budget per batch and per forward pass (its padded size, or its total for a
+    # packing backend); None batches by count (`batch_size`) only.
     max_batch_tokens: int | None = None
     # One model copy per machine instead of per worker process (for multi-GB checkpoints).
     large_model: bool = False

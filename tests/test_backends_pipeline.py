@@ -46,6 +46,20 @@ def test_mixed_run_uses_a_vlm_for_media_and_a_text_rm_for_text(tiny_dataset, tmp
     # 3 images (the "N/A" answer is flagged by the rules, unscored), 2 videos, 1 text.
     assert summary["scoring"]["scored"] == 6
     assert (tmp_path / "out" / "_SUCCESS").exists()
+    # Each model says what its packed forward passes computed: no padding, and the vision
+    # tower's time apart for the multimodal one only.
+    batches = summary["batches"]
+    work = batches["work_by_model"]
+    assert set(work) == {"vlm-value-head", "text-rm"}
+    assert batches["batches_reporting_work"] == batches["count"]
+    for model in work.values():
+        assert model["real_tokens"] > 0 and model["computed_tokens"] == model["real_tokens"]
+        assert model["padding_fraction"] == 0 and model["language_seconds"] > 0
+    assert work["vlm-value-head"]["vision_seconds"] > 0
+    assert work["text-rm"]["vision_seconds"] is None
+    assert batches["real_tokens"] == sum(m["real_tokens"] for m in work.values())
+    page = (tmp_path / "out" / "report" / "index.html").read_text()
+    assert page.count('class="model-work"') == 2
 
 
 def ixc_options(tmp_path) -> dict:

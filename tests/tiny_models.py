@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from bench.random_text_rm import TINY as TINY_TEXT_SHAPES
+from bench.random_text_rm import text_classifier, text_tokenizer
 from bench.random_value_head import SPECIALS as QWEN_SPECIALS
 from bench.random_value_head import build_tokenizer, train_byte_bpe
 
@@ -41,9 +43,6 @@ QWEN_CHAT_TEMPLATE = (
     "<|vision_start|><|image_pad|><|vision_end|>{% elif c['type'] == 'video' %}"
     "<|vision_start|><|video_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}"
     "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
-)
-TEXT_CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
 )
 
 
@@ -121,39 +120,16 @@ def build_tiny_qwen_vl(
 
 
 def build_tiny_text_rm(directory: Path, seed: int = 0, architecture: str = "qwen2") -> Path:
-    """A random sequence classifier (1 label) with a chat-template tokenizer.
+    """A random sequence classifier (1 label) with a chat-template tokenizer, pad = eos.
 
-    `architecture="gemma2"` builds a Gemma-2 reward model, which transformers 5 refuses to
-    load with `attn_implementation="sdpa"`.
+    `architecture`: "qwen2", "llama", or "gemma2": a Gemma-2 reward model, which transformers 5
+    refuses to load with `attn_implementation="sdpa"`, whose sliding window and logit
+    soft-capping change its scores (`bench.random_text_rm.text_classifier`).
     """
-    from transformers import (
-        Gemma2Config,
-        Gemma2ForSequenceClassification,
-        Qwen2Config,
-        Qwen2ForSequenceClassification,
-    )
-
     torch.manual_seed(seed)
     directory.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>"], TEXT_CHAT_TEMPLATE)
-    # pad = eos on purpose: the backend must still read the real last token.
-    tokenizer.pad_token = "<|im_end|>"
-    shape = dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.pad_token_id,
-        max_position_embeddings=512,
-    )
-    if architecture == "gemma2":
-        model = Gemma2ForSequenceClassification(Gemma2Config(head_dim=8, **shape))
-    else:
-        model = Qwen2ForSequenceClassification(Qwen2Config(**shape))
+    tokenizer = text_tokenizer()
+    model = text_classifier(architecture, TINY_TEXT_SHAPES, tokenizer)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
