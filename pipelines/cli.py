@@ -1,5 +1,5 @@
-"""`rmclean`: clean a dataset, and the commands around a run (sample, report, apply-review,
-export, subset, doctor). One module per command under pipelines/commands/.
+"""`rmclean`: clean a dataset, and the commands around a run (sample, report, runs, compare,
+apply-review, export, subset, doctor). One module per command under pipelines/commands/.
 
 Bad usage ends with one line and exit code 2, never a traceback. `clean` hands every flag
 that is not its own to Beam, after checking it is a real Beam pipeline option, so a typo such
@@ -12,7 +12,17 @@ import argparse
 import os
 import sys
 
-from pipelines.commands import apply_review, clean, doctor, export, report, sample, subset
+from pipelines.commands import (
+    apply_review,
+    clean,
+    compare,
+    doctor,
+    export,
+    report,
+    runs,
+    sample,
+    subset,
+)
 from pipelines.commands.usage import OneLineParser, flags_of, usage
 from pipelines.interrupt import EXIT_CODES
 from pipelines.logs import configure_logging
@@ -21,7 +31,7 @@ DESCRIPTION = (
     "Clean a multimodal dataset with a reward model (clean), and the commands around a run."
 )
 # In the order `rmclean --help` lists them.
-COMMANDS = (clean, sample, report, apply_review, export, subset, doctor)
+COMMANDS = (clean, sample, report, runs, compare, apply_review, export, subset, doctor)
 
 
 def parser() -> argparse.ArgumentParser:
