@@ -1,7 +1,8 @@
 """`rmclean compare [OLD] NEW`: what changed from one finished run of a dataset to another.
 
 With one run, OLD is the previous finished run recorded in the history beside NEW (the
-comparison NEW's finishing step already made is reused). The comparison goes into NEW's
+comparison NEW's finishing step already made is reused); a dataset's first run has none, which
+is said and is no error (`--json` prints null). The comparison goes into NEW's
 summary.json (`since_last_run`), `report/route_changes.jsonl` and report page, and is printed,
 setting changes first. `--fail-on-drift PSI` exits 3 when any source's scores moved more than
 that, so a scheduler can hold back what would train on this run.
@@ -64,10 +65,14 @@ def run(args: argparse.Namespace) -> int:
         if len(args.runs) == 2:
             old_summary = finished_summary(args.runs[0])
         elif previous is None:
-            return usage(
-                f"no earlier finished run of {new_summary.get('dataset')!r} is recorded "
-                f"beside {new}: give OLD NEW"
+            # A dataset's first scheduled run: nothing to compare, and nothing wrong.
+            print(
+                "null"
+                if args.json
+                else f"rmclean: {new} is the first finished run of "
+                f"{new_summary.get('dataset')!r} recorded beside it: nothing to compare"
             )
+            return EXIT_OK
         else:
             old_summary = finished_summary(previous["output"])
         old = args.runs[0] if len(args.runs) == 2 else previous["output"]
