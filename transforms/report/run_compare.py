@@ -40,7 +40,7 @@ from transforms.samples.route import ERRORS, REVIEW
 ROUTE_CHANGES = "report/route_changes.jsonl"
 INDEX_COLUMNS = ["source", "id", "origin", "score", "reason", "content_hash"]
 # Small sort buffers: a 100k-sample compare then holds no more than a 10k one (bench/).
-ROW_BUFFER_BYTES = 4 << 20
+ROW_BUFFER_BYTES = 2 << 20
 SCORE_BUFFER_BYTES = 1 << 20
 # What a run's settings are called when they change, in the order they are listed.
 SETTINGS = (
@@ -192,23 +192,21 @@ def _index_columns(url: str) -> list[str]:
 
 
 def _sorted_rows(prefix: str) -> SortedSpool:
+    """The run's rows sorted by (source, id); the rest of each row travels as its text, which
+    the spool counts against its buffer."""
     spool = SortedSpool(buffer_bytes=ROW_BUFFER_BYTES)
     for source, sample_id, row in _run_rows(prefix):
         spool.add(
-            (source, sample_id, row.content_hash, row.origin),
-            json_line([row.route, row.score, row.reason]),
+            (source, sample_id),
+            json_line([row.origin, row.content_hash, row.route, row.score, row.reason]),
         )
     return spool
 
 
 def _groups(spool: SortedSpool) -> Iterator[tuple[tuple[str, str], list[_Row]]]:
     """((source, id), its rows) in order of source and id."""
-    for key, items in groupby(spool.sorted_items(), key=lambda item: tuple(item[0][:2])):
-        rows = []
-        for (_, _, content_hash, origin), text in items:
-            route, score, reason = json.loads(text)
-            rows.append(_Row(origin, content_hash, route, score, reason))
-        yield key, rows
+    for key, items in groupby(spool.sorted_items(), key=lambda item: tuple(item[0])):
+        yield key, [_Row(*json.loads(text)) for _, text in items]
 
 
 @dataclass
