@@ -10,7 +10,8 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 TORCH_CUDA ?= cu128
 FLASH_ATTN_VERSION ?= 2.8.3
-# The project's extras to install (pyproject.toml): e.g. dev,s3 for object storage.
+# The project's extras to install (pyproject.toml): e.g. dev,s3 for object storage, dev,airflow
+# for the scheduled-run DAG (deploy/airflow/).
 EXTRAS ?= dev
 
 DATASET ?= sample
@@ -40,6 +41,9 @@ RUN ?=
 EXPORTED ?=
 LAYOUT ?= llava
 PART ?= clean
+# compare: the earlier run (default: the one before RUN) and the PSI above which it exits 3.
+OLD ?=
+DRIFT ?=
 # subset: the share of each manifest to keep and where the subset's root goes.
 FRACTION ?= 0.01
 SUBSET ?= data/$(DATASET)-subset
@@ -53,7 +57,7 @@ PYTEST_ARGS ?=
 KNOWN_VARIABLES := DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER BEAM_ARGS \
 	OVERWRITE TRUST_REMOTE_CODE SCORE_CACHE DECISIONS REVIEWED UNDECIDED SAMPLE_DIR PYTEST_ARGS \
 	RUN EXPORTED LAYOUT PART FRACTION SUBSET BUCKET ARCHIVES PYTHON VENV TORCH_SPEC TORCH_INDEX \
-	TORCH_CUDA FLASH_ATTN_VERSION EXTRAS
+	TORCH_CUDA FLASH_ATTN_VERSION EXTRAS OLD DRIFT
 UNKNOWN_VARIABLES := $(filter-out $(KNOWN_VARIABLES),$(foreach v,$(.VARIABLES),$(if \
 	$(filter command line,$(origin $(v))),$(v))))
 ifneq ($(UNKNOWN_VARIABLES),)
@@ -77,7 +81,7 @@ INSTALL_KEY := $(shell printf '%s|%s|%s' '$(TORCH_SPEC)' '$(TORCH_INDEX)' '$(EXT
 INSTALLED := $(VENV)/.installed-$(INSTALL_KEY)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-gpu clean apply-review export report doctor subset sample test test-fast \
+.PHONY: help install install-gpu clean apply-review export report runs compare doctor subset sample test test-fast \
 	lint format bench distclean download-allava-1pct download-allava download-llava-video \
 	download-ixc25
 
@@ -141,6 +145,13 @@ export: install ## Write a run's samples in their original layout: [RUN=<run> EX
 
 report: install ## Rebuild a run's report page: [OUTPUT=<run>, default the latest run of DATASET]
 	@$(call RUN_OR_LATEST,$(OUTPUT)); set -x; $(BIN)/rmclean report "$$run"
+
+runs: install ## List a dataset's finished runs: DATASET= (its config's output folder)
+	$(BIN)/rmclean runs --config configs/$(DATASET).yaml
+
+compare: install ## What changed between two runs: [RUN=<new run, default the latest> OLD=<earlier run> DRIFT=0.2]
+	@$(call RUN_OR_LATEST,$(RUN)); set -x; $(BIN)/rmclean compare $(OLD) "$$run" \
+		$(if $(DRIFT),--fail-on-drift $(DRIFT))
 
 subset: install ## A slice of a downloaded dataset to try first: DATASET= [FRACTION=0.01 SUBSET= INPUT=]
 	$(BIN)/rmclean subset --config configs/$(DATASET).yaml --fraction $(FRACTION) \

@@ -22,11 +22,12 @@ from pipelines.stages.finish import Finish, FinishRun
 from pipelines.stages.load_media import LoadMedia
 from pipelines.stages.read_sources import DataMissingError, ReadSources, discover_inputs
 from pipelines.stages.route_by_score import RouteByScore
-from pipelines.stages.score_samples import ScoreSamples, cache_dir_of
+from pipelines.stages.score_samples import ScoreSamples, cache_dir_of, scoring_setup_id
 from pipelines.stages.write_outputs import WriteOutputs
 from transforms.core.run_identity import new_run_id
 from transforms.core.run_info import RunInfo
 from transforms.core.storage import absolute_url
+from transforms.io.input_fingerprint import input_fingerprint
 
 __all__ = ["DataMissingError", "build", "cache_dir_of", "run"]
 
@@ -48,9 +49,17 @@ def build(
     processes = local_processes(options)
     # Derived once: the weights fingerprint in it reads the model files, and the scoring
     # stage and the finishing step must name the same folder.
-    cache_dir = cache_dir_of(config)
+    setup_id = scoring_setup_id(config)
+    cache_dir = cache_dir_of(config, setup_id)
+    inputs = discover_inputs(config)
+    identity = {
+        "input_fingerprint": input_fingerprint(
+            config.root, [f for files in inputs.values() for f in files.manifests + files.archives]
+        ),
+        "model_fingerprint": setup_id,
+    }
 
-    read = p | "ReadSources" >> ReadSources(config, discover_inputs(config))
+    read = p | "ReadSources" >> ReadSources(config, inputs)
     loaded = read["samples"] | "LoadMedia" >> LoadMedia(config, read["archive_videos"])
     scored = loaded["samples"] | "ScoreSamples" >> ScoreSamples(config, processes, cache_dir)
     routed = tuple(scored["scored"]) | "RouteByScore" >> RouteByScore(
@@ -65,7 +74,7 @@ def build(
         prefix,
         cache_dir,
         config.max_error_fraction,
-        _settings(config, prefix, run_info, options),
+        {**_settings(config, prefix, run_info, options), **identity},
         started_at,
         runs_folder,
     )

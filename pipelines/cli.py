@@ -1,5 +1,5 @@
-"""`rmclean`: clean a dataset, and the commands around a run (sample, report, apply-review,
-export, subset, doctor). One module per command under pipelines/commands/.
+"""`rmclean`: clean a dataset, and the commands around a run (sample, report, runs, compare,
+apply-review, export, subset, doctor). One module per command under pipelines/commands/.
 
 Bad usage ends with one line and exit code 2, never a traceback; Ctrl-C ends with one line and
 130. `clean` hands every flag that is not its own to Beam, after checking it is a real Beam
@@ -17,11 +17,13 @@ import sys
 from pipelines.commands import (
     apply_review,
     clean,
+    compare,
     doctor,
     download,
     export,
     latest,
     report,
+    runs,
     sample,
     subset,
 )
@@ -33,7 +35,19 @@ DESCRIPTION = (
     "Clean a multimodal dataset with a reward model (clean), and the commands around a run."
 )
 # In the order `rmclean --help` lists them.
-COMMANDS = (clean, latest, sample, report, apply_review, export, subset, download, doctor)
+COMMANDS = (
+    clean,
+    latest,
+    sample,
+    report,
+    runs,
+    compare,
+    apply_review,
+    export,
+    subset,
+    download,
+    doctor,
+)
 
 
 def parser() -> argparse.ArgumentParser:

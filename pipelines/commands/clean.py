@@ -2,7 +2,9 @@
 
 Our own flags are parsed here; every other flag must be a real Beam pipeline option and is
 handed to Beam untouched, so any runner option (`--runner`, `--direct_num_workers`,
-`--project`, ...) works as Beam documents it.
+`--project`, ...) works as Beam documents it. Every flag also takes Beam's spelling
+(`--score_cache=DIR`, a bare `--trust_remote_code`), which is how schedulers such as Airflow's
+Beam operator write them (`pipelines/clean_job.py`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     clean.add_argument("--format", choices=FORMATS, help="output shard format")
     clean.add_argument(
         "--trust-remote-code",
+        "--trust_remote_code",
         action="store_true",
         help="allow checkpoints that ship their own code (ixc25) to run it",
     )
@@ -62,7 +65,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "(default: <config output>/score-cache)",
     )
     clean.add_argument(
-        "--no-score-cache", action="store_true", help="score every sample, keep no scores"
+        "--no-score-cache",
+        "--no_score_cache",
+        action="store_true",
+        help="score every sample, keep no scores",
     )
     clean.add_argument(
         "--max-error-fraction",

@@ -2,10 +2,11 @@
 
 The step takes every write's finished files as a side input, so it runs only after they all
 landed. The counts come as one side input (`RunCounts`, from one light outcome per record);
-then summary.json is written, `input = clean + review + errors` per source and the error
-fraction are checked (either failing leaves summary.json for diagnosis and no `_SUCCESS`), the
-HTML report is written from the finished shards, `_SUCCESS`, the score cache's small files are
-merged, and last the runs folder's LATEST pointer names this run (`pipelines/latest_run.py`).
+then the run is compared with the previous finished run of its dataset, summary.json is written,
+`input = clean + review + errors` per source and the error fraction are checked (either failing
+leaves summary.json for diagnosis and no `_SUCCESS`), the HTML report is written from the
+finished shards, `_SUCCESS`, the run's line in the run history, the score cache's small files
+are merged, and last the runs folder's LATEST pointer names this run (`pipelines/latest_run.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from transforms.report import summary as report
 from transforms.report.html import write_html_report
 from transforms.report.run_cost import CombineBatchStats
 from transforms.report.run_counts import CountOutcomes, RunCounts, read_outcome
+from transforms.report.since_last_run import record_run, since_last_run
 from transforms.samples.score_cache import compact
 
 _log = logging.getLogger(__name__)
@@ -54,12 +56,14 @@ class FinishRun(beam.DoFn):
         }
         summary = report.build_summary(counts, settings, self._started_at)
         remove_spill(prefix)
+        summary["since_last_run"] = since_last_run(prefix, summary)
         report.write_json(f"{prefix}/report/summary.json", summary)
         report.check_conservation(summary)
         report.check_error_fraction(summary, self._max_error_fraction)
         # The shards are finalized (side inputs), so the page can read them back.
         write_html_report(prefix, summary)
         report.write_success(prefix)
+        record_run(prefix, summary)
         if self._cache_dir:
             try:
                 compact(self._cache_dir)

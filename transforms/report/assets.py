@@ -17,6 +17,8 @@ td.num,th.num{text-align:right}
 .histogram .bar.clean{fill:#4a7fc1}.histogram .bar.review{fill:#d9534f}
 .histogram .axis{stroke:#444}.histogram .tick{stroke:#444}.histogram .grid{stroke:#ddd}
 .histogram .cut{stroke:#000;stroke-dasharray:4 3;stroke-width:2}
+.histogram .bar.before{fill:#9aa5b1;fill-opacity:.7}
+.histogram .bar.after{fill:#e07b00;fill-opacity:.25;stroke:#e07b00;stroke-width:1.5}
 .histogram text{font-size:11px}
 .media{display:flex;flex-wrap:wrap;gap:4px;max-width:540px}
 .media img{max-width:256px;max-height:256px;display:block}

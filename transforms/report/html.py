@@ -1,9 +1,10 @@
 """report/index.html and the review pages: where a person sees what a run flagged and decides.
 
 Built from a finished run's output prefix alone, so `rmclean report OUTPUT` can rebuild it.
-The index holds the summary, the histograms, per source the first review page's rows, the page
-list and the near misses (clean samples just above the cut), and the errors; every flagged
-sample is on a review page (`review_pages.py`). Memory is bounded whatever the run's size (see
+The index holds the summary, what changed since the last run (`comparison_html.py`), the
+histograms, per source the first review page's rows, the page list and the near misses (clean
+samples just above the cut), and the errors; every flagged sample is on a review page
+(`review_pages.py`). Memory is bounded whatever the run's size (see
 `report_scan` and `review_pages`); the index's size is bounded by the rows per page, the number
 of sources and the errors shown per source. It must be safe to open on untrusted data and
 work offline, so:
@@ -22,6 +23,7 @@ import fsspec
 
 from transforms.core.run_identity import run_id
 from transforms.media.video_worker import KillableVideoDecoder
+from transforms.report.comparison_html import comparison_html
 from transforms.report.cost import cost_html
 from transforms.report.histogram import histogram_svg
 from transforms.report.review_pages import ReviewPages
@@ -233,6 +235,7 @@ def _index_html(summary, histograms, pages: ReviewPages, near, errors, error_tot
     unreadable = "".join(f"<li>{escape(u)}</li>" for u in pages.unreadable)
     yield page_head(title, run_id(summary))
     yield _summary_html(summary)
+    yield comparison_html(summary)
     yield _evidence_html(summary)
     yield f"<h2>Scoring cost</h2>{cost_html(summary)}"
     yield (

@@ -91,6 +91,7 @@ def build_summary(counts: RunCounts, settings: dict[str, Any], started_at: float
             "wall_seconds": round(time.time() - started_at, 3),
             "stage_seconds": {k: round(v, 3) for k, v in sorted(counts.stage_seconds.items())},
         },
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at)),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

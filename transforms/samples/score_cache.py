@@ -22,6 +22,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from transforms.core.content_hash import content_hash
 from transforms.core.record import Sample
 from transforms.core.storage import glob_paths, open_for_write
 
@@ -39,12 +40,8 @@ def model_cache_id(models_used: list) -> str:
 
 
 def cache_key(sample: Sample) -> str:
-    digest = hashlib.sha1()
-    digest.update(json.dumps(sample.conversations, sort_keys=True).encode("utf-8", "replace"))
-    for ref in sample.media:
-        digest.update(f"|{ref.kind}|".encode())
-        digest.update(hashlib.sha1(ref.data or b"").digest())
-    return digest.hexdigest()
+    """The model is the folder; within it, the sample's content is the key."""
+    return content_hash(sample)
 
 
 def cache_files(directory: str) -> list[str]:
