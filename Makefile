@@ -115,12 +115,13 @@ install-gpu: ## GPU machine: CUDA torch (TORCH_CUDA=cu128), the ixc extra, flash
 			"ixc25 uses eager attention (fine for images, slow for long videos)"
 	@$(BIN)/rmclean doctor || true
 
-clean: install ## THE MAIN JOB: make clean DATASET=sample THRESHOLD=-2.0 [PERCENTILE= INPUT= OUTPUT= ...]
+# RUNNER=spark / flink: the job runs from the engines' environment, on the engine engine.sh
+# finds up on loopback or starts (and stops) for it.
+clean: install $(if $(filter $(ENGINE_RUNNERS),$(RUNNER)),$(ENGINES_INSTALLED)) ## THE MAIN JOB: make clean DATASET=sample THRESHOLD=-2.0 [PERCENTILE= INPUT= OUTPUT= RUNNER= ...]
 	@if [ "$(DATASET)" = sample ] && [ -z "$(INPUT)" ]; then $(MAKE) --no-print-directory sample; fi
 ifeq ($(filter $(ENGINE_RUNNERS),$(RUNNER)),)
 	$(BIN)/rmclean clean $(CLEAN_ARGS)
 else
-	@$(MAKE) --no-print-directory engines
 	ENGINES_DIR=$(ENGINES_DIR) deploy/engines/engine.sh run $(RUNNER) \
 		$(ENGINES_DIR)/venv/bin/rmclean clean $(CLEAN_ARGS)
 endif
