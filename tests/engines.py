@@ -106,6 +106,13 @@ class Engine:
         measure = _spark_shuffle_bytes if self.name == "spark" else _flink_shuffle_bytes
         return measure(self, since)
 
+    def running_on_engine(self) -> list:
+        """What the engine itself still runs: Spark applications, or Flink jobs not ended."""
+        if self.name == "spark":
+            return self.ui("/json/")["activeapps"]
+        ended = {"FINISHED", "CANCELED", "FAILED"}
+        return [j for j in self.ui("/jobs/overview")["jobs"] if j["state"] not in ended]
+
     def ui(self, path: str):
         """JSON from the Spark master's web UI or the Flink JobManager's REST endpoint."""
         url = f"http://127.0.0.1:{self.base + UI_PORT_OFFSET}{path}"
