@@ -137,9 +137,10 @@ def test_the_sample_routes_and_scores_as_on_the_default_runner(
 
 
 def test_no_media_bytes_cross_a_shuffle_on_the_engine(engine, engine_run, sample):
-    """Shuffled samples carry no media: the engine's shuffles hold less than a quarter of the
-    sample's media bytes (JPEG and MP4 do not compress, so a shuffle of the samples with their
-    media would hold at least all of them)."""
+    """Shuffled samples carry no media: the engine's shuffles hold less than half the sample's
+    media bytes. A shuffle of the samples with their media would hold at least all of them
+    (JPEG and MP4 do not compress); without, they hold the samples' text, about a quarter of
+    the media's size as Flink sends it, a thirtieth as Spark compresses it."""
     _, summary, _, started = engine_run
     media = sum(
         path.stat().st_size
@@ -148,7 +149,7 @@ def test_no_media_bytes_cross_a_shuffle_on_the_engine(engine, engine_run, sample
     )
     shuffled = engine.shuffle_bytes(since=started)
     assert summary["counts"]["total"]["input"] == 378
-    assert 0 < shuffled < media / 4, (shuffled, media)
+    assert 0 < shuffled < media / 2, (shuffled, media)
 
 
 def test_a_percentile_rerun_takes_its_scores_from_the_cache_and_cuts_the_same(
