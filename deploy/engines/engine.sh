@@ -18,6 +18,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 dir="${ENGINES_DIR:-$root/.engines}"
+mkdir -p "$dir" && dir="$(cd "$dir" && pwd)" # absolute: the SDK workers' boot path and GOBIN
 usage="usage: engine.sh start|stop|status|job-args|run spark|flink [CMD ...]"
 action="${1:?$usage}"
 engine="${2:?$usage}"

@@ -14,6 +14,7 @@ root="$(cd "$here/../.." && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
 dir="${ENGINES_DIR:-$root/.engines}"
+mkdir -p "$dir" && dir="$(cd "$dir" && pwd)" # absolute: the SDK workers' boot path and GOBIN
 torch_spec="${TORCH_SPEC:-torch==2.13.0}"
 python="${PYTHON:-python3}"
 mkdir -p "$dir/bin"
