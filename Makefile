@@ -51,13 +51,16 @@ SUBSET ?= data/$(DATASET)-subset
 BUCKET ?= 0_30_s_youtube_v0_1
 ARCHIVES ?=
 PYTEST_ARGS ?=
+# RUNNER=spark / flink: the loopback engines (deploy/engines/), installed by `make engines`.
+ENGINES_DIR ?= .engines
+ENGINE_RUNNERS := spark flink
 
 # A mistyped variable (THRESHHOLD=-5) would otherwise be ignored and the run cut at the
 # config's threshold: refuse every command-line variable this Makefile does not read.
 KNOWN_VARIABLES := DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER BEAM_ARGS \
 	OVERWRITE TRUST_REMOTE_CODE SCORE_CACHE DECISIONS REVIEWED UNDECIDED SAMPLE_DIR PYTEST_ARGS \
 	RUN EXPORTED LAYOUT PART FRACTION SUBSET BUCKET ARCHIVES PYTHON VENV TORCH_SPEC TORCH_INDEX \
-	TORCH_CUDA FLASH_ATTN_VERSION EXTRAS OLD DRIFT
+	TORCH_CUDA FLASH_ATTN_VERSION EXTRAS OLD DRIFT ENGINES_DIR
 UNKNOWN_VARIABLES := $(filter-out $(KNOWN_VARIABLES),$(foreach v,$(.VARIABLES),$(if \
 	$(filter command line,$(origin $(v))),$(v))))
 ifneq ($(UNKNOWN_VARIABLES),)
@@ -79,11 +82,12 @@ CLEAN_ARGS := --config configs/$(DATASET).yaml $(if $(OUTPUT),--output $(OUTPUT)
 # reinstalls instead of answering "Nothing to be done" with the old torch still in place.
 INSTALL_KEY := $(shell printf '%s|%s|%s' '$(TORCH_SPEC)' '$(TORCH_INDEX)' '$(EXTRAS)' | cksum | cut -d' ' -f1)
 INSTALLED := $(VENV)/.installed-$(INSTALL_KEY)
+ENGINES_INSTALLED := $(ENGINES_DIR)/.installed-$(INSTALL_KEY)
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-gpu clean apply-review export report runs compare doctor subset sample test test-fast \
 	lint format bench distclean download-allava-1pct download-allava download-llava-video \
-	download-ixc25
+	download-ixc25 engines engine-start engine-stop
 
 # The run a target reads: $(1) if given, else the latest finished run of DATASET (its LATEST
 # pointer, `rmclean latest`); the shell variable `run` holds it for the recipe's next command.
@@ -128,9 +132,30 @@ install-gpu: ## GPU machine: CUDA torch (TORCH_CUDA=cu128), the ixc extra, flash
 			"ixc25 uses eager attention (fine for images, slow for long videos)"
 	@$(BIN)/rmclean doctor || true
 
-clean: install ## THE MAIN JOB: make clean DATASET=sample THRESHOLD=-2.0 [PERCENTILE= INPUT= OUTPUT= ...]
+# RUNNER=spark / flink: the job runs from the engines' environment, on the engine engine.sh
+# finds up on loopback or starts (and stops) for it.
+clean: install $(if $(filter $(ENGINE_RUNNERS),$(RUNNER)),$(ENGINES_INSTALLED)) ## THE MAIN JOB: make clean DATASET=sample THRESHOLD=-2.0 [PERCENTILE= INPUT= OUTPUT= RUNNER= ...]
 	@if [ "$(DATASET)" = sample ] && [ -z "$(INPUT)" ]; then $(MAKE) --no-print-directory sample; fi
+ifeq ($(filter $(ENGINE_RUNNERS),$(RUNNER)),)
 	$(BIN)/rmclean clean $(CLEAN_ARGS)
+else
+	ENGINES_DIR=$(ENGINES_DIR) deploy/engines/engine.sh run $(RUNNER) \
+		$(ENGINES_DIR)/venv/bin/rmclean clean $(CLEAN_ARGS)
+endif
+
+engines: $(ENGINES_INSTALLED) ## Install the loopback Spark and Flink engines in .engines/ (pip, mvn, go)
+
+$(ENGINES_INSTALLED): pyproject.toml deploy/engines/versions.env deploy/engines/install.sh \
+		deploy/engines/spark-job-server.pom.xml deploy/engines/flink-job-server.pom.xml
+	ENGINES_DIR=$(ENGINES_DIR) TORCH_SPEC='$(TORCH_SPEC)' PYTHON=$(PYTHON) deploy/engines/install.sh
+	rm -f $(ENGINES_DIR)/.installed-*
+	touch $@
+
+engine-start: engines ## Start a loopback engine and leave it up: make engine-start RUNNER=spark|flink
+	ENGINES_DIR=$(ENGINES_DIR) deploy/engines/engine.sh start $(RUNNER)
+
+engine-stop: ## Stop the loopback engine engine-start started: make engine-stop RUNNER=spark|flink
+	ENGINES_DIR=$(ENGINES_DIR) deploy/engines/engine.sh stop $(RUNNER)
 
 apply-review: install ## Apply review decisions: DECISIONS="a.jsonl ..." [OUTPUT=<run> REVIEWED= UNDECIDED=]
 	@if [ -z "$(DECISIONS)" ]; then \
@@ -200,7 +225,7 @@ bench: install ## CPU benchmarks -> bench/results/cpu_pipeline.json, gpu_util.js
 	$(BIN)/python -m bench.pipeline_bench
 	$(BIN)/python -m bench.gpu_util_bench
 
-distclean: ## Remove what the project generated: .venv, data/sample, build files and caches
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+distclean: ## Remove what the project generated: .venv, .engines, data/sample, build files and caches
+	rm -rf $(VENV) $(ENGINES_DIR) build *.egg-info .pytest_cache .ruff_cache
 	test ! -f $(SAMPLE_DIR)/labels.jsonl || rm -rf $(SAMPLE_DIR)  # only the generated sample
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -77,7 +77,11 @@ class RewardModelHandler(ModelHandler[Sample, PredictionResult, Any]):
         **batching: Any,
     ):
         batching.setdefault("max_batch_size", 16)
-        super().__init__(large_model=large_model, **batching)
+        # Kept here and answered through the two methods below rather than handed to
+        # ModelHandler.__init__, which Beam 2.62 does not have: the loopback Spark
+        # and Flink engines run Beam 2.62 (README, "Runners").
+        self._batching = batching
+        self._large_model = large_model
         self._load_copy = load_copy
         self._model_name = model_name
         self._devices = devices
@@ -86,6 +90,12 @@ class RewardModelHandler(ModelHandler[Sample, PredictionResult, Any]):
     @property
     def model_name(self) -> str:
         return self._model_name
+
+    def batch_elements_kwargs(self) -> dict[str, Any]:
+        return dict(self._batching)
+
+    def share_model_across_processes(self) -> bool:
+        return self._large_model
 
     def load_model(self):
         from models.device_pool import DevicePool

@@ -16,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from models.registry import preflight_models
 from pipelines.config import RunConfig
+from pipelines.engine_jobs import cancel_job
 from pipelines.output_prefix import SPILL_DIR
 from pipelines.runners import local_processes, runs_locally
 from pipelines.stages.finish import Finish, FinishRun
@@ -125,8 +126,15 @@ def run(
     if check_models:
         # Model options fail here, before Beam starts, not inside a worker's load_model.
         preflight_models(config, runs_locally(beam_args or []))
-    options = PipelineOptions(beam_args or [])
-    with beam.Pipeline(options=options) as p:
-        build(p, config, started_at, runs_folder)
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_args or []))
+    build(pipeline, config, started_at, runs_folder)
+    result = pipeline.run()
+    try:
+        result.wait_until_finish()
+    except BaseException:
+        # Ctrl-C, SIGTERM or a failure here must not leave the job running on Spark, Flink
+        # or Dataflow, writing into an output prefix the caller is about to remove.
+        cancel_job(result)
+        raise
     with fsspec.open(f"{config.output.rstrip('/')}/report/summary.json") as handle:
         return json.load(handle)

@@ -300,3 +300,25 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
     )
     raw["decode"] = DecodeConfig(**_fields(DecodeConfig, raw.get("decode", {}), f"{path}: decode"))
     return _validated(RunConfig(**raw))
+
+
+def with_absolute_paths(config: RunConfig) -> RunConfig:
+    """Local relative paths made absolute, for workers that an engine (Spark, Flink) starts in
+    folders of its own: the dataset root, the output prefix, the score cache, and the model
+    options that name an existing file or folder. URLs stay as they are."""
+
+    def absolute(path: str | None) -> str | None:
+        return os.path.abspath(path) if path and "://" not in path else path
+
+    def absolute_if_there(value: Any) -> Any:
+        there = isinstance(value, str) and "://" not in value and os.path.exists(value)
+        return os.path.abspath(value) if there else value
+
+    return dataclasses.replace(
+        config,
+        root=absolute(config.root),
+        output=absolute(config.output),
+        score_cache=absolute(config.score_cache),
+        model_options={k: absolute_if_there(v) for k, v in config.model_options.items()},
+        text_model_options={k: absolute_if_there(v) for k, v in config.text_model_options.items()},
+    )

@@ -28,10 +28,11 @@ PRESETS: dict[str, list[str]] = {
     # Beam's portable Fn API path, the one Flink, Spark and Dataflow use, with an in-process
     # job server: portability problems (pickling, coders) show up here first.
     "portable": ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"],
-    # A Spark or Flink cluster through Beam's job server (see README, "Runners"); workers run
-    # the rmclean container so they have the project and its dependencies.
+    # A Spark or Flink cluster through Beam's job server (see README, "Runners"); the ports
+    # are those deploy/engines/engine.sh gives the loopback engines, one each so both can be
+    # up at once. Elsewhere --job_endpoint names the cluster's job server.
     "spark": ["--runner=PortableRunner", "--job_endpoint=localhost:8099"],
-    "flink": ["--runner=PortableRunner", "--job_endpoint=localhost:8099"],
+    "flink": ["--runner=PortableRunner", "--job_endpoint=localhost:8199"],
     # Google Cloud Dataflow: project, region, temp_location and the GPU container come from the
     # environment (README, "Runners"); Runner v2 is needed for custom containers.
     "dataflow": ["--runner=DataflowRunner", "--experiments=use_runner_v2"],

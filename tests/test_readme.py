@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -27,7 +28,15 @@ BLOCK = re.compile(
     re.S,
 )
 COPY_IGNORE = shutil.ignore_patterns(
-    ".venv", ".git", "data", "out", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info"
+    ".venv",
+    ".engines",
+    ".git",
+    "data",
+    "out",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "*.egg-info",
 )
 
 
@@ -38,6 +47,11 @@ def _blocks(kind: str) -> list[tuple[str, str, str]]:
         for m in BLOCK.finditer(text)
         if (m["name"] is None) == (kind == "gpu")
     ]
+
+
+def _sample_blocks() -> list[tuple[str, str, str]]:
+    """The sample's blocks for the default runner (the engine block has its own test)."""
+    return [block for block in _blocks("sample") if block[0] != "engines"]
 
 
 def _make_lines(code: str) -> list[list[str]]:
@@ -60,8 +74,8 @@ def test_the_gpu_blocks_use_targets_and_variables_the_makefile_knows():
             assert subprocess.run(["bash", "-n", "-c", code]).returncode == 0, code
 
 
-def _installed_stamp() -> Path | None:
-    stamps = sorted((REPO / ".venv").glob(".installed-*"))
+def _installed_stamp(folder: str = ".venv") -> Path | None:
+    stamps = sorted((REPO / folder).glob(".installed-*"))
     pyproject = (REPO / "pyproject.toml").stat().st_mtime
     fresh = [s for s in stamps if s.stat().st_mtime >= pyproject]
     return fresh[0] if len(fresh) == 1 else None
@@ -87,7 +101,7 @@ def test_the_readme_quotes_no_test_time_without_its_machine():
 
 
 def _walk(copy: Path, stamp: Path, env: dict) -> None:
-    for name, lang, code in _blocks("sample"):
+    for name, lang, code in _sample_blocks():
         if lang == "bash":
             # `-o` the install stamp: a pasted `make` must not reinstall the shared .venv here.
             command = [
@@ -112,7 +126,7 @@ def test_the_sample_blocks_run_as_written_twice_in_one_copy(tmp_path):
     shutil.copytree(REPO, copy, ignore=COPY_IGNORE)  # copy2 keeps mtimes: make sees it current
     (copy / ".venv").symlink_to(REPO / ".venv")
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_OFFLINE": "1"}
-    names = [name for name, _, _ in _blocks("sample")]
+    names = [name for name, _, _ in _sample_blocks()]
     assert names == ["sample", "read", "datasets", "webdataset", "export", "quality"]
     runs = copy / "out" / "sample"
     _walk(copy, stamp, env)
@@ -132,3 +146,40 @@ def test_the_sample_blocks_run_as_written_twice_in_one_copy(tmp_path):
     # The second walk's runs scored nothing again: every score came from the cache.
     second = json.loads((runs / run_names[2] / "report" / "summary.json").read_text())
     assert second["scoring"]["scored"] == 0 and second["scoring"]["from_cache"] > 300
+
+
+@pytest.mark.slow
+@pytest.mark.engines
+def test_the_engine_block_runs_as_written(tmp_path):
+    """`make clean ... RUNNER=spark` and `RUNNER=flink`, pasted: each starts its engine on
+    loopback, runs the sample on it and stops it."""
+    from tests.engines import require_engines
+
+    require_engines()
+    stamp, engines_stamp = _installed_stamp(), _installed_stamp(".engines")
+    if stamp is None or engines_stamp is None:
+        pytest.skip("run `make install` and `make engines` first: the copy shares both")
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO, copy, ignore=COPY_IGNORE)
+    (copy / ".venv").symlink_to(REPO / ".venv")
+    (copy / ".engines").symlink_to(REPO / ".engines")
+    [(_, _, code)] = [block for block in _blocks("sample") if block[0] == "engines"]
+    command = [
+        "bash",
+        "-euo",
+        "pipefail",
+        "-c",
+        f'make() {{ command make -o .venv/{stamp.name} -o .engines/{engines_stamp.name} "$@"; }}'
+        f"\n{code}",
+    ]
+    result = subprocess.run(command, cwd=copy, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    runs = sorted((copy / "out" / "sample").glob("2*"))
+    assert len(runs) == 2 and all((run / "_SUCCESS").exists() for run in runs)
+    summaries = [json.loads((run / "report" / "summary.json").read_text()) for run in runs]
+    assert [s["runner"] for s in summaries] == ["PortableRunner", "PortableRunner"]
+    assert summaries[0]["counts"] == summaries[1]["counts"]
+    # Each engine was stopped after its run: nothing listens on the presets' ports.
+    for port in (8099, 8199):
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0

@@ -16,7 +16,7 @@ import time
 
 from pipelines.commands.beam_flags import check_beam_args
 from pipelines.commands.usage import EXIT_FAILED, EXIT_OK, UsageError, usage
-from pipelines.config import FORMATS, ConfigError, load_config
+from pipelines.config import FORMATS, ConfigError, load_config, with_absolute_paths
 
 NAME = "clean"
 # What a finished run prints under its one-line total.
@@ -94,6 +94,8 @@ def run(args: argparse.Namespace, beam_args: list[str], ours: list[str]) -> int:
         config, runs_folder = config_for(args)
         runner_args = beam_args_for(args.runner, beam_args)
         check_runner(runner_args)
+        if not runs_locally(runner_args):
+            config = with_absolute_paths(config)
         # Model options, the remote-code opt-in, weight and font files: checked before Beam
         # and before the output prefix is touched, so the pipeline need not check again.
         preflight_models(config, runs_locally(runner_args))
