@@ -94,7 +94,7 @@ def evaluate(
     scores = []
     for i in range(0, len(samples), 64):
         rewards = model.score([s for s, _ in samples[i : i + 64]])
-        scores += [min(r.score, *r.turn_scores) for r in rewards]
+        scores += [min((r.score, *r.turn_scores)) for r in rewards]
     card = Scorecard()
     misses = []
     for (sample, defect), score in zip(samples, scores, strict=True):

@@ -100,7 +100,7 @@ class Sample:
         bad turn flags a conversation whose final reward recovered."""
         if self.score is None:
             return None
-        return min(self.score, *(self.turn_scores or ()))
+        return min((self.score, *(self.turn_scores or ())))
 
     def stored_fields(self) -> dict[str, Any]:
         """What every output shard stores beside id, source, conversation and media: the
