@@ -330,4 +330,6 @@ def test_reads_are_pandas_friendly(finished_run):
     """The index is plain Parquet: a user can look a sample up with pandas too."""
     index = pd.read_parquet(finished_run / "index" / "review.parquet")
     assert set(index["id"]) == {"img-bad", "img-empty", "vid-bad"}
-    assert list(index.columns) == ["source", "id", "origin", "shard", "position", "score", "reason"]
+    assert list(index.columns) == [
+        "source", "id", "origin", "shard", "position", "score", "reason", "repair"
+    ]  # fmt: skip

@@ -177,3 +177,65 @@ def test_a_prefix_without_its_original_fails_the_count_check():
         check_conservation(summary)
     summary["counts"]["per_source"]["s"]["repaired_originals"] = 1
     check_conservation(summary)
+
+
+def _decision(summary: dict, sample_id: str, verdict: str, by_origin: bool = True) -> dict:
+    from transforms.core.run_identity import run_id
+
+    line = {"run": run_id(summary), "id": sample_id, "source": "multi", "decision": verdict}
+    if by_origin:
+        line["origin"] = f"{summary['input']}/multi.json[{list(CONVERSATIONS).index(sample_id)}]"
+    return line
+
+
+@pytest.mark.slow
+def test_apply_review_on_a_repaired_run_keeps_whole_or_keeps_the_repair(tmp_path):
+    from pipelines.apply_review import apply_review
+
+    out = tmp_path / "out"
+    summary = run(_config(_dataset(tmp_path / "data"), out, threshold=-2.0))
+    decisions = tmp_path / "decisions.jsonl"
+    lines = [
+        _decision(summary, "bad-last", "keep"),  # the whole conversation after all
+        _decision(summary, "bad-middle", "drop", by_origin=False),  # the repair stands
+        _decision(summary, "bad-first", "drop"),
+    ]
+    decisions.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    reviewed = apply_review(str(out), [str(decisions)], str(tmp_path / "reviewed"))
+    assert reviewed["counts"]["per_source"]["multi"] == {
+        "input": 13, "clean": 10, "review": 2, "dropped": 1, "errors": 0, "repaired": 1,
+        "repaired_originals": 1,
+    }  # fmt: skip
+    assert reviewed["repair"] == {"mode": "truncate", "repaired": 1, "restored": 1}
+    assert reviewed["review"]["decisions"] == {"keep": 1, "drop": 2}
+    new = tmp_path / "reviewed"
+    clean, dropped = _stored(new, "clean"), _stored(new, "dropped")
+    # Kept whole: the original replaced its prefix in clean/.
+    assert clean["bad-last"].conversations == CONVERSATIONS["bad-last"]
+    assert clean["bad-last"].review_decision == "keep" and clean["bad-last"].repaired_prefix is None
+    # Dropped: the original is in dropped/, its prefix still in clean/.
+    assert clean["bad-middle"].conversations == CONVERSATIONS["bad-middle"][:2]
+    assert dropped["bad-middle"].repaired_prefix == {"messages": 2, "turns": 1}
+    assert set(dropped) == {"bad-middle", "bad-first"}
+    assert set(_stored(new, "review")) == {"single-bad", "image-later"}
+    roles = {
+        (folder, row["id"]): row["repair"]
+        for folder in ("clean", "review", "dropped")
+        for row in iter_index(index_path(str(new), folder))
+        if row["repair"]
+    }
+    assert roles == {("clean", "bad-middle"): "repaired", ("dropped", "bad-middle"): "original"}
+
+    # Nobody decided: under --undecided keep the repairs stand and the originals are dropped.
+    decisions.write_text(json.dumps(_decision(summary, "bad-first", "keep")) + "\n")
+    policy = apply_review(str(out), [str(decisions)], str(tmp_path / "kept"), undecided="keep")
+    # The originals in dropped/ are counted with their prefixes, in clean.
+    assert policy["counts"]["per_source"]["multi"] == {
+        "input": 13, "clean": 13, "review": 0, "dropped": 0, "errors": 0, "repaired": 2,
+        "repaired_originals": 2,
+    }  # fmt: skip
+    kept = _stored(tmp_path / "kept", "clean")
+    assert kept["bad-last"].conversations == CONVERSATIONS["bad-last"][:4]
+    policy_dropped = _stored(tmp_path / "kept", "dropped")
+    assert set(policy_dropped) == {"bad-last", "bad-middle"}
+    assert policy_dropped["bad-last"].review_decision == "undecided"
