@@ -23,7 +23,7 @@ def flagged_rows(run: str) -> dict[tuple[str, str], dict]:
     """report/flagged.jsonl by (source, id)."""
     with fsspec.open(f"{run.rstrip('/')}/report/flagged.jsonl", "rt") as handle:
         rows = (json.loads(line) for line in handle if line.strip())
-        return {(row["source"], row["id"]): row for row in rows}
+        return {(row.get("source"), row["id"]): row for row in rows}
 
 
 def scorecard(labels_path: str, run: str) -> Scorecard:

@@ -594,6 +594,7 @@ def test_flagged_conversations_show_a_strip_with_the_bad_turn(tmp_path, file_for
     # The kept prefix is not a near miss (its original is flagged above); a fine one is.
     assert _row_ids(page, "near-miss") == ["multi-ok"]
     assert '<th class="num">repaired</th><th class="num">repaired_originals</th>' in page
+    assert "<tr><th>repair</th><td>truncate: 1 conversation(s) kept their good start" in page
 
 
 def test_a_repaired_conversation_counts_once_in_the_histogram(tmp_path):

@@ -9,6 +9,7 @@ Makefile does not know fails here.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -26,6 +27,13 @@ BLOCK = re.compile(
 COPY_IGNORE = shutil.ignore_patterns(
     ".venv", ".git", "data", "out", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info"
 )
+
+
+def _documented(name: str) -> dict:
+    """The JSON the README shows after `<!-- readme-check: NAME -->` (keys of one object)."""
+    text = (REPO / "README.md").read_text()
+    found = re.search(rf"<!-- readme-check: {name} -->\s*```json\n(.*?)```", text, re.S)
+    return json.loads("{" + found.group(1) + "}")
 
 
 def _blocks(kind: str) -> list[tuple[str, str, str]]:
@@ -75,7 +83,7 @@ def test_the_sample_blocks_run_as_written(tmp_path):
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_OFFLINE": "1"}
     blocks = _blocks("sample")
     names = [name for name, _, _ in blocks]
-    assert names == ["sample", "read", "webdataset", "datasets", "export"]
+    assert names == ["sample", "read", "webdataset", "datasets", "export", "repair"]
     read = next(code for name, _, code in blocks if name == "read")
     # The read block runs after each run, so it is tried on both formats.
     for name, lang, code in [*blocks[:3], ("read", "python", read), *blocks[3:]]:
@@ -93,7 +101,12 @@ def test_the_sample_blocks_run_as_written(tmp_path):
         result = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True)
         assert result.returncode == 0, (name, result.stdout[-2000:], result.stderr[-3000:])
     runs = sorted((copy / "out" / "sample").glob("2*"))
-    assert [r.name.endswith("-export") for r in runs] == [False, False, True]
+    assert [r.name.endswith("-export") for r in runs] == [False, False, True, False]
     assert (runs[1] / "clean").glob("*.tar") and (runs[0] / "_SUCCESS").exists()
     exported = runs[2] / "ALLaVA-4V" / "allava_laion" / "ALLaVA-Caption-LAION-4V.json"
     assert exported.exists() and (runs[2] / "ALLaVA-4V" / "allava_laion" / "images").is_dir()
+    # The repair run: what the README says it shows.
+    summary = json.loads((runs[3] / "report" / "summary.json").read_text())
+    shown = _documented("repair-summary")
+    assert summary["repair"] == shown["repair"]
+    assert summary["counts"]["total"] == shown["counts"]["total"]

@@ -61,10 +61,15 @@ def _summary_html(summary: dict[str, Any]) -> str:
     else:
         cut = "–"
     wall = (summary.get("durations") or {}).get("wall_seconds")
+    repair = summary.get("repair")
+    if isinstance(repair, dict):
+        kept = repair.get("repaired", 0)
+        repair = f"{repair.get('mode')}: {kept} conversation(s) kept their good start"
     settings = [
         ("dataset", summary.get("dataset")),
         ("model", summary.get("model")),
         ("review rule", cut),
+        ("repair", repair),
         ("runner", summary.get("runner")),
         ("format", summary.get("format")),
         ("duration", f"{wall:.1f} s" if isinstance(wall, (int, float)) else None),
