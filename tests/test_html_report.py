@@ -638,3 +638,21 @@ def test_the_turn_strip_renders_with_the_bad_turn_highlighted(chromium, tmp_path
     assert marked.value_of_css_property("border-left-color") == "rgba(198, 40, 40, 1)"
     kept = _row(chromium, "multi-repaired").find_elements(By.CSS_SELECTOR, ".turn-cell.kept")
     assert len(kept) == 2 and kept[0].value_of_css_property("text-decoration-line") == "underline"
+
+
+def test_a_low_turn_past_the_shown_messages_is_still_shown_and_marked():
+    from transforms.report.rows import TURNS_SHOWN, row_html
+
+    answers = [f"Answer {i}." for i in range(8)]  # 16 messages, more than are shown
+    turns = _turns(*answers)
+    assert len(turns) > TURNS_SHOWN
+    scores = [1.0] * 7 + [-5.0]
+    sample = Sample("long", "multi", turns, origin="m.json[0]", score=-5.0, turn_scores=scores)
+    pick = Pick("multi", "long", -5.0, "low_score_turn", "", "s", "0", sample=sample)
+    pick.turn_scores, pick.cut = scores, -2.0
+    html = row_html(pick)
+    assert f"… {len(turns) - TURNS_SHOWN} more turns" in html
+    assert html.index("more turns") < html.index("Question 8?") < html.index("Answer 7.")
+    assert re.findall(r'<div class="turn low-turn">.*?</div>', html) == [
+        '<div class="turn low-turn"><span class="role">gpt</span>Answer 7.</div>'
+    ]

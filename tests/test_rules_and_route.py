@@ -4,12 +4,12 @@ from transforms.core.record import MediaRef, Sample
 from transforms.samples.route import (
     EXCERPT_CHARS,
     REVIEW,
-    first_low_turn,
     percentile_cut,
     route_by_cut,
     route_by_threshold,
 )
 from transforms.samples.rules import check_rules
+from transforms.samples.turns import first_low_turn
 
 
 def sample(turns, media=()):
@@ -86,7 +86,7 @@ def test_the_first_turn_below_the_cut_is_named_whatever_the_cut(cut_kind):
         f"assistant turn 2 of 3 scored -4.250, {where}: "
         "'There are seven shapes, all of them drawn in a bright red that fills the frame.'"
     )
-    assert first_low_turn(low.value, -2.0) == 1
+    assert first_low_turn(low.value.turn_scores, -2.0) == 1
     # Every turn above the cut: clean, as before.
     assert route(s.replace(score=1.0, turn_scores=[0.5, 0.1, 1.0])).reason is None
     # A single-turn sample (or one without turn scores) is routed by its score, as before.

@@ -15,6 +15,7 @@ from transforms.core.record import ASSISTANT_ROLES
 from transforms.report.assets import SCRIPT, STYLE
 from transforms.report.scan import Pick, order_key
 from transforms.samples.route import REVIEW
+from transforms.samples.turns import first_low_turn
 
 TURNS_SHOWN = 12  # messages: a six-turn conversation whole
 TURN_CHARS = 1500
@@ -53,21 +54,13 @@ def _media_html(pick: Pick) -> str:
     )
 
 
-def first_low_turn(pick: Pick) -> int | None:
-    """The index of the first assistant turn below the pick's cut, for a multi-turn one."""
-    turns = pick.turn_scores or ()
-    if len(turns) < 2 or pick.cut is None:
-        return None
-    return next((i for i, score in enumerate(turns) if score < pick.cut), None)
-
-
 def turn_strip_html(pick: Pick) -> str:
     """One cell per assistant turn with its score, low turns red, the first of them outlined;
     for a repaired original, the turns kept in clean/ underlined. Empty for one turn."""
     turns = pick.turn_scores or ()
     if len(turns) < 2 or pick.route != REVIEW:
         return ""
-    first = first_low_turn(pick)
+    first = first_low_turn(turns, pick.cut)
     kept = (pick.repaired_prefix or {}).get("turns") or 0
     cells = []
     for i, score in enumerate(turns):
@@ -85,10 +78,10 @@ def turn_strip_html(pick: Pick) -> str:
             f'<span class="{" ".join(classes)}" title="{escape(said)}">'
             f'<span class="turn-number">{i + 1}</span>{num(score, 2)}</span>'
         )
-    note = f"turns 1–{kept} kept in clean/" if kept else ""
+    if kept:
+        cells.append(f'<span class="muted">turns 1–{kept} kept in clean/</span>')
     return (
-        f'<div class="turn-strip" aria-label="score of each assistant turn">{"".join(cells)}'
-        f"{f'<span class={chr(34)}muted{chr(34)}>{note}</span>' if note else ''}</div>"
+        f'<div class="turn-strip" aria-label="score of each assistant turn">{"".join(cells)}</div>'
     )
 
 
@@ -104,13 +97,9 @@ def _conversation_html(pick: Pick) -> str:
     """The first TURNS_SHOWN messages, the first low answer marked (and shown with its
     question even when it comes later)."""
     turns = pick.sample.conversations if pick.sample else []
-    low, answers = first_low_turn(pick) if pick.route == REVIEW else None, -1
-    low_at = None
-    for index, turn in enumerate(turns):
-        if turn.get("from") in ASSISTANT_ROLES:
-            answers += 1
-            if answers == low:
-                low_at = index
+    low = first_low_turn(pick.turn_scores, pick.cut) if pick.route == REVIEW else None
+    answers = [i for i, turn in enumerate(turns) if turn.get("from") in ASSISTANT_ROLES]
+    low_at = answers[low] if low is not None and low < len(answers) else None
     parts = [_turn_html(t, i == low_at) for i, t in enumerate(turns[:TURNS_SHOWN])]
     if len(turns) > TURNS_SHOWN:
         parts.append(f'<div class="muted">… {len(turns) - TURNS_SHOWN} more turns</div>')

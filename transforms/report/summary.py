@@ -13,7 +13,8 @@ import fsspec
 from transforms.core.json_lines import json_line
 from transforms.core.record import ASSISTANT_ROLES, HUMAN_ROLES, Sample
 from transforms.report.run_counts import RunCounts
-from transforms.samples.route import CLEAN, ERRORS, REVIEW, ROUTES, first_low_turn
+from transforms.samples.route import CLEAN, ERRORS, REVIEW, ROUTES
+from transforms.samples.turns import first_low_turn
 
 EXCERPT_CHARS = 200
 FLAGGED_COLUMNS = (
@@ -51,7 +52,7 @@ def flagged_row(sample: Sample, cut: float | None = None) -> dict[str, Any]:
     """One flagged sample for flagged.jsonl/.csv. With `cut`, a conversation flagged for a low
     turn shows that turn's question and answer (`low_score_turn`: its index in
     `turn_scores`, from 0); otherwise the first question and answer."""
-    turn = first_low_turn(sample, cut) if cut is not None else None
+    turn = first_low_turn(sample.turn_scores, cut)
     question, answer = _asked(sample, turn or 0)
     return {
         "id": sample.id,

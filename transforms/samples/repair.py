@@ -18,8 +18,8 @@ and one whose dropped turns hold an `<image>`/`<video>` placeholder the kept med
 from __future__ import annotations
 
 from transforms.core.record import ASSISTANT_ROLES, Sample
-from transforms.samples.route import first_low_turn
 from transforms.samples.rules import PLACEHOLDER
+from transforms.samples.turns import first_low_turn
 
 TRUNCATE = "truncate"
 REPAIRS = (TRUNCATE,)
@@ -41,7 +41,7 @@ def truncated(sample: Sample, cut: float) -> tuple[Sample, Sample] | None:
 
     The prefix ends with the answer before the first turn scoring below `cut`.
     """
-    turn = first_low_turn(sample, cut)
+    turn = first_low_turn(sample.turn_scores, cut)
     if not turn:  # None, or 0: the first answer is low, nothing good to keep
         return None
     answers = [i for i, t in enumerate(sample.conversations) if t.get("from") in ASSISTANT_ROLES]

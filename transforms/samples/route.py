@@ -12,6 +12,7 @@ from __future__ import annotations
 from apache_beam.pvalue import TaggedOutput
 
 from transforms.core.record import Sample
+from transforms.samples.turns import first_low_turn
 
 CLEAN = "clean"
 REVIEW = "review"
@@ -22,15 +23,6 @@ DROPPED = "dropped"  # only after a review: samples reviewers dropped (pipelines
 
 LOW_SCORE_TURN = "low_score_turn"
 EXCERPT_CHARS = 80
-
-
-def first_low_turn(sample: Sample, cut: float) -> int | None:
-    """The index (into `turn_scores`, from 0) of the first assistant turn scoring below `cut`;
-    None without one, and for a sample without turn scores or of a single turn."""
-    turns = sample.turn_scores or ()
-    if len(turns) < 2:
-        return None
-    return next((i for i, score in enumerate(turns) if score < cut), None)
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -48,7 +40,7 @@ def _low_turn(sample: Sample, turn: int, where: str) -> TaggedOutput:
 
 
 def route_by_threshold(sample: Sample, threshold: float) -> Sample | TaggedOutput:
-    turn = first_low_turn(sample, threshold)
+    turn = first_low_turn(sample.turn_scores, threshold)
     if turn is not None:
         return _low_turn(sample, turn, f"below the threshold {threshold:g}")
     if sample.score < threshold:
@@ -71,7 +63,7 @@ def percentile_cut(quantiles: list[float], percentile: float) -> float:
 def route_by_cut(sample: Sample, cut: float, percentile: float) -> Sample | TaggedOutput:
     """`cut` is the percentile of the source's routing scores (`Sample.routing_score`)."""
     # Strictly below: a source of one sample has nothing below its own percentile.
-    turn = first_low_turn(sample, cut)
+    turn = first_low_turn(sample.turn_scores, cut)
     if turn is not None:
         return _low_turn(sample, turn, f"in the lowest {percentile:g}% of {sample.source}")
     if sample.score < cut:
