@@ -17,6 +17,8 @@ EXTRAS ?= dev
 DATASET ?= sample
 THRESHOLD ?=
 PERCENTILE ?=
+# truncate: keep the good prefix of a conversation whose later turns scored low.
+REPAIR ?=
 INPUT ?=
 MODEL ?=
 FORMAT ?=
@@ -57,7 +59,7 @@ ENGINE_RUNNERS := spark flink
 
 # A mistyped variable (THRESHHOLD=-5) would otherwise be ignored and the run cut at the
 # config's threshold: refuse every command-line variable this Makefile does not read.
-KNOWN_VARIABLES := DATASET THRESHOLD PERCENTILE INPUT OUTPUT MODEL FORMAT RUNNER BEAM_ARGS \
+KNOWN_VARIABLES := DATASET THRESHOLD PERCENTILE REPAIR INPUT OUTPUT MODEL FORMAT RUNNER BEAM_ARGS \
 	OVERWRITE TRUST_REMOTE_CODE SCORE_CACHE DECISIONS REVIEWED UNDECIDED SAMPLE_DIR PYTEST_ARGS \
 	RUN EXPORTED LAYOUT PART FRACTION SUBSET BUCKET ARCHIVES PYTHON VENV TORCH_SPEC TORCH_INDEX \
 	TORCH_CUDA FLASH_ATTN_VERSION EXTRAS OLD DRIFT ENGINES_DIR
@@ -73,6 +75,7 @@ endif
 
 CLEAN_ARGS := --config configs/$(DATASET).yaml $(if $(OUTPUT),--output $(OUTPUT)) \
 	$(if $(THRESHOLD),--threshold $(THRESHOLD)) $(if $(PERCENTILE),--percentile $(PERCENTILE)) \
+	$(if $(REPAIR),--repair $(REPAIR)) \
 	$(if $(INPUT),--input $(INPUT)) $(if $(MODEL),--model $(MODEL)) \
 	$(if $(FORMAT),--format $(FORMAT)) $(if $(RUNNER),--runner $(RUNNER)) \
 	$(if $(OVERWRITE),--overwrite) $(if $(TRUST_REMOTE_CODE),--trust-remote-code) \

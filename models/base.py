@@ -30,11 +30,29 @@ if beam_inference.resource is None:
         beam_inference.resource = resource
 
 
+@dataclass(frozen=True)
+class Reward:
+    """A sample's reward with one reward per assistant turn, for a backend that reads them.
+
+    `turn_scores[i]` is the reward of the conversation cut after its i-th assistant turn (a
+    value head reads it at the end of that turn in the same forward pass: causal attention
+    means it saw nothing later), so a conversation kept up to turn i would score
+    `turn_scores[i]`, and the last one is normally `score`.
+    """
+
+    score: float
+    turn_scores: tuple[float, ...]
+
+
 class RewardModel(Protocol):
     name: str
 
-    def score(self, samples: Sequence[Sample]) -> list[float]:
-        """One reward per sample, in order; higher means a better conversation for its media."""
+    def score(self, samples: Sequence[Sample]) -> list[float | Reward]:
+        """One reward per sample, in order; higher means a better conversation for its media.
+
+        A backend that also reads a reward per assistant turn returns a `Reward` for a sample
+        instead of a float; anything else returns floats, and its samples carry no turn scores.
+        """
 
 
 class SampleRejected(ValueError):
@@ -57,6 +75,7 @@ class ScoreOutcome:
     error: str | None = None
     seconds: float = 0.0
     reason: str | None = None
+    turn_scores: tuple[float, ...] | None = None
 
 
 class RewardModelHandler(ModelHandler[Sample, PredictionResult, Any]):
@@ -155,10 +174,17 @@ def score_isolating_failures(
             model, batch[middle:]
         )
     per_sample = (time.perf_counter() - began) / len(batch)
-    return [_checked(float(score), per_sample) for score in scores]
+    return [_checked(score, per_sample) for score in scores]
 
 
-def _checked(score: float, seconds: float) -> ScoreOutcome:
-    if math.isfinite(score):
-        return ScoreOutcome(score, None, seconds)
-    return ScoreOutcome(None, f"the model returned a non-finite score ({score})", seconds)
+def _checked(result: float | Reward, seconds: float) -> ScoreOutcome:
+    if isinstance(result, Reward):
+        score, turns = float(result.score), tuple(float(t) for t in result.turn_scores)
+    else:
+        score, turns = float(result), None
+    if not math.isfinite(score):
+        return ScoreOutcome(None, f"the model returned a non-finite score ({score})", seconds)
+    if turns is not None and not all(math.isfinite(t) for t in turns):
+        error = f"the model returned a non-finite turn score ({list(turns)})"
+        return ScoreOutcome(None, error, seconds)
+    return ScoreOutcome(score, None, seconds, turn_scores=turns)

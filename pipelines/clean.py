@@ -104,6 +104,7 @@ def _settings(config: RunConfig, prefix: str, run_info: RunInfo, options: dict) 
         "devices": config.devices if isinstance(config.devices, str) else list(config.devices),
         "threshold": config.threshold,
         "percentile": config.percentile,
+        "repair": config.repair,
         "format": config.format,
         "shard_mb": config.shard_mb,
         "runner": options.get("runner") or "DirectRunner",

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from transforms.samples.repair import REPAIRS
+
 FORMATS = ("parquet", "webdataset")
 DEFAULT_BATCH_SIZE = 16
 SOURCE_FORMATS = ("llava", "parquet", "webdataset")
@@ -78,6 +80,9 @@ class RunConfig:
     devices: str | tuple[str, ...] = "auto"
     threshold: float | None = -2.0
     percentile: float | None = None
+    # `truncate`: a conversation whose only low turns follow a good prefix keeps the prefix in
+    # clean/, the original in review/ (transforms/samples/repair.py); None repairs nothing.
+    repair: str | None = None
     format: str = "parquet"
     # Clean and review shards are closed at about this size (media plus text, in MiB).
     shard_mb: float = 256.0
@@ -155,6 +160,10 @@ def _validated(config: RunConfig) -> RunConfig:
         raise ConfigError("give exactly one of threshold or percentile")
     if config.percentile is not None and not 0 < config.percentile < 100:
         raise ConfigError(f"percentile must be between 0 and 100, got {config.percentile}")
+    if config.repair is not None and config.repair not in REPAIRS:
+        raise ConfigError(
+            f"repair must be one of {', '.join(REPAIRS)} (or absent), got {config.repair!r}"
+        )
     if not config.sources:
         raise ConfigError("the config lists no sources")
     for source in config.sources:

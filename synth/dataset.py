@@ -1,9 +1,12 @@
-"""Write the generated sample dataset in the real ALLaVA-4V and LLaVA-Video-178K layouts.
+"""Write the generated sample dataset in the real ALLaVA-4V, LLaVA-Video-178K and
+LLaVA-Instruct-665K layouts.
 
 Everything a real user would meet is reproduced at small scale: one JSON array per subset, LAION
 caption and instruct subsets sharing images, VFLAN's mixed .jpg/.png, the text subset's ``idx``
-key, and videos that exist ONLY inside a ``.tar.gz`` and are shared by the cap/oe/mc manifests.
-``labels.jsonl`` records the planted defect of every sample so a cleaning run can be scored.
+key, videos that exist ONLY inside a ``.tar.gz`` and are shared by the cap/oe/mc manifests, and
+LLaVA-Instruct's multi-turn conversations (2-6 questions about one COCO-style image).
+``labels.jsonl`` records the planted defect of every sample (and, for a multi-turn conversation,
+the turn whose answer is wrong) so a cleaning run can be scored.
 
 Output is a pure function of ``seed``: same seed, same bytes (gzip/tar mtimes pinned to 0).
 """
@@ -39,7 +42,11 @@ SOURCES = (
     "llava_video_caption",
     "llava_video_open_ended",
     "llava_video_multiple_choice",
+    "llava_instruct_multiturn",
 )
+INSTRUCT_DIR = "LLaVA-Instruct-665K"
+INSTRUCT_MANIFEST = "llava_v1_5_mix665k.json"
+MULTITURN_SOURCE = "llava_instruct_multiturn"
 VIDEO_BUCKET = "0_30_s_youtube_v0_1"
 VIDEO_DIR = "liwei_youtube_videos/videos/youtube_video_2024"
 _YT_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -51,14 +58,16 @@ def write_sample_dataset(
     images: int = 240,
     videos: int = 90,
     texts: int = 48,
+    multiturn: int = 60,
     defect_rates: dict[str, float] | None = None,
 ) -> dict:
     """Write the dataset under ``output`` and return counts per source and defect.
 
     ``images`` is split 3:3:2 over LAION caption / LAION instruct / VFLAN (240 -> 90/90/60),
-    ``videos`` evenly over cap / oe / mc. The 15-25% defect rate with every applicable class
-    present holds for subsets of >= 24 samples (six classes at 25%); smaller subsets get at
-    least one of each class, hence a higher rate. Seeds must be below 10_000 (training's range).
+    ``videos`` evenly over cap / oe / mc; ``multiturn`` conversations of 2-6 turns, each with
+    its own image. The 15-25% defect rate with every applicable class present holds for
+    subsets of >= 24 samples (six classes at 25%); smaller subsets get at least one of each
+    class, hence a higher rate. Seeds must be below 10_000 (training's range).
     ``defect_rates`` sets another target share for some sources (by name, ``SOURCES``), e.g. to
     see what a drifting source looks like from one run to the next; the others keep theirs, and
     their samples are the same bytes as without it.
@@ -182,8 +191,37 @@ def write_sample_dataset(
         _write_json(folder / file, records)
         labels += _labels(records, convs, source)
 
+    labels += _write_multiturn(
+        output / INSTRUCT_DIR, multiturn, rng_for(MULTITURN_SOURCE), rates[MULTITURN_SOURCE]
+    )
+
     _write(output / "labels.jsonl", "".join(json.dumps(row) + "\n" for row in labels).encode())
     return _summary(labels)
+
+
+def _write_multiturn(root: Path, count: int, rng: random.Random, rate: float) -> list[dict]:
+    """LLaVA-Instruct-665K-style multi-turn conversations, one COCO-style image each; a
+    defective one has one wrong answer at a random turn (label ``turn``, from 0; null for a
+    faithful one), every other answer faithful."""
+    scenes = [random_image_scene(rng) for _ in range(count)]
+    numbers = _unique_numbers(rng, count, 1, 581_929)  # COCO train2017 image ids
+    records, labels = [], []
+    for n, scene, defect in zip(
+        numbers, scenes, _defect_plan(count, C.MULTITURN_DEFECTS, rng, rate), strict=True
+    ):
+        path = f"coco/train2017/{n:012d}.jpg"
+        _write(root / path, encode_image(scene, "JPEG"))
+        turns = rng.randint(*C.MULTITURN_TURNS)
+        conversation = C.multiturn_conversation(scene, turns, rng)
+        wrong = rng.randrange(turns) if defect else None
+        if defect:
+            conversation = C.plant_wrong_turn(conversation, wrong, defect, scene, rng)
+        records.append({"id": f"{n:012d}", "image": path, "conversations": conversation})
+        labels.append(
+            {"id": f"{n:012d}", "source": MULTITURN_SOURCE, "defect": defect, "turn": wrong}
+        )
+    _write_json(root / INSTRUCT_MANIFEST, records)
+    return labels
 
 
 def _image_maker(style: str) -> Callable:

@@ -357,4 +357,5 @@ def test_reads_are_pandas_friendly(finished_run):
         "score",
         "reason",
         "content_hash",
+        "repair",
     ]

@@ -84,10 +84,11 @@ def test_remote_code_backend_needs_the_opt_in(tiny_dataset, tmp_path, offline):
 @pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [1, 7])
 def test_ixc25_cleans_the_real_dataset_layouts_offline(tmp_path, offline, batch_size):
-    """ALLaVA (LAION, VFLAN, text) and LLaVA-Video-178K (videos inside .tar.gz), as downloaded,
-    through the whole pipeline with the IXC stand-in, no network, font and CLIP local."""
+    """ALLaVA (LAION, VFLAN, text), LLaVA-Video-178K (videos inside .tar.gz) and multi-turn
+    LLaVA-Instruct, as downloaded, through the whole pipeline with the IXC stand-in, no
+    network, font and CLIP local."""
     root = tmp_path / "data"
-    write_sample_dataset(root, seed=1, images=16, videos=6, texts=4)
+    write_sample_dataset(root, seed=1, images=16, videos=6, texts=4, multiturn=4)
     options = ixc_options(tmp_path)
     config = load_config("configs/sample.yaml").with_overrides(
         root=str(root),

@@ -231,8 +231,9 @@ def test_registry_binds_options_and_rejects_unknown_ones():
         loader_for("tests.helpers:AnswerLengthModel", {"path": "/x"})
     # The bundled model loads with no options and scores.
     demo = loader_for("demo")()
-    (score,) = demo.score([Sample("x", "src", conversation("Say hi.", "Hello there.", ""))])
-    assert isinstance(score, float) and math.isfinite(score)
+    (reward,) = demo.score([Sample("x", "src", conversation("Say hi.", "Hello there.", ""))])
+    assert isinstance(reward.score, float) and math.isfinite(reward.score)
+    assert reward.turn_scores == (reward.score,)  # one turn, read by the same pass
     import pickle
 
     pickle.dumps(loader_for("vlm-value-head", {"path": "/x"}))

@@ -26,7 +26,11 @@ def test_overrides_switch_between_threshold_and_percentile():
 
 @pytest.mark.parametrize(
     "overrides, message",
-    [({"format": "csv"}, "format"), ({"percentile": 150.0}, "percentile")],
+    [
+        ({"format": "csv"}, "format"),
+        ({"percentile": 150.0}, "percentile"),
+        ({"repair": "drop-turns"}, "repair must be one of truncate"),
+    ],
 )
 def test_bad_values_are_rejected_with_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):

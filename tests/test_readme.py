@@ -40,6 +40,20 @@ COPY_IGNORE = shutil.ignore_patterns(
 )
 
 
+def _documented(name: str) -> dict:
+    """The JSON the README shows after `<!-- readme-check: NAME -->` (keys of one object)."""
+    text = (REPO / "README.md").read_text()
+    found = re.search(rf"<!-- readme-check: {name} -->\s*```json\n(.*?)```", text, re.S)
+    return json.loads("{" + found.group(1) + "}")
+
+
+def _documented(name: str) -> dict:
+    """The JSON the README shows after `<!-- readme-check: NAME -->` (keys of one object)."""
+    text = (REPO / "README.md").read_text()
+    found = re.search(rf"<!-- readme-check: {name} -->\s*```json\n(.*?)```", text, re.S)
+    return json.loads("{" + found.group(1) + "}")
+
+
 def _blocks(kind: str) -> list[tuple[str, str, str]]:
     text = (REPO / "README.md").read_text()
     return [
@@ -127,25 +141,32 @@ def test_the_sample_blocks_run_as_written_twice_in_one_copy(tmp_path):
     (copy / ".venv").symlink_to(REPO / ".venv")
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_OFFLINE": "1"}
     names = [name for name, _, _ in _sample_blocks()]
-    assert names == ["sample", "read", "datasets", "webdataset", "export", "quality"]
+    assert names == ["sample", "read", "datasets", "webdataset", "export", "repair", "quality"]
     runs = copy / "out" / "sample"
     _walk(copy, stamp, env)
     first = sorted(p.name for p in runs.iterdir())
     _walk(copy, stamp, env)  # sees the first walk's runs, export and cache
     made = sorted(p.name for p in runs.iterdir())
     run_names = [n for n in made if (runs / n / "_SUCCESS").exists() and n[0].isdigit()]
-    assert len(run_names) == 4 and sorted(runs.glob("2*")) == [runs / n for n in run_names]
-    assert (runs / "LATEST").read_text().strip() == run_names[-1]  # the second WebDataset run
+    # Each walk: the sample run, the WebDataset run, the repair run.
+    assert len(run_names) == 6 and sorted(runs.glob("2*")) == [runs / n for n in run_names]
+    assert (runs / "LATEST").read_text().strip() == run_names[-1]  # the second repair run
     exports = [n for n in made if n.startswith("export-")]
-    assert exports == [f"export-{run_names[1]}", f"export-{run_names[3]}"]
+    assert exports == [f"export-{run_names[1]}", f"export-{run_names[4]}"]
     assert set(first) < set(made)
-    assert list((runs / run_names[3] / "clean").glob("*.tar"))
-    assert list((runs / run_names[2] / "clean").glob("*.parquet"))
+    assert list((runs / run_names[4] / "clean").glob("*.tar"))
+    assert list((runs / run_names[3] / "clean").glob("*.parquet"))
     exported = runs / exports[1] / "ALLaVA-4V" / "allava_laion" / "ALLaVA-Caption-LAION-4V.json"
     assert exported.exists() and (exported.parent / "images").is_dir()
     # The second walk's runs scored nothing again: every score came from the cache.
-    second = json.loads((runs / run_names[2] / "report" / "summary.json").read_text())
+    second = json.loads((runs / run_names[3] / "report" / "summary.json").read_text())
     assert second["scoring"]["scored"] == 0 and second["scoring"]["from_cache"] > 300
+    # The repair runs show what the README says they show.
+    shown = _documented("repair-summary")
+    for repaired in (run_names[2], run_names[5]):
+        summary = json.loads((runs / repaired / "report" / "summary.json").read_text())
+        assert summary["repair"] == shown["repair"]
+        assert summary["counts"]["total"] == shown["counts"]["total"]
 
 
 @pytest.mark.slow

@@ -131,3 +131,37 @@ def test_a_checkpoints_fingerprint_follows_its_weight_files(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"x" * 11)
     assert checkpoint_fingerprint(str(tmp_path)) != first
     assert checkpoint_fingerprint("org/hub-name") is None
+
+
+def test_the_cache_serves_turn_scores_and_reads_files_written_without_them(tmp_path):
+    import pyarrow as pa
+
+    from transforms.core.record import Sample
+    from transforms.samples.score_cache import (
+        CACHED,
+        cache_key,
+        compact,
+        look_up_cached,
+        read_cache_file,
+        save_scored,
+    )
+
+    turns = conversation("Colour?", "Red.", "") + conversation("Count?", "Two.", "")
+    multi = Sample("m", "s", turns, score=0.5, turn_scores=[1.0, 0.5])
+    single = Sample("o", "s", conversation("Q?", "A.", ""), score=-1.0)
+    cache = tmp_path / "cache"
+    assert save_scored(str(cache), [multi, single]) == 2
+    # A file from before turn scores: its samples are served their score alone.
+    older = Sample("old", "s", conversation("Old?", "Yes.", ""))
+    pq.write_table(
+        pa.table({"key": [cache_key(older)], "score": [0.25]}), cache / "scores-old.parquet"
+    )
+    known = dict(kv for path in sorted(cache.glob("*.parquet")) for kv in read_cache_file(path))
+    assert known[cache_key(multi)] == (0.5, (1.0, 0.5))
+    assert known[cache_key(single)] == (-1.0, None) and known[cache_key(older)] == (0.25, None)
+    served = look_up_cached(multi.replace(score=None, turn_scores=None), known)
+    assert served.tag == CACHED and served.value.turn_scores == [1.0, 0.5]
+    assert served.value.score == 0.5 and served.value.cached
+    assert compact(str(cache), min_files=2) == 2
+    (merged,) = cache.glob("*.parquet")
+    assert dict(read_cache_file(merged)) == known

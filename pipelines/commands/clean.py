@@ -17,6 +17,7 @@ import time
 from pipelines.commands.beam_flags import check_beam_args
 from pipelines.commands.usage import EXIT_FAILED, EXIT_OK, UsageError, usage
 from pipelines.config import FORMATS, ConfigError, load_config, with_absolute_paths
+from transforms.samples.repair import REPAIRS
 
 NAME = "clean"
 # What a finished run prints under its one-line total.
@@ -46,6 +47,12 @@ def add_parser(commands) -> argparse.ArgumentParser:
     cut = clean.add_mutually_exclusive_group()
     cut.add_argument("--threshold", type=float, help="review samples scoring below this")
     cut.add_argument("--percentile", type=float, help="review the lowest P%% of each source")
+    clean.add_argument(
+        "--repair",
+        choices=REPAIRS,
+        help="truncate: keep the good prefix of a conversation whose later turns scored low "
+        "(the original goes to review/)",
+    )
     clean.add_argument("--model", help="reward backend name (default from the config)")
     clean.add_argument("--format", choices=FORMATS, help="output shard format")
     clean.add_argument(
@@ -160,6 +167,7 @@ def config_for(args: argparse.Namespace):
         score_cache=score_cache,
         threshold=args.threshold,
         percentile=args.percentile,
+        repair=args.repair,
         format=args.format,
         max_error_fraction=args.max_error_fraction,
         trust_remote_code=True if args.trust_remote_code else None,
@@ -199,9 +207,11 @@ def _run(config, overwrite: bool, beam_args: list[str], runs_folder: str) -> int
 
 def _print_summary(summary: dict, score_cache: str | None) -> None:
     total = summary["counts"]["total"]
+    repaired = f" ({total['repaired']} repaired)" if total.get("repaired") else ""
     print(
-        f"rmclean: {total['input']} samples -> {total['clean']} clean, {total['review']} review, "
-        f"{total['errors']} errors in {summary['durations']['wall_seconds']:.1f}s"
+        f"rmclean: {total['input']} samples -> {total['clean']} clean{repaired}, "
+        f"{total['review']} review, {total['errors']} errors in "
+        f"{summary['durations']['wall_seconds']:.1f}s"
     )
     print(f"rmclean: {_scoring_line(summary.get('scoring') or {}, score_cache)}")
     for name in OUTPUTS:

@@ -72,7 +72,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "--scale",
         type=_scale,
         default=1,
-        help="samples per source, as a multiple of the default (378 samples in all)",
+        help="samples per source, as a multiple of the default (438 samples in all)",
     )
     sample.add_argument(
         "--verbose", action="store_true", help="print what was generated, per subset"
@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         images=240 * args.scale,
         videos=90 * args.scale,
         texts=48 * args.scale,
+        multiturn=60 * args.scale,
         defect_rates=dict(args.defect_rate),
     )
     if args.verbose:

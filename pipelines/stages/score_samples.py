@@ -109,8 +109,8 @@ class ScoreSamples(beam.PTransform):
                 | "CacheFiles" >> beam.Create(cache_files(cache_dir))
                 | "ReadCache" >> beam.FlatMap(read_cache_file)
             )
-            # (key, score) pairs: small enough for a side input, which keeps the
-            # media-carrying samples out of a GroupByKey.
+            # (key, (score, turn scores)) pairs: small enough for a side input, which keeps
+            # the media-carrying samples out of a GroupByKey.
             looked_up = guarded(
                 to_score,
                 "LookUpScoreCache",

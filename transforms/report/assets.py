@@ -25,6 +25,15 @@ td.num,th.num{text-align:right}
 .missing{width:120px;min-height:60px;background:#eee;color:#a00;font-size:12px;padding:4px}
 .turn{white-space:pre-wrap;word-break:break-word;max-width:640px;margin-bottom:4px}
 .role{font-weight:bold;color:#555;margin-right:.4em}
+.turn.low-turn{border-left:4px solid #c62828;padding-left:6px;background:#fdecea}
+.turn-strip{display:flex;flex-wrap:wrap;gap:3px;align-items:center;margin-bottom:6px}
+.turn-cell{display:inline-block;min-width:3.2em;padding:1px 4px;border:1px solid #9bbf9b;
+  background:#e8f5e9;font-size:12px;text-align:center;border-radius:3px}
+.turn-cell .turn-number{display:block;font-size:10px;color:#555}
+.turn-cell.low{background:#f8d7da;border-color:#d9534f}
+.turn-cell.first-low{background:#c62828;color:#fff;border:2px solid #7f0000;font-weight:bold}
+.turn-cell.first-low .turn-number{color:#fff}
+.turn-cell.kept{text-decoration:underline}
 .origin{font-size:12px;color:#555;word-break:break-all;max-width:260px}
 .filters{position:sticky;top:0;z-index:1;background:#fff;padding:6px 0;
   border-bottom:1px solid #ddd;display:flex;flex-wrap:wrap;gap:.6em;align-items:center}

@@ -48,6 +48,7 @@ from transforms.report.scan import (
     scan_errors,
     scan_scores,
 )
+from transforms.report.summary import REPAIRED, REPAIRED_ORIGINALS
 from transforms.report.thumbs import ThumbWriter
 from transforms.review.evidence import MIN_DECISIONS_PER_BAND
 from transforms.samples.route import CLEAN, DROPPED, ERRORS, REVIEW
@@ -63,10 +64,15 @@ def _summary_html(summary: dict[str, Any]) -> str:
     else:
         cut = "–"
     wall = (summary.get("durations") or {}).get("wall_seconds")
+    repair = summary.get("repair")
+    if isinstance(repair, dict):
+        kept = repair.get("repaired", 0)
+        repair = f"{repair.get('mode')}: {kept} conversation(s) kept their good start"
     settings = [
         ("dataset", summary.get("dataset")),
         ("model", summary.get("model")),
         ("review rule", cut),
+        ("repair", repair),
         ("runner", summary.get("runner")),
         ("format", summary.get("format")),
         ("duration", f"{wall:.1f} s" if isinstance(wall, (int, float)) else None),
@@ -82,14 +88,16 @@ def _summary_html(summary: dict[str, Any]) -> str:
     )
     counts = summary.get("counts") or {}
     cuts = summary.get("cuts") or {}
-    columns = ["input", CLEAN, REVIEW] + ([DROPPED] if DROPPED in counts.get("total", {}) else [])
+    total = counts.get("total") or {}
+    columns = ["input", CLEAN, REVIEW] + ([DROPPED] if DROPPED in total else [])
     columns.append(ERRORS)
+    # A repaired run: the kept prefixes (counted in clean) and their originals (in review/).
+    columns += [key for key in (REPAIRED, REPAIRED_ORIGINALS) if key in total]
     header = "".join(f'<th class="num">{c}</th>' for c in columns)
     body = ""
     for source, c in sorted((counts.get("per_source") or {}).items()):
         cells = "".join(f'<td class="num">{escape(str(c.get(k, 0)))}</td>' for k in columns)
         body += f"<tr><td>{escape(source)}</td>{cells}<td>{num(cuts.get(source))}</td></tr>"
-    total = counts.get("total") or {}
     cells = "".join(f'<td class="num">{escape(str(total.get(k, 0)))}</td>' for k in columns)
     return (
         f'<table class="settings">{rows}</table><h2>Counts</h2>'
@@ -265,7 +273,7 @@ def write_html_report(
     root = root.rstrip("/")
     summary = load_summary(fs, root) if summary is None else summary
     report_dir = f"{root}/report"
-    pages = ReviewPages(max_rows_per_source)
+    pages = ReviewPages(max_rows_per_source, summary.get("cuts") or {})
     decode_video = KillableVideoDecoder(VIDEO_TIMEOUT_S)
     try:
         histograms, near = scan_scores(fs, root, summary.get("cuts") or {}, pages.count)

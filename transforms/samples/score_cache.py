@@ -1,9 +1,10 @@
 """A score cache so weekly reruns score only what is new.
 
 Keyed by (model id, content of the sample: conversation and media bytes), kept as Parquet
-files under one folder per model id. Scores are persisted as they are computed (every 64
-samples or 30 seconds), so a run that dies has saved what it scored and a rerun skips those
-samples.
+files under one folder per model id; each row holds the score and, from a backend that reads
+them, the turn scores (null otherwise, and in files written before turn scores existed).
+Scores are persisted as they are computed (every 64 samples or 30 seconds), so a run that dies
+has saved what it scored and a rerun skips those samples.
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ from transforms.core.record import Sample
 from transforms.core.storage import glob_paths, open_for_write
 
 _log = logging.getLogger(__name__)
-SCHEMA = pa.schema([("key", pa.string()), ("score", pa.float64())])
+SCHEMA = pa.schema(
+    [("key", pa.string()), ("score", pa.float64()), ("turn_scores", pa.list_(pa.float64()))]
+)
 CACHED = "cached"
+# What the cache knows about one sample: (score, turn scores or None).
+Cached = tuple[float, "tuple[float, ...] | None"]
 
 
 def model_cache_id(models_used: list) -> str:
@@ -48,17 +53,17 @@ def cache_files(directory: str) -> list[str]:
     return glob_paths(f"{directory.rstrip('/')}/*.parquet")
 
 
-def read_cache_file(path: str) -> Iterator[tuple[str, float]]:
-    """The (key, score) pairs of one cache file; an unreadable file is skipped with a warning
-    (its samples are simply scored again), never the end of the run."""
+def read_cache_file(path: str) -> Iterator[tuple[str, Cached]]:
+    """The (key, (score, turn scores)) pairs of one cache file; an unreadable file is skipped
+    with a warning (its samples are simply scored again), never the end of the run."""
     try:
         with fsspec.open(path, "rb") as handle:
             for batch in pq.ParquetFile(handle).iter_batches(batch_size=65536):
-                yield from zip(
-                    batch.column("key").to_pylist(),
-                    batch.column("score").to_pylist(),
-                    strict=True,
-                )
+                keys, scores = batch.column("key").to_pylist(), batch.column("score").to_pylist()
+                has_turns = "turn_scores" in batch.schema.names
+                turns = batch.column("turn_scores").to_pylist() if has_turns else [None] * len(keys)
+                for key, score, turn_scores in zip(keys, scores, turns, strict=True):
+                    yield key, (score, tuple(turn_scores) if turn_scores is not None else None)
     except Exception as exc:  # noqa: BLE001 - a cache is an optimisation, not input data
         _log.warning(
             "score cache file %s is unreadable (%s); its samples will be rescored", path, exc
@@ -86,16 +91,19 @@ def compact(directory: str, min_files: int = 64) -> int:
     return len(paths)
 
 
-def look_up_cached(sample: Sample, known_scores: dict[str, float]):
+def look_up_cached(sample: Sample, known_scores: dict[str, Cached]):
     """Samples whose content has a cached score skip decoding and scoring."""
-    score = known_scores.get(cache_key(sample))
-    if score is None:
+    known = known_scores.get(cache_key(sample))
+    if known is None:
         return sample
-    return beam.pvalue.TaggedOutput(CACHED, sample.replace(score=score, cached=True))
+    score, turns = known
+    cached = sample.replace(score=score, turn_scores=list(turns) if turns else None, cached=True)
+    return beam.pvalue.TaggedOutput(CACHED, cached)
 
 
 class PersistScores(beam.DoFn):
-    """Pass scored samples through, appending (key, score) to the cache as they come.
+    """Pass scored samples through, appending (key, score, turn scores) to the cache as they
+    come.
 
     Rows reach the cache every `flush_every` samples or `flush_seconds`, whichever comes
     first (a timer covers a slow model that sends nothing for a while), so a killed run loses
@@ -108,7 +116,7 @@ class PersistScores(beam.DoFn):
         self._flush_seconds = flush_seconds
 
     def setup(self):
-        self._rows: list[tuple[str, float]] = []
+        self._rows: list[tuple[str, float, list[float] | None]] = []
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         _LIVE.add(self)
@@ -117,7 +125,7 @@ class PersistScores(beam.DoFn):
 
     def process(self, sample: Sample):
         try:
-            row = (cache_key(sample), sample.score)
+            row = (cache_key(sample), sample.score, sample.turn_scores)
         except Exception:  # noqa: BLE001 - an uncacheable sample is scored again next run
             _log.warning("sample %s (%s) could not be cached", sample.id, sample.origin)
             row = None
@@ -164,7 +172,7 @@ def save_scored(directory: str, samples: list[Sample]) -> int:
     """Cache the finite scores of `samples` now (an interrupted run's last batches); return
     how many."""
     rows = [
-        (cache_key(s), s.score)
+        (cache_key(s), s.score, s.turn_scores)
         for s in samples
         if isinstance(s.score, float) and math.isfinite(s.score)
     ]
@@ -173,10 +181,11 @@ def save_scored(directory: str, samples: list[Sample]) -> int:
     return len(rows)
 
 
-def write_scores(directory: str, rows: list[tuple[str, float]]) -> None:
-    """One cache file of (key, score) rows."""
-    keys, scores = zip(*rows, strict=True)
-    _write_table(directory, pa.table({"key": list(keys), "score": list(scores)}, schema=SCHEMA))
+def write_scores(directory: str, rows: list[tuple[str, float, list[float] | None]]) -> None:
+    """One cache file of (key, score, turn scores or None) rows."""
+    keys, scores, turns = zip(*rows, strict=True)
+    columns = {"key": list(keys), "score": list(scores), "turn_scores": list(turns)}
+    _write_table(directory, pa.table(columns, schema=SCHEMA))
 
 
 def _write_table(directory: str, table: pa.Table) -> None:
