@@ -92,3 +92,42 @@ def test_reruns_report_what_changed_since_the_last_run(tmp_path):
     assert history[0]["input_fingerprint"] == history[1]["input_fingerprint"]
     assert history[2]["input_fingerprint"] != history[1]["input_fingerprint"]
     assert len({e["model_fingerprint"] for e in history}) == 1
+
+
+@pytest.mark.slow
+def test_a_repaired_conversation_is_one_sample_to_compare(tmp_path):
+    """With `repair: truncate` a conversation has two rows in the index (the kept prefix in
+    clean/, the original in review/): compare counts it once, as the run's counts do, so the
+    same data twice shows nothing, and a run without repair lists exactly the repaired ones."""
+    write_sample_dataset(tmp_path / "data", seed=0)
+    runs = tmp_path / "out"
+
+    def clean(name: str, repair: str | None) -> dict:
+        config = load_config(REPO / "configs" / "sample.yaml").with_overrides(
+            root=str(tmp_path / "data"),
+            output=str(runs / name),
+            score_cache=str(runs / "score-cache"),
+            repair=repair,
+        )
+        return run(config, ["--runner=FnApiRunner"])
+
+    first = clean("1", "truncate")
+    repaired = first["repair"]["repaired"]
+    assert repaired > 0
+    again = clean("2", "truncate")["since_last_run"]
+    assert again["route_changes"]["count"] == 0 and again["max_psi"]["value"] < 0.01
+    for stats in again["per_source"].values():
+        assert stats["samples"]["added"] == stats["samples"]["removed"] == 0
+        assert stats["samples"]["changed"] == 0
+        assert stats["input"]["change"] == 0
+
+    unrepaired = clean("3", None)["since_last_run"]
+    listed = [
+        json.loads(line)
+        for line in (runs / "3" / "report" / "route_changes.jsonl").read_text().splitlines()
+    ]
+    assert unrepaired["route_changes"]["count"] == len(listed) == repaired
+    assert {(c["before"]["route"], c["after"]["route"]) for c in listed} == {("clean", "review")}
+    assert all(c["before"]["reason"] == "repaired" for c in listed)
+    for stats in unrepaired["per_source"].values():
+        assert stats["samples"]["changed"] == stats["samples"]["added"] == 0

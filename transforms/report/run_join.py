@@ -26,10 +26,11 @@ from transforms.core.json_lines import json_line
 from transforms.core.sorted_spool import SortedSpool
 from transforms.core.storage import glob_paths
 from transforms.io.shard_index import INDEX_DIR, iter_index
-from transforms.samples.route import ERRORS
+from transforms.samples.repair import ORIGINAL, REPAIRED
+from transforms.samples.route import CLEAN, ERRORS
 
 ROUTE_CHANGES = "report/route_changes.jsonl"
-INDEX_COLUMNS = ["source", "id", "origin", "score", "reason", "content_hash"]
+INDEX_COLUMNS = ["source", "id", "origin", "score", "reason", "content_hash", "repair"]
 # Small sort buffers: a 100k-sample compare then holds no more than a 10k one (bench/).
 ROW_BUFFER_BYTES = 2 << 20
 SCORE_BUFFER_BYTES = 1 << 20
@@ -63,15 +64,20 @@ def _run_rows(prefix: str) -> Iterator[tuple[str, str, Row]]:
         route = index_file.rsplit("/", 1)[-1].removesuffix(".parquet")
         columns = [c for c in INDEX_COLUMNS if c in _index_columns(index_file)]
         for row in iter_index(index_file, columns):
+            repair = row.get("repair")
+            if repair == REPAIRED:
+                continue  # a repaired conversation is one sample: its original's row below
             yield (
                 str(row["source"]),
                 str(row["id"]),
                 Row(
                     str(row.get("origin") or ""),
+                    # The original's hash is the input's, comparable with a run without repair.
                     str(row.get("content_hash") or ""),
-                    route,
+                    # Counted as clean, as the run's own counts do, its score the original's.
+                    CLEAN if repair == ORIGINAL else route,
                     _finite(row.get("score")),
-                    row.get("reason"),
+                    "repaired" if repair == ORIGINAL else row.get("reason"),
                 ),
             )
     for errors_file in glob_paths(f"{prefix}/errors/*.jsonl"):
