@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import install_stamp
+
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 
@@ -71,11 +73,8 @@ def test_export_passes_its_variables_to_the_cli():
 
 def test_make_test_says_how_long_it_took_on_which_machine():
     """Test times are measured by `make test` itself, with the cores and the load beside them."""
-    stamps = sorted((REPO / ".venv").glob(".installed-*"))
-    if len(stamps) != 1:
-        pytest.skip("needs one install stamp in .venv (run `make install`)")
     result = subprocess.run(
-        ["make", "--no-print-directory", "-o", f".venv/{stamps[0].name}", "test-fast",
+        ["make", "--no-print-directory", "-o", install_stamp(REPO), "test-fast",
          "PYTEST_ARGS=tests/test_makefile.py -k mistyped -p no:cacheprovider"],
         cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
