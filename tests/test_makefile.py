@@ -52,7 +52,7 @@ def test_a_torch_index_on_an_existing_venv_reinstalls_torch_from_it():
 
 def test_install_adds_the_ixc_extra_with_torch_held_at_its_installed_version():
     """torchvision must be the build for the torch already there, not pull a newer torch."""
-    commands = make("install", "EXTRAS=dev,ixc").stdout
+    commands = make("--always-make", "install").stdout
     assert "pip install --quiet -e '.[dev,ixc]'" in commands
     assert '"torch==$(.venv/bin/python -c' in commands
     assert "EXTRAS ?= dev,ixc" in (REPO / "Makefile").read_text()
