@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from models.ixc25_checks import check_packages, check_tensor_names
 from models.ixc25_inputs import (
     IMAGE_HERE,
     ixc_chat,
@@ -38,8 +39,8 @@ from models.ixc25_inputs import (
     video_geometry,
     write_media,
 )
-from models.ixc25_loading import load_ixc_model
-from models.ixc25_offline import cached_hub_file, check_offline_assets, hub_reachable
+from models.ixc25_loading import ATTENTIONS, load_ixc_model
+from models.ixc25_offline import cached_hub_file, check_offline_assets, hub_reachable, local_clip
 from models.loading import (
     ModelConfigError,
     check_device,
@@ -77,7 +78,14 @@ DEFAULTS: dict[str, Any] = {
     "remote_code_allowlist": [],
     # Where the per-call media directories go (default: the system temp dir).
     "tmp_dir": None,
+    # auto: flash-attn when it imports, else torch's scaled-dot-product attention; or
+    # flash_attention_2, sdpa, eager (the checkpoint's own quadratic-memory choice).
+    "attention": "auto",
+    # batched: inputs built ahead from the decoded media, one vision pass and one forward per
+    # micro-batch (`ixc25_batched.py`); upstream: the checkpoint's own get_scores.
+    "engine": "batched",
 }
+ENGINES = ("batched", "upstream")
 
 
 class RemoteCodeNotAllowed(ModelConfigError):
@@ -166,17 +174,19 @@ class Ixc25RewardModel(MicroBatchedModel):
         return normalise_scores(raw, len(samples))
 
     def _autocast(self):
-        # The model's own evaluation runs under CUDA autocast; on the CPU it runs as loaded.
-        if self.device.type == "cuda" and self.dtype in (torch.float16, torch.bfloat16):
-            return torch.autocast("cuda", dtype=self.dtype)
+        # The model's own evaluation runs under autocast: its vision tower hands fp32 features
+        # to a bf16 projector. The CPU gets the same, so bf16 works there as on CUDA.
+        if self.dtype in (torch.float16, torch.bfloat16):
+            return torch.autocast(self.device.type, dtype=self.dtype)
         return contextlib.nullcontext()
 
 
 def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None:
-    """Everything load_ixc25 would refuse, found without loading weights (one-line errors).
-
-    Files and the device are checked only when the workers run on this machine
-    (`workers_here`); remote workers (Dataflow, Spark) see their own files and GPUs.
+    """Everything load_ixc25 would refuse, found without loading weights (one-line errors):
+    the opt-in and options; where the workers run on this machine (`workers_here`; remote
+    workers such as Dataflow's or Spark's see their own files, packages and GPUs), the
+    checkpoint, font and vision tower, the packages its code imports, the device, and whether
+    the checkpoint's tensor names fill the model its code builds (`ixc25_checks.py`).
     """
     options = take_options("ixc25", options, DEFAULTS)
     path = str(options["path"])
@@ -186,6 +196,11 @@ def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None
     for key in ("hd_num", "max_length", "video_tokens"):
         if not isinstance(options[key], int) or options[key] < 1:
             raise ModelConfigError(f"ixc25: {key} must be a positive integer, got {options[key]!r}")
+    for key, allowed in (("engine", ENGINES), ("attention", ATTENTIONS)):
+        if options[key] not in allowed:
+            raise ModelConfigError(
+                f"ixc25: {key} must be one of {', '.join(allowed)}, got {options[key]!r}"
+            )
     if not workers_here:
         return
     if os.path.isdir(path):
@@ -200,7 +215,16 @@ def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None
             f"{path}`"
         )
     check_offline_assets(options["font_path"], options["clip_path"])
+    check_packages()
     check_device("ixc25", path, options["device"])
+    folder = path if os.path.isdir(path) else _cached_snapshot(path)
+    if folder:
+        check_tensor_names(folder, local_clip(options["clip_path"]))
+
+
+def _cached_snapshot(repo: str) -> str | None:
+    config_file = cached_hub_file(repo, "config.json")
+    return os.path.dirname(config_file) if config_file else None
 
 
 def load_ixc25(options: dict[str, Any] | None = None) -> Ixc25RewardModel:
@@ -213,8 +237,14 @@ def load_ixc25(options: dict[str, Any] | None = None) -> Ixc25RewardModel:
     check_device("ixc25", path, options["device"])
     device = resolve_device(options["device"])
     dtype = resolve_dtype(options["dtype"], device)
-    model = load_ixc_model(path, device, dtype, options["font_path"], options["clip_path"])
-    return Ixc25RewardModel(model, device, dtype, options)
+    model = load_ixc_model(
+        path, device, dtype, options["font_path"], options["clip_path"], options["attention"]
+    )
+    if options["engine"] == "upstream":
+        return Ixc25RewardModel(model, device, dtype, options)
+    from models.ixc25_batched import Ixc25BatchedModel
+
+    return Ixc25BatchedModel(model, device, dtype, options)
 
 
 def _estimator(options: dict[str, Any]) -> IxcTokenEstimator:
