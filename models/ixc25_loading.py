@@ -22,7 +22,7 @@ under transformers 5's names (`ixc25_names.py`), every key accounted for.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import json
 import logging
 import os
@@ -63,6 +63,15 @@ def fill_max_length(config: Any, folder: str) -> None:
 ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
 
 
+def _flash_attn_imports() -> bool:
+    # Imported, not just found: a wheel built for another torch is installed but fails here.
+    try:
+        importlib.import_module("flash_attn")
+    except Exception:  # noqa: BLE001 - any failure means the code's flash path would fail
+        return False
+    return True
+
+
 def choose_attention(config: Any, wanted: str, modules: list[Any]) -> str:
     """The attention the code's decoder layers will build, set on `config`.
 
@@ -72,7 +81,7 @@ def choose_attention(config: Any, wanted: str, modules: list[Any]) -> str:
     if wanted not in ATTENTIONS:
         raise ModelConfigError(f"ixc25: attention must be one of {', '.join(ATTENTIONS)}")
     asked = getattr(config, "attn_implementation", None)
-    has_flash = importlib.util.find_spec("flash_attn") is not None
+    has_flash = _flash_attn_imports()
     usable = wanted
     if wanted == "auto":
         usable = "flash_attention_2" if has_flash else SDPA

@@ -279,7 +279,8 @@ def build_ixc_tokenizer(directory: Path) -> None:
     points AutoTokenizer at the checkpoint's InternLM2Tokenizer."""
     import sentencepiece as spm
 
-    text = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))]
+    words = [*WORDS, "user", "assistant", "system"]
+    text = [" ".join(words[i:] + words[:i]) for i in range(len(words))]
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(text),
@@ -294,8 +295,10 @@ def build_ixc_tokenizer(directory: Path) -> None:
         pad_id=-1,
         byte_fallback=True,
         character_coverage=1.0,
+        # InternLM2's: text as it is, no "▁" put in front ([UNUSED_TOKEN_146] then "system").
         normalization_rule_name="identity",
         remove_extra_whitespaces=False,
+        add_dummy_prefix=False,
         minloglevel=2,
     )
     (directory / "tokenizer.model").write_bytes(model.getvalue())
