@@ -1,10 +1,11 @@
-"""InternLM-XComposer2.5-Reward through its own remote-code `get_scores` API.
+"""InternLM-XComposer2.5-Reward: its options, checks and loader, and its `get_scores` engine.
 
-The model reads media from FILE PATHS and picks image vs video by extension, so each call
-writes the batch's media bytes to a fresh temporary directory (per worker process, per call)
-and removes it afterwards, also when scoring fails. Its code comes with the checkpoint
-(`trust_remote_code`), so it only runs after an explicit opt-in, and it is loaded the way
-`ixc25_loading` explains (transformers 5, offline, no meta device).
+Its code comes with the checkpoint (`trust_remote_code`), so it only runs after an explicit
+opt-in, and it is loaded the way `ixc25_loading` explains (transformers 5, offline, no meta
+device). Two engines score with it: `batched` (the default, `ixc25_batched.py`) and
+`upstream`, here: the code's own `get_scores`, which reads media from FILE PATHS and picks
+image vs video by extension, so each call writes the batch's media bytes to a fresh temporary
+directory (per worker process, per call) and removes it afterwards, also when scoring fails.
 
 What the code does with a conversation, and how this backend meets it:
 - one image or video and no `<ImageHere>` in the text: it puts the media first itself, so
@@ -122,7 +123,8 @@ def normalise_scores(raw: Any, count: int) -> list[float]:
 
 
 class Ixc25RewardModel(MicroBatchedModel):
-    """`RewardModel` over a loaded IXC-2.5-Reward (or any model with the same get_scores API)."""
+    """`RewardModel` over a loaded IXC-2.5-Reward's get_scores (engine: upstream), or any
+    model with the same API."""
 
     name = "ixc25"
 
