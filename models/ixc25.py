@@ -71,7 +71,11 @@ DEFAULTS: dict[str, Any] = {
     # Local copies of what the model's code downloads while it loads (README, ixc25).
     "font_path": None,
     "clip_path": None,
-    # Token budget of one get_scores call (padded: samples x longest); None = the whole batch.
+    # Padded tokens (samples x longest) of one forward pass: the run's batch is split into
+    # length-sorted micro-batches within it, which bounds activation memory (about 330 KB a
+    # token in fp32 on the CPU at the real width, half in bf16). A smaller max_batch_tokens of
+    # the run wins; a longer sample gets a forward of its own.
+    "forward_tokens": 16384,
     "max_batch_tokens": None,
     "max_batch_size": None,
     "video_tokens": IXC_VIDEO_TOKENS,
@@ -135,7 +139,8 @@ class Ixc25RewardModel(MicroBatchedModel):
         self.dtype = dtype
         self.hd_num = int(options["hd_num"])
         self.max_length = int(options["max_length"])
-        self.max_batch_tokens = options["max_batch_tokens"]
+        run_budget, forward = options["max_batch_tokens"], int(options["forward_tokens"])
+        self.max_batch_tokens = min(run_budget, forward) if run_budget else forward
         self.max_batch_size = options["max_batch_size"]
         self.tmp_dir = options["tmp_dir"]
         self.video_tokens = int(options["video_tokens"])
@@ -195,7 +200,7 @@ def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None
     check_remote_code_allowed(
         path, bool(options["trust_remote_code"]), options["remote_code_allowlist"] or []
     )
-    for key in ("hd_num", "max_length", "video_tokens"):
+    for key in ("hd_num", "max_length", "video_tokens", "forward_tokens"):
         if not isinstance(options[key], int) or options[key] < 1:
             raise ModelConfigError(f"ixc25: {key} must be a positive integer, got {options[key]!r}")
     for key, allowed in (("engine", ENGINES), ("attention", ATTENTIONS)):

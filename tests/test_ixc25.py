@@ -210,6 +210,11 @@ def test_loads_offline_with_every_weight_from_the_checkpoint(parts, offline, cap
         "InternLM2SdpaAttention"
     }
     assert raw.max_length == 16384  # filled from config.json
+    # The checkpoint's own slow sentencepiece tokenizer: BOS first, turn markers one id each.
+    assert type(model.tokenizer).__name__ == "InternLM2Tokenizer"
+    ids = model.tokenizer("[UNUSED_TOKEN_146]user\nhi</s>[UNUSED_TOKEN_130]").input_ids
+    assert ids[0] == model.tokenizer.bos_token_id and ids[-2] == model.tokenizer.eos_token_id
+    assert ids[1] == model.tokenizer.convert_tokens_to_ids("[UNUSED_TOKEN_146]")
     assert raw.config.use_cache is False  # scoring keeps no key/value cache
     saved = {as_transformers_5(k): v for k, v in saved_tensors(parts["path"]).items()}
     loaded = raw.state_dict()
@@ -452,7 +457,8 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def batched_scores(model) -> dict[str, float]:
-    """Every sample scored in one micro-batch of the batched engine."""
+    """Every sample scored in one batch of the batched engine (its micro-batches as
+    forward_tokens cuts them)."""
     batch = samples()
     return dict(zip([s.id for s in batch], model.score(batch), strict=True))
 
@@ -476,9 +482,40 @@ def test_batched_engine_is_the_default_and_encodes_every_medium_in_one_vision_pa
         calls.append(len(images))
         return original(images, glb, sub)
 
+    forwards = []
+    original_forward = model._forward
+
+    def counting(batch):
+        forwards.append(len(batch.sequences))
+        return original_forward(batch)
+
     monkeypatch.setattr(model.model.vit, "forward", recording)
+    monkeypatch.setattr(model, "_forward", counting)
     model.score(samples())  # 1 + 1 + 1 + 2 + 3 + 0 + 1 media
-    assert calls == [9]
+    assert sum(calls) == 9 and sum(forwards) == 7
+    # One vision pass per micro-batch (each of these holds an image or a video).
+    assert len(calls) == len(forwards)
+
+
+@pytest.mark.parametrize("engine", ["batched", "upstream"])
+def test_forward_tokens_bound_every_forward_pass(parts, model, engine):
+    bounded = loader_for("ixc25", options(parts, forward_tokens=3000, engine=engine))()
+    sizes = []
+    original = bounded.model.forward
+
+    def recording(*args, **kwargs):
+        embeds = kwargs["inputs_embeds"]
+        sizes.append((embeds.shape[0], embeds.shape[0] * embeds.shape[1]))
+        return original(*args, **kwargs)
+
+    bounded.model.forward = recording
+    batch = samples()
+    assert bounded.score(batch) == pytest.approx(model.score(batch), abs=ATOL)
+    assert len(sizes) > 1
+    assert all(tokens <= 3000 or rows == 1 for rows, tokens in sizes), sizes
+    # The run's own budget wins where it is smaller.
+    run_budget = loader_for("ixc25", options(parts, max_batch_tokens=2000))()
+    assert run_budget.max_batch_tokens == 2000 and model.max_batch_tokens == 16384
 
 
 def decode_as_the_pipeline_does(data: bytes) -> np.ndarray:
@@ -573,14 +610,14 @@ def test_token_budget_micro_batches_give_the_same_scores(model, parts):
 @pytest.fixture()
 def encoded(upstream, monkeypatch) -> list:
     """What each apply_chat_template call of the upstream engine saw: (its media, its
-    length before any cut)."""
+    length before any cut, the conversation)."""
     seen = []
     raw = upstream.model
     original = raw.apply_chat_template
 
     def recording(conversation, image, *args, **kwargs):
         embeds, im_mask, length = original(conversation, image, *args, **kwargs)
-        seen.append((list(image), length))
+        seen.append((list(image), length, conversation))
         return embeds, im_mask, length
 
     monkeypatch.setattr(raw, "apply_chat_template", recording)
@@ -631,8 +668,9 @@ def test_system_turns_are_real_system_turns(upstream, monkeypatch):
 
 def test_token_count_is_exactly_what_the_model_reads(upstream, encoded):
     batch = samples()
-    upstream.score(batch)
-    read = [length for _, length in encoded[-len(batch) :]]
+    upstream.score(batch)  # in length-sorted micro-batches: match each call to its sample
+    length_of = {json.dumps(chat): length for _, length, chat in encoded}
+    read = [length_of[json.dumps(ixc_chat(s))] for s in batch]
     assert [upstream.sample_tokens(s) for s in batch] == read
     # The estimate that sizes Beam's batches (no tokenizer, no file reads) is close to it.
     estimate = token_estimator_for("ixc25", {})
@@ -715,3 +753,17 @@ def test_media_files_are_removed_after_each_call_even_on_failure(parts, tmp_path
     with pytest.raises(RuntimeError, match="out of memory"):
         model.score(samples()[:2])
     assert os.listdir(work) == []
+
+
+def test_the_readme_names_every_ixc25_option_and_the_measured_memory():
+    from models.ixc25 import DEFAULTS
+
+    repo = Path(__file__).resolve().parent.parent
+    section = (repo / "README.md").read_text().split("### `ixc25`")[1].split("\n### ")[0]
+    run_level = {"path", "dtype", "device", "trust_remote_code", "remote_code_allowlist"}
+    for option in set(DEFAULTS) - run_level - {"max_batch_tokens", "max_batch_size"}:
+        assert f"`{option}`" in section, option
+    results = json.loads((repo / "bench" / "results" / "ixc_memory_cpu.json").read_text())
+    for dtype in ("fp32", "bf16"):
+        peak = results["runs"][dtype]["peak_rss_mib"] / 1024
+        assert f"{peak:.1f} GiB in {dtype}" in section, dtype
