@@ -162,6 +162,7 @@ def run(work: Path, root: Path, model: dict, dtype: str, engine: str) -> dict:
         "wall_s": round(wall, 1),
         "counts": summary["counts"]["total"],
         "scored": summary["scoring"]["scored"],
+        "batches": summary["batches"],  # how Beam batched them: one batch of 16 by default
     }
 
 
