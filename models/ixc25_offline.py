@@ -13,6 +13,7 @@ import io
 import os
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -23,6 +24,7 @@ from models.loading import ModelConfigError
 
 FONT_REPO, FONT_FILE = "internlm/internlm-xcomposer2d5-7b", "SimHei.ttf"
 CLIP_REPO = "internlm/internlm-xcomposer2d5-clip"
+_PATCHING = threading.RLock()
 FONT_HINT = (
     f"download it once (`hf download {FONT_REPO} {FONT_FILE} "
     "--local-dir data/models/fonts`) and set `font_path: data/models/fonts/SimHei.ttf`"
@@ -159,18 +161,19 @@ def served_locally(
     list that collects the vision towers the code builds, whose weights come from `clip`
     rather than the checkpoint.
     """
-    built: list[torch.nn.Module] = []
-    replaced: list[tuple[Any, str, Any]] = []
-    for module in checkpoint_modules(cls):
-        if font and hasattr(module, "urlopen"):
-            replaced.append((module, "urlopen", module.urlopen))
-            module.urlopen = _offline_urlopen(font)
-        original = getattr(module, "CLIPVisionModel", None)
-        if clip and isinstance(original, type):
-            replaced.append((module, "CLIPVisionModel", original))
-            module.CLIPVisionModel = _local_clip_class(original, clip, built, weights)
-    try:
-        yield built
-    finally:
-        for module, name, value in reversed(replaced):
-            setattr(module, name, value)
+    with _PATCHING:  # two loads in one process must not wrap each other's patches
+        built: list[torch.nn.Module] = []
+        replaced: list[tuple[Any, str, Any]] = []
+        for module in checkpoint_modules(cls):
+            if font and hasattr(module, "urlopen"):
+                replaced.append((module, "urlopen", module.urlopen))
+                module.urlopen = _offline_urlopen(font)
+            original = getattr(module, "CLIPVisionModel", None)
+            if clip and isinstance(original, type):
+                replaced.append((module, "CLIPVisionModel", original))
+                module.CLIPVisionModel = _local_clip_class(original, clip, built, weights)
+        try:
+            yield built
+        finally:
+            for module, name, value in reversed(replaced):
+                setattr(module, name, value)
