@@ -153,6 +153,7 @@ def run(work: Path, root: Path, model: dict, dtype: str, engine: str) -> dict:
     command = [
         sys.executable, "-m", "pipelines.cli", "clean",
         "--config", str(config_file), "--output", str(out), "--overwrite",
+        "--no-score-cache",  # every run scores: a cached score would skip the model
     ]  # fmt: skip
     wall, peak = peak_rss(command, REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     summary = json.loads((out / "report" / "summary.json").read_text())
