@@ -53,6 +53,14 @@ def test_a_torch_index_on_an_existing_venv_reinstalls_torch_from_it():
     assert f'pip install --quiet {index} "torch==2.13.0" torchvision' in result.stdout
 
 
+def test_install_adds_the_ixc_extra_with_torch_held_at_its_installed_version():
+    """torchvision must be the build for the torch already there, not pull a newer torch."""
+    commands = make("--always-make", "install").stdout
+    assert "pip install --quiet -e '.[dev,ixc]'" in commands
+    assert '"torch==$(.venv/bin/python -c' in commands
+    assert "EXTRAS ?= dev,ixc" in (REPO / "Makefile").read_text()
+
+
 def test_install_gpu_installs_cuda_torch_the_ixc_extra_and_flash_attn_then_reports():
     result = make("install-gpu", "TORCH_CUDA=cu126")
     assert result.returncode == 0, result.stderr
