@@ -16,7 +16,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from models.base import SampleTooLong
+from models.base import Reward, SampleTooLong
 from transforms.core.record import Sample
 
 _PREPARER_LOCK = threading.Lock()
@@ -131,11 +131,15 @@ def refuse_too_long(samples: Sequence[Sample], counts: Sequence[int], max_length
 
 @dataclass(frozen=True)
 class ScoringPlan:
-    """A handler batch ready to score: its micro-batches and the first one's inputs."""
+    """A handler batch ready to score: what is scored (the samples, or with per-turn cuts the
+    cuts and the samples), its micro-batches and the first one's inputs. `turns`, with cuts:
+    per sample, (where its scores start, how many are turn scores, how many in all; the last
+    is the sample's own)."""
 
     samples: list[Sample]
     groups: list[list[int]]
     first: Any
+    turns: list[tuple[int, int, int]] | None = None
 
 
 class MicroBatchedModel:
@@ -163,7 +167,13 @@ class MicroBatchedModel:
     def _prepare(self, samples: list[Sample]) -> Any:
         return samples
 
-    def score(self, samples: Sequence[Sample]) -> list[float]:
+    def _turn_cuts(self, sample: Sample) -> list[Sample] | None:
+        """The cuts scored beside `sample` to give each assistant turn a score (see
+        `chat.assistant_turn_cuts`), or None: a backend that reads one reward at the end
+        scores per turn only this way, and only when asked to (it costs forward work)."""
+        return None
+
+    def score(self, samples: Sequence[Sample]) -> list[float | Reward]:
         return self.finish(self.begin(samples))
 
     def begin(self, samples: Sequence[Sample]) -> Future:
@@ -185,10 +195,10 @@ class MicroBatchedModel:
         pass). Its inputs are on the CPU: any copy of the model can `finish` it."""
         return self.begin(samples) if self.prepare_ahead else None
 
-    def finish(self, started: Future) -> list[float]:
+    def finish(self, started: Future) -> list[float | Reward]:
         """Score what `begin` started (on this copy: its device, its helper thread)."""
         plan: ScoringPlan = started.result()
-        return score_groups(
+        values = score_groups(
             plan.samples,
             plan.groups,
             self._prepare,
@@ -196,14 +206,32 @@ class MicroBatchedModel:
             self._preparer() if self.prepare_ahead else None,
             first=plan.first,
         )
+        if plan.turns is None:
+            return values
+        return [
+            Reward(values[start + scored - 1], tuple(values[start : start + turns]))
+            for start, turns, scored in plan.turns
+        ]
 
     def _plan(self, samples: list[Sample]) -> ScoringPlan:
-        counts = [self.sample_tokens(sample) for sample in samples]
+        scored, turns = samples, None
+        cuts = [self._turn_cuts(sample) for sample in samples]
+        if any(c is not None for c in cuts):
+            # Every cut is one more sample to the micro-batches: sorted by length with the
+            # rest, so a conversation's cuts share forward passes with other samples.
+            scored, turns = [], []
+            for sample, sample_cuts in zip(samples, cuts, strict=True):
+                sample_cuts = sample_cuts or []
+                ends_with_answer = bool(sample_cuts) and sample_cuts[-1] is sample
+                extra = [] if ends_with_answer else [sample]
+                turns.append((len(scored), len(sample_cuts), len(sample_cuts) + len(extra)))
+                scored.extend([*sample_cuts, *extra])
+        counts = [self.sample_tokens(sample) for sample in scored]
         if self.max_length is not None:
-            refuse_too_long(samples, counts, self.max_length)
+            refuse_too_long(scored, counts, self.max_length)
         groups = micro_batches(counts, self.max_batch_tokens, self.max_batch_size, self.packed)
-        first = self._prepare([samples[i] for i in groups[0]]) if groups else None
-        return ScoringPlan(samples, groups, first)
+        first = self._prepare([scored[i] for i in groups[0]]) if groups else None
+        return ScoringPlan(scored, groups, first, turns)
 
     def _preparer(self) -> Executor:
         # One per model copy, made on first use: copies are loaded inside workers, never
