@@ -238,5 +238,7 @@ SPEC = BackendSpec(
     estimator=_estimator,
     check=preflight,
     fingerprint=_fingerprint,
+    # Scores cached before turn scores were read lack them: those caches are not reused.
+    holds="turn scores",
     run_options=("max_batch_tokens", "max_batch_size"),
 )

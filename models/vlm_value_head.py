@@ -238,6 +238,8 @@ SPEC = BackendSpec(
     estimator=_estimator,
     check=preflight,
     fingerprint=_fingerprint,
+    # Scores cached before turn scores were read lack them: those caches are not reused.
+    holds="turn scores",
     # Frames are sampled by the decode step (decode.video_fps / decode.max_frames): the
     # model's temporal positions must say the same.
     run_options=("max_batch_tokens", "max_batch_size", "video_fps", "video_max_frames"),
