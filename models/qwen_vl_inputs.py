@@ -225,7 +225,7 @@ class QwenVlInputs:
         if self.turn_ends.unavailable:
             return [None] * len(samples)
         image_tokens, video_tokens = iter(media.image_tokens), iter(media.video_tokens)
-        found = []
+        shorts, expanded_ends = [], []
         for sample, short, full in zip(samples, self.token_ids(rendered), ids, strict=True):
             # What each token of the short (unexpanded) text becomes in the expanded one.
             short_ids = np.asarray(short, dtype=np.int64)
@@ -243,11 +243,15 @@ class QwenVlInputs:
                     "its expanded media placeholders did not tokenize as the placeholders "
                     "repeated, so turn ends found before expanding cannot be moved across",
                 )
-                found.append(None)
-                continue
-            ends = self.turn_ends.of(sample, short)
-            expanded_end = np.cumsum(widths) - 1  # the last expanded token of each short one
-            found.append(None if ends is None else tuple(int(expanded_end[e]) for e in ends))
+                short, widths = None, None
+            shorts.append(short)
+            expanded_ends.append(None if widths is None else np.cumsum(widths) - 1)
+        checked = [i for i, short in enumerate(shorts) if short is not None]
+        short_ends = self.turn_ends.of([samples[i] for i in checked], [shorts[i] for i in checked])
+        found: list[tuple[int, ...] | None] = [None] * len(samples)
+        for i, ends in zip(checked, short_ends, strict=True):
+            # expanded_ends[i][e]: the last expanded token of short token e.
+            found[i] = None if ends is None else tuple(int(expanded_ends[i][e]) for e in ends)
         return found
 
     def media(self, samples: list[Sample]) -> Media:

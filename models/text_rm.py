@@ -136,7 +136,7 @@ class TextRewardModel(MicroBatchedModel):
         ids = self._token_ids(texts)
         turn_ends = None
         if self.turn_ends is not None:
-            turn_ends = [self.turn_ends.of(s, i) for s, i in zip(samples, ids, strict=True)]
+            turn_ends = self.turn_ends.of(samples, ids)
         if self.packed:
             return pack(ids, turn_ends)
         encoded = self.tokenizer(

@@ -62,16 +62,20 @@ class TurnEnds:
                 self.unavailable,
             )
 
-    def of(self, sample: Sample, ids: Sequence[int]) -> tuple[int, ...] | None:
-        """Offsets into `ids` (the whole sample's tokens) of the token ending each assistant
-        turn, or None when they cannot be read (the reason logged once per kind)."""
+    def of(
+        self, samples: Sequence[Sample], ids: Sequence[Sequence[int]]
+    ) -> list[tuple[int, ...] | None]:
+        """For each sample, offsets into its `ids` (the whole sample's tokens) of the token
+        ending each assistant turn, or None when they cannot be read (the reason logged once
+        per kind). Every cut of the micro-batch is tokenized in one call."""
         if self.unavailable:
-            return None
-        ends, problem = self._ends(sample, ids)
-        if problem:
-            self.skip(sample, *problem)
-            return None
-        return ends
+            return [None] * len(samples)
+        found = []
+        for sample, (ends, problem) in zip(samples, self._ends(samples, ids), strict=True):
+            if problem:
+                self.skip(sample, *problem)
+            found.append(ends)
+        return found
 
     def skip(self, sample: Sample, kind: str, reason: str) -> None:
         """Say why `sample` gets no turn scores: the first sample of each `kind` is logged."""
@@ -87,39 +91,60 @@ class TurnEnds:
         )
 
     def _ends(
-        self, sample: Sample, ids: Sequence[int]
-    ) -> tuple[tuple[int, ...] | None, tuple[str, str] | None]:
-        """(the turn ends, None) or (None, (kind, reason))."""
-        messages = sample.conversations
-        answers = [i for i, turn in enumerate(messages) if role_of(turn, sample.id) == "assistant"]
-        if not answers:
-            return None, ("no_answer", "it has no assistant turn")
-        # The cut after the last message is the sample itself: its end is its last token.
-        cuts = [i for i in answers if i < len(messages) - 1]
-        try:
-            texts = [self._render(sample.replace(conversations=messages[: i + 1])) for i in cuts]
-        except Exception as exc:  # noqa: BLE001 - a template may refuse a cut; the score stands
-            return None, ("refused", f"the chat template refused a cut of it ({exc})"[:300])
-        ends = []
-        for number, cut_ids in enumerate(self._tokenize(texts) if texts else []):
-            if not cut_ids or len(cut_ids) >= len(ids) or list(ids[: len(cut_ids)]) != cut_ids:
-                return None, (
+        self, samples: Sequence[Sample], ids: Sequence[Sequence[int]]
+    ) -> list[tuple[tuple[int, ...] | None, tuple[str, str] | None]]:
+        """Per sample: (its turn ends, None) or (None, (kind, reason))."""
+        found: list = []
+        texts: list[str] = []
+        owners: list[int] = []  # which sample each text is a cut of
+        ended: list[bool] = []  # whether the sample's last message is an answer
+        for number, sample in enumerate(samples):
+            messages = sample.conversations
+            answers = [i for i, t in enumerate(messages) if role_of(t, sample.id) == "assistant"]
+            # The cut after the last message is the sample itself: its end is its last token.
+            cuts = [i for i in answers if i < len(messages) - 1]
+            ended.append(len(cuts) < len(answers))
+            found.append(None if answers else ("no_answer", "it has no assistant turn"))
+            try:
+                cut_texts = [
+                    self._render(sample.replace(conversations=messages[: i + 1])) for i in cuts
+                ]
+            except Exception as exc:  # noqa: BLE001 - a template may refuse a cut: score only
+                found[-1] = found[-1] or (
+                    "refused",
+                    f"the chat template refused a cut of it ({exc})"[:300],
+                )
+                continue
+            texts += cut_texts
+            owners += [number] * len(cut_texts)
+        ends: list[list[int]] = [[] for _ in samples]
+        for owner, cut_ids in zip(owners, self._tokenize(texts) if texts else [], strict=True):
+            whole = ids[owner]
+            if found[owner] is None and (
+                not cut_ids or len(cut_ids) >= len(whole) or list(whole[: len(cut_ids)]) != cut_ids
+            ):
+                found[owner] = (
                     "not_a_prefix",
-                    f"its conversation cut after answer {number} does not tokenize as the start "
-                    "of the whole conversation (the chat template renders that answer "
+                    f"its conversation cut after answer {len(ends[owner])} does not tokenize as "
+                    "the start of the whole conversation (the chat template renders that answer "
                     "differently when it is the last one, or the tokens merge at the cut)",
                 )
-            ends.append(len(cut_ids) - 1)
-        if len(cuts) < len(answers):
-            ends.append(len(ids) - 1)
-        return tuple(ends), None
+            ends[owner].append(len(cut_ids) - 1)
+        results = []
+        for number, problem in enumerate(found):
+            if problem:
+                results.append((None, problem))
+                continue
+            last = [len(ids[number]) - 1] if ended[number] else []
+            results.append((tuple(ends[number] + last), None))
+        return results
 
     def _probe(self) -> str | None:
         try:
             whole = self._tokenize([self._render(PROBE)])[0]
         except Exception as exc:  # noqa: BLE001 - a template that cannot render plain turns
             return f"its chat template cannot render a plain two-answer conversation ({exc})"
-        _, problem = self._ends(PROBE, whole)
+        _, problem = self._ends([PROBE], [whole])[0]
         if problem:
             return f"on a plain two-answer conversation, {problem[1]}"
         return None
