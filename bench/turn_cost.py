@@ -1,11 +1,19 @@
-"""What scoring every assistant turn costs the demo model, on the sample's seed 0.
+"""What scoring every assistant turn costs, on the CPU.
 
-Times `DemoRewardModel.score` (every turn: the media encoded once per sample, then one
-(question, answer) pair per assistant turn) against the same network reading only the last
-pair (what the sample's score needs), in batches of 16, best of 7, for the multi-turn source
-and for single-turn samples.
+The demo model, on the sample's seed 0: times `DemoRewardModel.score` (every turn: the media
+encoded once per sample, then one (question, answer) pair per assistant turn) against the same
+network reading only the last pair (what the sample's score needs), in batches of 16, best of
+7, for the multi-turn source and for single-turn samples.
+
+The value-head backends (`--value-heads`): their turn scores cost no forward pass, so what is
+timed is the CPU work that finds the turn ends, on the helper thread that prepares the next
+micro-batch: each micro-batch's inputs built with and without turn ends (each cut rendered by
+the chat template and tokenized to check it is the start of the whole), micro-batches of 16,
+best of 7, on the tiny backends with the test tokenizer (a real tokenizer and template cost
+more or less: only their own run says).
 
 python -m bench.turn_cost
+python -m bench.turn_cost --value-heads
 """
 
 from __future__ import annotations
@@ -59,8 +67,36 @@ def main() -> None:
         )
 
 
+def value_heads() -> None:
+    from bench.random_text_rm import build_text_backend, make_text_samples
+    from bench.random_value_head import build_backend, make_mixed_samples, with_turns
+
+    cpu = torch.device("cpu")
+    text = build_text_backend("llama", True, cpu, torch.float32, None)
+    vlm = build_backend(True, cpu, torch.float32, None, model_type="qwen2_vl")
+    cases = {
+        "text-rm": (text, text.turn_ends, make_text_samples(64, 0, 0.02)),
+        "vlm-value-head": (vlm, vlm.inputs.turn_ends, make_mixed_samples(64, 0, 0.05)),
+    }
+    for name, (backend, turn_ends, samples) in cases.items():
+        samples = with_turns(samples, seed=0, max_answers=5 if name == "vlm-value-head" else 1)
+
+        answers = sum(len(s.assistant_turns()) for s in samples) / len(samples)
+        with_ends = _seconds(backend._prepare, samples)
+        turn_ends.unavailable = "timed without turn ends"
+        without = _seconds(backend._prepare, samples)
+        turn_ends.unavailable = None
+        print(
+            f"{name}: {len(samples)} samples, {answers:.2f} answers each; inputs of a sample "
+            f"{1e3 * without / len(samples):.2f} ms without turn ends, "
+            f"{1e3 * with_ends / len(samples):.2f} ms with them"
+        )
+
+
 if __name__ == "__main__":
+    import sys
+
     from pipelines.logs import configure_logging
 
     configure_logging()
-    main()
+    value_heads() if "--value-heads" in sys.argv[1:] else main()
