@@ -3,16 +3,19 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# `make install` keeps a torch that already imports, else installs the pinned build. With
-# TORCH_INDEX it (re)installs torch and a matching torchvision from that index; `make
-# install-gpu` does that with the CUDA index TORCH_CUDA names, plus the ixc extra and flash-attn.
+# `make install` keeps a torch that already imports, else installs the pinned build, then the
+# project with its extras, torch held at the installed version so that pip picks the torchvision
+# built for it (the ixc extra's). With TORCH_INDEX it (re)installs torch and a matching
+# torchvision from that index; `make install-gpu` does that with the CUDA index TORCH_CUDA
+# names, plus flash-attn.
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 TORCH_CUDA ?= cu128
 FLASH_ATTN_VERSION ?= 2.8.3
-# The project's extras to install (pyproject.toml): e.g. dev,s3 for object storage, dev,airflow
-# for the scheduled-run DAG (deploy/airflow/).
-EXTRAS ?= dev
+# The project's extras to install (pyproject.toml): dev and ixc (IXC-2.5-Reward's own imports)
+# by default; e.g. dev,ixc,s3 for object storage, dev,ixc,airflow for the scheduled-run DAG
+# (deploy/airflow/).
+EXTRAS ?= dev,ixc
 
 DATASET ?= sample
 THRESHOLD ?=
@@ -117,7 +120,8 @@ $(INSTALLED): pyproject.toml
 		$(BIN)/python -c "import torch" 2>/dev/null || \
 			$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"; \
 	fi
-	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]' \
+		"torch==$$($(BIN)/python -c 'import torch; print(torch.__version__.split("+")[0])')"
 	rm -f $(VENV)/.installed $(VENV)/.installed-*
 	touch $@
 	@$(BIN)/python -c 'import torch; print(f"installed: torch {torch.__version__}", \
@@ -132,7 +136,7 @@ install-gpu: ## GPU machine: CUDA torch (TORCH_CUDA=cu128), the ixc extra, flash
 	@url=$$($(BIN)/python deploy/flash_attn_wheel.py $(FLASH_ATTN_VERSION)) && \
 		$(BIN)/python -m pip install --quiet "$$url" && echo "installed: flash-attn from $$url" || \
 		echo "flash-attn: no prebuilt wheel for this torch/CUDA/Python ($$url); skipped:" \
-			"ixc25 uses eager attention (fine for images, slow for long videos)"
+			"ixc25 uses torch's scaled-dot-product attention instead"
 	@$(BIN)/rmclean doctor || true
 
 # RUNNER=spark / flink: the job runs from the engines' environment, on the engine engine.sh

@@ -21,19 +21,21 @@ import platform
 from dataclasses import dataclass, field
 from importlib import metadata
 
+from models.ixc25_checks import IXC_PACKAGES
+
 # What each built-in backend imports beyond the project's own dependencies.
 BACKEND_PACKAGES = {
     "demo": (),
-    "ixc25": ("einops", "sentencepiece", "torchvision"),
+    "ixc25": IXC_PACKAGES,
     "vlm-value-head": (),
     "text-rm": (),
 }
 # The make target that downloads what a built-in backend's options name (README, "Real datasets").
 DOWNLOAD_HINTS = {"ixc25": "make download-ixc25"}
 INSTALL_HINTS = {
-    "einops": "make install-gpu (or pip install -e '.[ixc]')",
-    "sentencepiece": "make install-gpu (or pip install -e '.[ixc]')",
-    "torchvision": "make install-gpu (torchvision must come from the same index as torch)",
+    "einops": "make install (the ixc extra)",
+    "sentencepiece": "make install (the ixc extra)",
+    "torchvision": "make install (the torchvision built for the installed torch)",
     "flash_attn": "make install-gpu installs a prebuilt wheel where one exists",
 }
 
@@ -118,10 +120,10 @@ def _packages(findings: Findings) -> None:
     if flash is None:
         findings.say(f"flash-attn {_version('flash-attn') or '?'}")
     else:
-        findings.say(f"flash-attn: not usable ({flash}); ixc25 falls back to eager attention")
-        findings.lack(
-            f"flash-attn (optional, for long videos with ixc25): {INSTALL_HINTS['flash_attn']}"
+        findings.say(
+            f"flash-attn: not usable ({flash}); ixc25 uses torch's scaled-dot-product attention"
         )
+        findings.lack(f"flash-attn (optional, faster ixc25 on GPUs): {INSTALL_HINTS['flash_attn']}")
 
 
 def _backends(findings: Findings) -> dict[str, list[str]]:

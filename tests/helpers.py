@@ -315,3 +315,20 @@ def _answer_length_spec():
 
 
 ANSWER_LENGTH_SPEC = _answer_length_spec()
+
+
+def install_stamp(repo: Path) -> str:
+    """The install stamp `make` would build for this environment (EXTRAS and the torch spec
+    included), for `make -o STAMP ...`: a test that runs a make target must never reinstall the
+    shared .venv in the middle of the suite."""
+    import subprocess
+
+    printed = subprocess.run(
+        ["make", "-s", "--no-print-directory", "-f", "Makefile", "-f", "-", "print-install-stamp"],
+        input="print-install-stamp:\n\t@echo $(INSTALLED)\n",
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return printed.stdout.strip()

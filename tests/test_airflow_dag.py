@@ -34,7 +34,7 @@ def _require_airflow(env: dict[str, str]) -> None:
     )
     if probe.returncode != 0:
         message = (
-            "Airflow with its Beam provider does not import (make install EXTRAS=dev,airflow): "
+            "Airflow with its Beam provider does not import (make install EXTRAS=dev,ixc,airflow): "
             + probe.stderr.strip().splitlines()[-1]
         )
         if os.environ.get("RMCLEAN_REQUIRE_AIRFLOW") == "1":

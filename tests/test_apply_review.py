@@ -21,7 +21,7 @@ import webdataset as wds
 from pipelines.clean import run
 from pipelines.cli import main
 from tests.conftest import build_tiny_dataset
-from tests.helpers import conversation, read_parquet_dir, tiny_config
+from tests.helpers import conversation, install_stamp, read_parquet_dir, tiny_config
 from transforms.core.run_identity import run_id
 from transforms.io.shard_index import iter_index
 from transforms.io.stored_samples import iter_stored_samples
@@ -327,7 +327,7 @@ def test_two_decisions_are_not_enough_to_suggest_a_cut():
 
 def test_make_apply_review_passes_every_decisions_file():
     dry = subprocess.run(
-        ["make", "-s", "-n", "-o", ".venv/.installed", "apply-review", "OUTPUT=out/run",
+        ["make", "-s", "-n", "-o", install_stamp(REPO), "apply-review", "OUTPUT=out/run",
          "DECISIONS=a.jsonl b.jsonl"],
         cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -338,7 +338,7 @@ def test_make_apply_review_passes_every_decisions_file():
         "--undecided review" in command
     )
     missing = subprocess.run(
-        ["make", "-s", "-o", ".venv/.installed", "apply-review", "OUTPUT=out/run"],
+        ["make", "-s", "-o", install_stamp(REPO), "apply-review", "OUTPUT=out/run"],
         cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
     assert missing.returncode == 2 and "needs DECISIONS=" in missing.stderr

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import install_stamp
+
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 
@@ -51,6 +53,14 @@ def test_a_torch_index_on_an_existing_venv_reinstalls_torch_from_it():
     assert f'pip install --quiet {index} "torch==2.13.0" torchvision' in result.stdout
 
 
+def test_install_adds_the_ixc_extra_with_torch_held_at_its_installed_version():
+    """torchvision must be the build for the torch already there, not pull a newer torch."""
+    commands = make("--always-make", "install").stdout
+    assert "pip install --quiet -e '.[dev,ixc]'" in commands
+    assert '"torch==$(.venv/bin/python -c' in commands
+    assert "EXTRAS ?= dev,ixc" in (REPO / "Makefile").read_text()
+
+
 def test_install_gpu_installs_cuda_torch_the_ixc_extra_and_flash_attn_then_reports():
     result = make("install-gpu", "TORCH_CUDA=cu126")
     assert result.returncode == 0, result.stderr
@@ -71,11 +81,8 @@ def test_export_passes_its_variables_to_the_cli():
 
 def test_make_test_says_how_long_it_took_on_which_machine():
     """Test times are measured by `make test` itself, with the cores and the load beside them."""
-    stamps = sorted((REPO / ".venv").glob(".installed-*"))
-    if len(stamps) != 1:
-        pytest.skip("needs one install stamp in .venv (run `make install`)")
     result = subprocess.run(
-        ["make", "--no-print-directory", "-o", f".venv/{stamps[0].name}", "test-fast",
+        ["make", "--no-print-directory", "-o", install_stamp(REPO), "test-fast",
          "PYTEST_ARGS=tests/test_makefile.py -k mistyped -p no:cacheprovider"],
         cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
