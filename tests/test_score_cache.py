@@ -124,7 +124,7 @@ def test_new_weights_under_the_same_name_get_a_new_cache(tiny_dataset, tmp_path)
 @pytest.mark.parametrize("model", ["vlm-value-head", "text-rm"])
 def test_scores_cached_before_a_backend_read_turn_scores_are_not_reused(tmp_path, model):
     """Cached before, a multi-turn sample would come back without its turn scores; a backend
-    whose results hold nothing new keeps its cache."""
+    whose results hold nothing new (demo, ixc25) keeps its cache."""
     from models.registry import weights_fingerprint
     from pipelines.stages.score_samples import cache_dir_of
     from transforms.samples.score_cache import model_cache_id
@@ -138,7 +138,7 @@ def test_scores_cached_before_a_backend_read_turn_scores_are_not_reused(tmp_path
         return f"{config.score_cache}/{model_cache_id(parts)}"
 
     options = {"path": str(tmp_path / "ckpt")}
-    for name, expect_new in ((model, True), ("demo", False)):
+    for name, expect_new in ((model, True), ("demo", False), ("ixc25", False)):
         config = tiny_config(
             tmp_path,
             tmp_path / "out",
