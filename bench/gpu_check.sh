@@ -8,7 +8,9 @@
 #   env.json               a. nvidia-smi, python/torch/transformers/beam versions, CUDA
 #   backends_cuda.json     b. ixc25, vlm-value-head, text-rm from tiny random checkpoints
 #                             (tests/tiny_models.py), loaded through models.registry, scored on
-#                             CPU fp32 and on CUDA fp32 and bf16 (dtype auto), batch 1 and all
+#                             CPU fp32 and on CUDA fp32 and bf16 (dtype auto), batch 1 and all;
+#                             scores and, for the value-head backends, turn scores (one sample
+#                             has three answers)
 #   gpu_reward_bench.json  c. python -m bench.gpu_reward_bench: packed vs padded through score()
 #                             for vlm-value-head (Qwen2.5-VL-7B shapes) and text-rm (Llama-3.1-8B
 #                             shapes), bf16, and torch's varlen kernel against the exact path
@@ -305,9 +307,10 @@ def turn_difference(a, b):
     scores at all; inf: one side has turn scores the other lacks)."""
     if all(t is None for t in a + b):
         return None
-    if [t is None or len(t) for t in a] != [t is None or len(t) for t in b]:
+    if [None if t is None else len(t) for t in a] != [None if t is None else len(t) for t in b]:
         return math.inf
-    return max(abs(x - y) for s, o in zip(a, b) if s is not None for x, y in zip(s, o))
+    return max((abs(x - y) for s, o in zip(a, b) if s is not None for x, y in zip(s, o)),
+               default=0.0)
 
 
 def compare(reference, other):

@@ -10,7 +10,10 @@ timed is the CPU work that finds the turn ends, on the helper thread that prepar
 micro-batch: each micro-batch's inputs built with and without turn ends (each cut rendered by
 the chat template and tokenized to check it is the start of the whole), micro-batches of 16,
 best of 7, on the tiny backends with the test tokenizer (a real tokenizer and template cost
-more or less: only their own run says).
+more or less: only their own run says). Then the whole of `score` (inputs and the one forward
+pass of the tiny model, which also reads the turn values) with and without turn ends. On a
+real model the forward pass is far larger while the values read stay a few per sample: the GPU
+side is not measured here.
 
 python -m bench.turn_cost
 python -m bench.turn_cost --value-heads
@@ -82,14 +85,19 @@ def value_heads() -> None:
         samples = with_turns(samples, seed=0, max_answers=5 if name == "vlm-value-head" else 1)
 
         answers = sum(len(s.assistant_turns()) for s in samples) / len(samples)
-        with_ends = _seconds(backend._prepare, samples)
-        turn_ends.unavailable = "timed without turn ends"
-        without = _seconds(backend._prepare, samples)
+        timed = {}
+        for label, unavailable in (("with", None), ("without", "timed without turn ends")):
+            turn_ends.unavailable = unavailable
+            timed[label] = [_seconds(backend._prepare, samples), _seconds(backend.score, samples)]
         turn_ends.unavailable = None
+        (inputs_with, score_with), (inputs_without, score_without) = timed.values()
+        per_sample = 1e3 / len(samples)
         print(
             f"{name}: {len(samples)} samples, {answers:.2f} answers each; inputs of a sample "
-            f"{1e3 * without / len(samples):.2f} ms without turn ends, "
-            f"{1e3 * with_ends / len(samples):.2f} ms with them"
+            f"{per_sample * inputs_without:.2f} ms without turn ends, "
+            f"{per_sample * inputs_with:.2f} ms with them; scored (inputs + the one forward "
+            f"pass) {per_sample * score_without:.2f} ms without, {per_sample * score_with:.2f} ms "
+            f"with ({score_with / score_without:.2f}x)"
         )
 
 
