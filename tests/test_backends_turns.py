@@ -117,6 +117,24 @@ def test_turn_scores_cost_no_extra_forward_pass(checkpoints, name):
     assert work.real_tokens == work.computed_tokens == whole
 
 
+@pytest.mark.parametrize("layout", ["packed", "padded_left"])
+@pytest.mark.parametrize("name", list(CHECKPOINTS))
+def test_split_into_micro_batches_each_gets_one_forward_pass(checkpoints, name, layout):
+    """Micro-batches of at most 5 (12 samples: 3 of them): three language-model calls, three
+    forward passes metered, and the same scores and turn scores as one micro-batch gives."""
+    samples = samples_for(name)
+    whole = load(name, checkpoints[name], **LAYOUTS[layout]).score(samples)
+    model = load(name, checkpoints[name], max_batch_size=5, **LAYOUTS[layout])
+    language = model.model.language_model if backend_of(name) == "vlm-value-head" else model._base
+    calls = []
+    language.register_forward_hook(lambda *_: calls.append(1))
+    split = model.score(samples)
+    assert len(calls) == model.work.take().forward_passes == 3
+    for one, other in zip(whole, split, strict=True):
+        assert list(other.turn_scores) == pytest.approx(list(one.turn_scores), abs=ATOL)
+        assert other.score == pytest.approx(one.score, abs=ATOL)
+
+
 def own_last_token_value(name: str, model, sample: Sample) -> float:
     """The sample's score as the transformers model itself gives it (text RM: its own
     sequence-classification pooling; VLM: its own forward, the value head on the last token)."""
