@@ -59,12 +59,12 @@ def score_in_micro_batches(
     samples: Sequence[Sample],
     costs: Sequence[int],
     prepare: Callable[[list[Sample]], Any],
-    forward: Callable[[Any], list[float]],
+    forward: Callable[[Any], list[float | Reward]],
     max_tokens: int | None,
     max_size: int | None = None,
     ahead: Executor | None = None,
     packed: bool = False,
-) -> list[float]:
+) -> list[float | Reward]:
     """Run `forward(prepare(group))` on token-budget groups; return scores in input order."""
     groups = micro_batches(costs, max_tokens, max_size, packed)
     return score_groups(samples, groups, prepare, forward, ahead)
@@ -74,18 +74,18 @@ def score_groups(
     samples: Sequence[Sample],
     groups: list[list[int]],
     prepare: Callable[[list[Sample]], Any],
-    forward: Callable[[Any], list[float]],
+    forward: Callable[[Any], list[float | Reward]],
     ahead: Executor | None = None,
     first: Any = None,
-) -> list[float]:
-    """Run `forward(prepare(group))` on each group; return scores in input order.
+) -> list[float | Reward]:
+    """Run `forward(prepare(group))` on each group; return scores (or `Reward`s) in input order.
 
     `first`: the first group's inputs, already prepared. With `ahead` (an executor of one
     thread), each next group's inputs are prepared while the current group's forward pass
     runs, so the device does not wait for the CPU work of building inputs (resizing, patching,
     tokenizing).
     """
-    scores: list[float | None] = [None] * len(samples)
+    scores: list[float | Reward | None] = [None] * len(samples)
 
     def inputs_of(group: list[int]) -> Any:
         return prepare([samples[i] for i in group])
@@ -105,7 +105,7 @@ def score_groups(
             if len(group_scores) != len(group):
                 raise RuntimeError(f"backend returned {len(group_scores)} scores for {len(group)}")
             for index, value in zip(group, group_scores, strict=True):
-                scores[index] = float(value)
+                scores[index] = value if isinstance(value, Reward) else float(value)
     finally:
         if pending is not None:
             # A failed forward leaves the next group in preparation: let it finish, so the
@@ -146,9 +146,9 @@ class MicroBatchedModel:
     """Mixin for backends: `score` splits the handler's batch into token-budget micro-batches.
 
     Subclasses set `estimate_tokens`, `max_batch_tokens`, `max_batch_size` and implement
-    `_forward(inputs) -> list[float]` (one forward pass) over what `_prepare(samples)` builds
-    (by default the samples themselves); `packed` backends budget micro-batches by their total
-    tokens rather than their padded size. With `prepare_ahead`, everything that builds inputs
+    `_forward(inputs) -> list[float | Reward]` (one forward pass) over what `_prepare(samples)`
+    builds (by default the samples themselves); `packed` backends budget micro-batches by their
+    total tokens rather than their padded size. With `prepare_ahead`, everything that builds inputs
     (token counts included: it may tokenize) runs on one helper thread per model copy, each
     micro-batch while the previous one runs, and `head_start` lets the device pool start a
     batch's first micro-batch before a copy is free for it. A backend whose model reads at
