@@ -5,7 +5,7 @@
    PSI and flagged share against every other source's PSI.
 
 A source's PSI from sampling alone is about 9 * (1/n_before + 1/n_after), so the sample is
-generated `--scale` times its usual size (438 samples at 1; video sources get 30 * scale).
+generated `--scale` times its usual size (438 samples at 1), every source alike.
 
     python -m bench.drift_bench --scale 20 --out bench/results/drift.json
 """
@@ -57,7 +57,12 @@ def main() -> None:
     parser.add_argument("--source", default="allava_text", help="the source that drifts")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "drift.json"))
     args = parser.parse_args()
-    sizes = {"images": 240 * args.scale, "videos": 90 * args.scale, "texts": 48 * args.scale}
+    sizes = {
+        "images": 240 * args.scale,
+        "videos": 90 * args.scale,
+        "texts": 48 * args.scale,
+        "multiturn": 60 * args.scale,
+    }
     with tempfile.TemporaryDirectory(prefix="rmclean-drift-bench-") as work:
         work = Path(work)
         write_sample_dataset(work / "seed0", seed=0, **sizes)
