@@ -171,6 +171,7 @@ def test_the_sample_blocks_run_as_written_twice_in_one_copy(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.engines
+@pytest.mark.timeout(2400)  # above its block's own 1800 s limit, so that limit reports first
 def test_the_engine_block_runs_as_written(tmp_path):
     """`make clean ... RUNNER=spark` and `RUNNER=flink`, pasted: each starts its engine on
     loopback, runs the sample on it and stops it."""
