@@ -1,7 +1,7 @@
 """Peak memory of `rmclean clean` with IXC-2.5-Reward at its real width, on the CPU.
 
 Builds, once under --work (nothing is downloaded), a checkpoint laid out as the real one
-(`build_tiny_ixc`, `tests/tiny_models.py`: its code stand-in, 4.33 tensor names, config
+(`tests/tiny_models.build_tiny_ixc`: its code stand-in, transformers 4.33 tensor names, config
 as shipped, bf16 shards, a separate CLIP folder, a font) at the real widths: hidden size 4096,
 GQA 32/8 heads, MLP 14336, vocabulary 92544, the CLIP tower 1024 wide; one decoder layer and
 one CLIP layer (layers run one after another, so depth adds weights, not activations: a full

@@ -8,6 +8,8 @@ TOML and env files. Named there:
 - a repository path (`pipelines/clean.py`, `deploy/engines/`, `bench/results/*.json`): it
   exists; `<placeholder>` and `*` parts match any name, and `pipelines/commands/{clean,export}.py`
   names both files;
+- a name in a module given by its path (`tests/tiny_models.build_tiny_ixc`): it is defined
+  there;
 - a source file named by its tail (`io/spill.py`, `decode_pool.py`, `engine.sh`): some file of
   the repository ends so;
 - a module (`python -m bench.gpu_util_bench`, `models.demo.train`,
@@ -147,9 +149,24 @@ def path_exists(name: str) -> bool:
         pattern = _pattern(alternative)
         if alternative.split("/", 1)[0] not in TOP_LEVEL:
             pattern = r"(?:.*/)?" + pattern  # a tail: in any folder
-        if not any(re.fullmatch(pattern + "/?", f) for f in FILES):
+        if not any(re.fullmatch(pattern + "/?", f) for f in FILES) and not _names_in_a_file(
+            alternative
+        ):
             return False
     return True
+
+
+def _names_in_a_file(name: str) -> bool:
+    """`tests/tiny_models.build_tiny_ixc`: a name defined in `tests/tiny_models.py`."""
+    found = re.fullmatch(r"((?:[\w-]+/)+\w+)\.(\w+)", name)
+    source = REPO / f"{found.group(1)}.py" if found else None
+    return source is not None and source.is_file() and _defines(source, found.group(2))
+
+
+def _defines(source: Path, name: str) -> bool:
+    """Whether the module `source` defines or imports `name` at its top level."""
+    definition = rf"^(?:class |def |async def |)({name})\b|^from .* import .*\b{name}\b"
+    return re.search(definition, source.read_text(encoding="utf-8"), re.M) is not None
 
 
 def named_paths(text: str) -> set[str]:
@@ -181,11 +198,7 @@ def module_exists(dotted: str, attribute: str | None) -> bool:
         names = parts[size:] + ([attribute] if attribute else [])
         if len(names) > 1:
             return False  # a name inside a name: say the module and the one name instead
-        text = source.read_text(encoding="utf-8")
-        return all(
-            re.search(rf"^(?:class |def |async def |)({n})\b|^from .* import .*\b{n}\b", text, re.M)
-            for n in names
-        )
+        return all(_defines(source, n) for n in names)
     return False
 
 
@@ -236,6 +249,8 @@ def test_every_named_module_exists():
         ("bench/results/*.json", True),
         ("pipelines/commands/{clean,export}.py", True),
         ("pipelines/commands/{clean,exprot}.py", False),
+        ("tests/tiny_models.build_tiny_ixc", True),
+        ("tests/tiny_models.build_tiny_nothing", False),
     ],
 )
 def test_a_wrong_path_is_found(name, exists):
