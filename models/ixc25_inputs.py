@@ -13,7 +13,7 @@ from models.chat import placeholder_count, to_chat
 from models.tokens import ixc_video_frames, media_geometry
 from transforms.core.record import IMAGE, VIDEO, Sample
 
-# The extensions the model's own code recognises (REFERENCE.md).
+# The extensions the model's own code recognises.
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "gif", "bmp", "webp")
 VIDEO_EXTENSIONS = ("mp4", "avi", "mkv", "mov", "wmv")
 PIL_FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "WEBP": "webp"}

@@ -1,7 +1,7 @@
 """Load InternLM-XComposer2.5-Reward's own (remote) code under transformers 5, offline.
 
 The checkpoint's code was written for transformers 4.33, and building it does five things
-that break here (REFERENCE.md, "IXC-2.5-Reward"):
+that break here:
 - `__init__` reads `config.max_length`, which transformers 5 drops from configs;
 - `__init__` builds the CLIP vision tower with `CLIPVisionModel.from_pretrained(
   "internlm/internlm-xcomposer2d5-clip")`, a separate hub repo, and transformers 5 refuses

@@ -20,7 +20,7 @@ CHARS_PER_TOKEN = 4
 # Fallback geometry when neither pixels nor a readable header are at hand.
 DEFAULT_IMAGE_HW = (560, 560)
 
-# IXC-2.5-Reward (REFERENCE.md): CLIP ViT-L/14 at 560 px, 400 tokens per crop plus a global
+# IXC-2.5-Reward (its own code): CLIP ViT-L/14 at 560 px, 400 tokens per crop plus a global
 # view, one separator per crop row; a video's frames are tiled into one tall or wide image.
 IXC_CROP_PX = 560
 IXC_TOKENS_PER_CROP = 400
@@ -95,7 +95,7 @@ def ixc_crop_grid(height: int, width: int, hd_num: int = 9) -> tuple[int, int]:
 
 
 def ixc_grid_tokens(rows: int, cols: int) -> int:
-    """(h*w + 1) * 400 + 1 + (h + 1) * 20: 841 for one crop, 4,081 for 3x3 (REFERENCE.md)."""
+    """(h*w + 1) * 400 + 1 + (h + 1) * 20: 841 for one crop, 4,081 for 3x3."""
     return (rows * cols + 1) * IXC_TOKENS_PER_CROP + 1 + (rows + 1) * IXC_ROW_TOKENS
 
 

@@ -15,7 +15,7 @@ import fsspec
 
 from transforms.core.storage import remove_tree
 
-# Scored samples waiting for a percentile cut (transforms/spill.py), removed when the run ends.
+# Scored samples waiting for a percentile cut (transforms/io/spill.py), removed when the run ends.
 SPILL_DIR = ".spill"
 RUN_ENTRIES = (
     "clean",

@@ -21,10 +21,22 @@ def _samples(n):
     return [Sample(f"s{i}", "src", conversation("Q?", "Some answer.", "")) for i in range(n)]
 
 
-def test_auto_is_every_visible_gpu_else_the_cpu():
+@pytest.mark.parametrize(
+    "available, count, expected",
+    [
+        (True, 2, ["cuda:0", "cuda:1"]),
+        (True, 1, ["cuda:0"]),
+        (False, 0, ["cpu"]),
+        # A driver that counts devices CUDA cannot use: the CPU, not a device that fails later.
+        (False, 2, ["cpu"]),
+    ],
+)
+def test_auto_is_every_visible_gpu_else_the_cpu(monkeypatch, available, count, expected):
+    # The machines here have no GPU (or one): torch's own answers stand in for the others.
     import torch
 
-    expected = [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
     assert resolve_devices("auto") == expected
 
 

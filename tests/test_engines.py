@@ -20,7 +20,7 @@ from tests.engines import Engine, require_engines, start_engine
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "configs" / "sample.yaml")
 ENGINES = ("spark", "flink")
-# An engine run of the sample takes a minute or two on 2 shared cores; never hang CI.
+# The limit on one engine run of the sample, far above what it needs: never hang CI.
 RUN_TIMEOUT_S = 900
 
 pytestmark = [pytest.mark.slow, pytest.mark.engines]

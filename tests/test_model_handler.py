@@ -47,13 +47,29 @@ def test_halving_costs_log_calls_not_one_per_sample():
     assert model.calls <= 2 * 4 + 1
 
 
-def test_handler_loads_in_load_model_and_returns_prediction_results():
-    handler = RewardModelHandler(lambda device: PoisonModel(), "poison", max_batch_size=4)
+def test_handler_loads_in_load_model_and_scores_a_batch_as_score_ahead_calls_it():
+    """What `ScoreAhead` calls: `load_model` once, then `score_batch(batch, pool)` per batch,
+    `estimate_tokens` per sample, `model_name` for the predictions it makes itself."""
+    loaded = []
+    handler = RewardModelHandler(
+        lambda device: loaded.append(device) or PoisonModel(),
+        "poison",
+        devices=["cpu"],
+        estimate_tokens=lambda sample: len(sample.assistant_turns()[-1]),
+        max_batch_size=4,
+    )
+    assert loaded == []  # nothing loads before a worker asks (the handler is pickled to it)
     assert handler.batch_elements_kwargs()["max_batch_size"] == 4
-    model = handler.load_model()
-    results = list(handler.run_inference(samples("abc", "poison"), model))
-    assert results[0].example.id == "s0" and results[0].inference.score == 3.0
-    assert results[1].inference.score is None and results[1].model_id == "poison"
+    pool = handler.load_model()
+    assert loaded == ["cpu"]
+    batch = samples("abc", "poison")
+    predictions, scored = handler.score_batch(batch, pool)
+    assert [p.example.id for p in predictions] == ["s0", "s1"]
+    assert [p.inference.score for p in predictions] == [3.0, None]
+    assert "out of memory" in predictions[1].inference.error
+    assert {p.model_id for p in predictions} == {"poison"} and handler.model_name == "poison"
+    assert [p.inference for p in predictions] == scored.outcomes and scored.device == "cpu"
+    assert [handler.estimate_tokens(s) for s in batch] == [3, 6]
 
 
 def test_unknown_model_name_lists_the_known_ones():

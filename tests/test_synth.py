@@ -187,15 +187,24 @@ def test_a_planted_wrong_turn_changes_that_answer_only():
 
 def test_default_sizes(root):
     sizes = {s: len(_records(root, s)) for s in MANIFESTS}
-    images = sum(v for k, v in sizes.items() if k.startswith("allava_") and k != "allava_text")
-    videos = sum(v for k, v in sizes.items() if k.startswith("llava_video"))
-    assert images >= 200 and videos >= 40 and sizes["allava_text"] >= 40
-    assert sizes[MULTITURN] == 60
+    # 240 images split 3:3:2 (the LAION caption and instruct subsets share their 90 images),
+    # 90 videos in thirds, 48 text-only samples, 60 multi-turn conversations.
+    assert sizes == {
+        "allava_laion_caption": 90,
+        "allava_laion_instruct": 90,
+        "allava_vflan_instruct": 60,
+        "allava_text": 48,
+        "llava_video_caption": 30,
+        "llava_video_open_ended": 30,
+        "llava_video_multiple_choice": 30,
+        MULTITURN: 60,
+    }
     total = sum(sizes.values())
     assert total == len(_labels(root)) == 438
     # The README says so where it says how many samples the sample has.
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    claims = re.findall(r"(?:scores its|writes) (\d+) samples", readme)
+    claims = re.findall(r"(?:scores its|writes) (\d+) samples|`(\d+) samples ->", readme)
+    claims = [a or b for a, b in claims]
     assert claims and all(int(n) == total for n in claims), claims
 
 

@@ -18,7 +18,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "--max-rows",
         type=int,
         default=500,
-        help="flagged samples and errors shown per source (default 500)",
+        help=(
+            "rows per review page (every flagged sample is on a page) and errors listed per "
+            "source (default 500)"
+        ),
     )
     return report
 

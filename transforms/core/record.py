@@ -72,7 +72,7 @@ class Sample:
     review_decision: str | None = None
     review_note: str | None = None
     # (format, file, source name) of an input shard whose media bytes were left in the file
-    # for the shuffle; the file is read again after it (transforms/shard_inputs.py).
+    # for the shuffle; the file is read again after it (transforms/io/shard_inputs.py).
     media_file: tuple[str, str, str] | None = None
     # Per-source cuts of a percentile run, set when the sample is routed by one, so the
     # writers can record them (the cuts exist only once every score is in).

@@ -5,11 +5,11 @@ The index holds the summary, what changed since the last run (`comparison_html.p
 histograms, per source the first review page's rows, the page list and the near misses (clean
 samples just above the cut), and the errors; every flagged sample is on a review page
 (`review_pages.py`). Memory is bounded whatever the run's size (see
-`report_scan` and `review_pages`); the index's size is bounded by the rows per page, the number
+`scan.py` and `review_pages.py`); the index's size is bounded by the rows per page, the number
 of sources and the errors shown per source. It must be safe to open on untrusted data and
 work offline, so:
 - every piece of dataset text goes through `html.escape` into HTML, never into a script;
-- the only script is the constant one in `report_assets.py`; no external scripts, styles or
+- the only script is the constant one in `assets.py`; no external scripts, styles or
   fonts; decisions stay in the browser until the reviewer downloads them;
 - histograms are inline SVG and thumbnails relative JPEG files in report/thumbs/.
 """

@@ -3,7 +3,7 @@
 The index and every review page share these, so a row looks and behaves the same wherever it
 is: media, conversation, score, reason, source, id and origin, then Keep / Drop and a note. The
 row's `data-*` attributes carry what a decision line needs (id, source, origin, route, score,
-reason), escaped like all dataset text; the script (`report_assets.py`) reads them from there.
+reason), escaped like all dataset text; the script (`assets.py`) reads them from there.
 """
 
 from __future__ import annotations
