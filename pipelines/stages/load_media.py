@@ -18,26 +18,32 @@ from transforms.media.groups import group_key, open_group
 
 
 class LoadMedia(beam.PTransform):
-    """Light samples -> {`samples` with media bytes, `errors`}.
+    """Branches of light samples -> {`samples` with media bytes, `errors`: a tuple}.
 
     `archive_videos`: (member path, archive) pairs from ReadSources, looked up as a side input.
+    `group`: the shuffle (`transforms/io/sorted_runs.grouping`): through sorted files on
+    runners that would hold it in memory, Beam's GroupByKey elsewhere.
     """
 
-    def __init__(self, config: RunConfig, archive_videos):
+    def __init__(self, config: RunConfig, archive_videos, group: beam.PTransform):
         super().__init__()
         self._config = config
         self._archive_videos = archive_videos
+        self._group = group
 
-    def expand(self, samples):
+    def expand(self, branches):
         config = self._config
         # A video in two archives is read from the first one by name, on every run.
         archive_of = beam.pvalue.AsDict(
             self._archive_videos | "FirstArchive" >> beam.CombinePerKey(min)
         )
-        keyed = guarded(samples, "KeyByMediaGroup", "read", group_key, archive_of)
+        keyed = [
+            guarded(branch, f"KeyByMediaGroup{i}", "read", group_key, archive_of)
+            for i, branch in enumerate(branches)
+        ]
         grouped = (
-            keyed.samples
-            | "GroupByMediaSource" >> beam.GroupByKey()
+            tuple(k.samples for k in keyed)
+            | "GroupByMediaSource" >> self._group
             | "DropDuplicatesAttachMedia"
             >> beam.ParDo(GroupStep("fetch", open_group)).with_outputs(ERRORS_TAG, main="samples")
         )
@@ -50,7 +56,5 @@ class LoadMedia(beam.PTransform):
             config.allow_media_outside_root,
             frozenset(s.name for s in config.sources if s.remote_media),
         )
-        errors = (keyed[ERRORS_TAG], grouped[ERRORS_TAG], fetched[ERRORS_TAG]) | (
-            "MediaErrors" >> beam.Flatten()
-        )
+        errors = (*(k[ERRORS_TAG] for k in keyed), grouped[ERRORS_TAG], fetched[ERRORS_TAG])
         return {"samples": fetched.samples, "errors": errors}
