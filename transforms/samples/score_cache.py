@@ -1,13 +1,27 @@
-"""A score cache so weekly reruns score only what is new.
+"""A score cache so weekly reruns score only what is new, looked up without holding it.
 
-Keyed by (model id, content of the sample: conversation and media bytes), kept as Parquet
-files under one folder per model id. Scores are persisted as they are computed (every 64
-samples or 30 seconds), so a run that dies has saved what it scored and a rerun skips those
-samples.
+Each entry is (digest, key, score), kept in Parquet files under one folder per scoring setup
+(model ids, options and weights: `model_cache_id`):
+- `key` covers what the model saw, the conversation and every media file's bytes: a sample is
+  served a cached score only when its key matches (`cache_key`);
+- `digest` covers the conversation and the media paths (`dedupe.content_hash`), so it is known
+  before any media is read.
+
+Looking up never holds the cache in memory. Before media is loaded, the light samples and the
+cache's entries meet in one shuffle keyed by digest (`AttachKnownScores`; on local runners
+through sorted files, `transforms/io/sorted_runs.py`), and each sample takes the scores cached
+under its digest, usually none or one (`known_scores`). Once its media bytes are in, the
+sample's key picks its score among those (`look_up_cached`). A renamed media file is a
+changed sample.
+
+Scores are persisted as they are computed (every 64 samples or 30 seconds), each batch one
+file written then renamed, so a run that dies has saved what it scored (less the last
+batch) and two runs may share a cache: each only adds files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -15,7 +29,8 @@ import math
 import threading
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 import apache_beam as beam
 import fsspec
@@ -24,16 +39,29 @@ import pyarrow.parquet as pq
 
 from transforms.core.record import Sample
 from transforms.core.storage import glob_paths, open_for_write
+from transforms.samples.dedupe import content_hash
 
 _log = logging.getLogger(__name__)
-SCHEMA = pa.schema([("key", pa.string()), ("score", pa.float64())])
+SCHEMA = pa.schema([("digest", pa.string()), ("key", pa.string()), ("score", pa.float64())])
+# Part of every cache folder's name: caches of another layout are never read as this one.
+CACHE_FORMAT = 2
 CACHED = "cached"
+READ_BATCH_ROWS = 8192
+# Files below this size are merged by `compact`; bigger ones are left as they are.
+COMPACT_BELOW_BYTES = 32 << 20
+
+
+class CachedScore(NamedTuple):
+    """One cache entry, as it travels to the samples of its digest."""
+
+    key: str
+    score: float
 
 
 def model_cache_id(models_used: list) -> str:
     """A folder name for the scoring setup (model names and options): another checkpoint or
     option, another cache."""
-    described = json.dumps(models_used, sort_keys=True, default=str)
+    described = json.dumps([CACHE_FORMAT, *models_used], sort_keys=True, default=str)
     readable = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(models_used[0]))[:40]
     return f"{readable}-{hashlib.sha1(described.encode()).hexdigest()[:12]}"
 
@@ -51,15 +79,20 @@ def cache_files(directory: str) -> list[str]:
     return glob_paths(f"{directory.rstrip('/')}/*.parquet")
 
 
-def read_cache_file(path: str) -> Iterator[tuple[str, float]]:
-    """The (key, score) pairs of one cache file; an unreadable file is skipped with a warning
-    (its samples are simply scored again), never the end of the run."""
+def read_cache_entries(path: str) -> Iterator[tuple[str, CachedScore]]:
+    """(digest, entry) for every entry of one cache file, a batch at a time; an unreadable
+    file is skipped with a warning (its samples are simply scored again), never the end of
+    the run."""
     try:
         with fsspec.open(path, "rb") as handle:
-            for batch in pq.ParquetFile(handle).iter_batches(batch_size=65536):
+            for batch in pq.ParquetFile(handle).iter_batches(batch_size=READ_BATCH_ROWS):
                 yield from zip(
-                    batch.column("key").to_pylist(),
-                    batch.column("score").to_pylist(),
+                    batch.column("digest").to_pylist(),
+                    map(
+                        CachedScore,
+                        batch.column("key").to_pylist(),
+                        batch.column("score").to_pylist(),
+                    ),
                     strict=True,
                 )
     except Exception as exc:  # noqa: BLE001 - a cache is an optimisation, not input data
@@ -68,37 +101,71 @@ def read_cache_file(path: str) -> Iterator[tuple[str, float]]:
         )
 
 
-def compact(directory: str, min_files: int = 64) -> int:
-    """Merge the cache's small files into one once there are `min_files` of them.
+def keyed_by_digest(sample: Sample) -> tuple[str, Sample]:
+    return content_hash(sample), sample
 
-    Writers add a file every 64 samples, so a million-sample run leaves thousands; each run
-    lists and reads them all at its start. Only the files listed here are removed, after the
-    merged file is in place, so a run writing at the same time loses nothing. Returns the
-    number of files merged (0 when there were too few).
+
+def attach_known_scores(group: tuple[str, Iterable]) -> Iterator[Sample]:
+    """The samples of one digest, each carrying that digest's cached scores (key -> score)."""
+    _, values = group
+    samples, known = [], {}
+    for value in values:
+        if isinstance(value, CachedScore):
+            known[value.key] = value.score
+        else:
+            samples.append(value)
+    for sample in samples:
+        yield sample.replace(known_scores=known) if known else sample
+
+
+class AttachKnownScores(beam.PTransform):
+    """Branches of light samples -> light samples carrying the scores cached for their digest.
+
+    `group` is the shuffle (`sorted_runs.grouping`): the cache's entries and the samples meet
+    there, so no step holds more than one digest's entries.
     """
-    paths = cache_files(directory)
-    if len(paths) < min_files:
-        return 0
-    tables = []
-    for path in paths:
-        with fsspec.open(path, "rb") as handle:
-            tables.append(pq.read_table(handle, schema=SCHEMA))
-    _write_table(directory, pa.concat_tables(tables))
-    fs = fsspec.get_fs_token_paths(paths[0])[0]
-    fs.rm([fsspec.get_fs_token_paths(p)[2][0] for p in paths])
-    return len(paths)
+
+    def __init__(self, directory: str, group: beam.PTransform):
+        super().__init__()
+        self._directory = directory
+        self._group = group
+
+    def expand(self, branches):
+        entries = (
+            branches[0].pipeline
+            | "CacheFiles" >> beam.Create(cache_files(self._directory))
+            | "ReadCache" >> beam.FlatMap(read_cache_entries)
+        )
+        keyed = tuple(
+            branch | f"KeyByDigest{i}" >> beam.Map(keyed_by_digest)
+            for i, branch in enumerate(branches)
+        )
+        return (
+            (*keyed, entries)
+            | "GroupByDigest" >> self._group
+            | "Attach" >> beam.FlatMap(attach_known_scores)
+        )
 
 
-def look_up_cached(sample: Sample, known_scores: dict[str, float]):
-    """Samples whose content has a cached score skip decoding and scoring."""
-    score = known_scores.get(cache_key(sample))
-    if score is None:
+def look_up_cached(sample: Sample):
+    """A sample whose key has a cached score skips decoding and scoring; the others go on
+    without the scores they were carrying."""
+    if not sample.known_scores:
         return sample
-    return beam.pvalue.TaggedOutput(CACHED, sample.replace(score=score, cached=True))
+    score = sample.known_scores.get(cache_key(sample))
+    if score is None:
+        return sample.replace(known_scores=None)
+    return beam.pvalue.TaggedOutput(
+        CACHED, sample.replace(score=score, cached=True, known_scores=None)
+    )
+
+
+def cache_row(sample: Sample) -> tuple[str, str, float]:
+    return content_hash(sample), cache_key(sample), sample.score
 
 
 class PersistScores(beam.DoFn):
-    """Pass scored samples through, appending (key, score) to the cache as they come.
+    """Pass scored samples through, appending their entries to the cache as they come.
 
     Rows reach the cache every `flush_every` samples or `flush_seconds`, whichever comes
     first (a timer covers a slow model that sends nothing for a while), so a killed run loses
@@ -111,7 +178,7 @@ class PersistScores(beam.DoFn):
         self._flush_seconds = flush_seconds
 
     def setup(self):
-        self._rows: list[tuple[str, float]] = []
+        self._rows: list[tuple[str, str, float]] = []
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         _LIVE.add(self)
@@ -120,7 +187,7 @@ class PersistScores(beam.DoFn):
 
     def process(self, sample: Sample):
         try:
-            row = (cache_key(sample), sample.score)
+            row = cache_row(sample)
         except Exception:  # noqa: BLE001 - an uncacheable sample is scored again next run
             _log.warning("sample %s (%s) could not be cached", sample.id, sample.origin)
             row = None
@@ -166,30 +233,68 @@ def flush_all_pending() -> int:
 def save_scored(directory: str, samples: list[Sample]) -> int:
     """Cache the finite scores of `samples` now (an interrupted run's last batches); return
     how many."""
-    rows = [
-        (cache_key(s), s.score)
-        for s in samples
-        if isinstance(s.score, float) and math.isfinite(s.score)
-    ]
+    rows = [cache_row(s) for s in samples if isinstance(s.score, float) and math.isfinite(s.score)]
     if rows:
         write_scores(directory, rows)
     return len(rows)
 
 
-def write_scores(directory: str, rows: list[tuple[str, float]]) -> None:
-    """One cache file of (key, score) rows."""
-    keys, scores = zip(*rows, strict=True)
-    _write_table(directory, pa.table({"key": list(keys), "score": list(scores)}, schema=SCHEMA))
+def write_scores(directory: str, rows: list[tuple[str, str, float]]) -> None:
+    """One cache file of (digest, key, score) rows."""
+    digests, keys, scores = zip(*rows, strict=True)
+    table = pa.table(
+        {"digest": list(digests), "key": list(keys), "score": list(scores)}, schema=SCHEMA
+    )
+    with _new_cache_file(directory) as writer:
+        writer.write_table(table)
 
 
-def _write_table(directory: str, table: pa.Table) -> None:
-    """Written then renamed, so no reader ever sees half a file."""
-    name = f"{directory}/scores-{uuid.uuid4().hex}.parquet"
-    # A killed run leaves only an ignored .tmp behind.
-    with open_for_write(name + ".tmp") as handle:
-        pq.write_table(table, handle)
+@contextlib.contextmanager
+def _new_cache_file(directory: str) -> Iterator[pq.ParquetWriter]:
+    """A writer on a temp name, renamed into place only once written whole, so no reader
+    ever sees half a file (a killed run leaves only an ignored .tmp behind)."""
+    name = f"{directory.rstrip('/')}/scores-{uuid.uuid4().hex}.parquet"
     fs, _, (path,) = fsspec.get_fs_token_paths(name)
+    with open_for_write(name + ".tmp") as handle, pq.ParquetWriter(handle, SCHEMA) as writer:
+        yield writer
     fs.mv(path + ".tmp", path)
+
+
+def compact(directory: str, min_files: int = 64) -> int:
+    """Merge the cache's small files into one once there are `min_files` of them.
+
+    Writers add a file every 64 samples, so a million-sample run leaves thousands, and every
+    run reads them all. The merge streams a batch at a time, and files of COMPACT_BELOW_BYTES
+    or more are left alone, so a big cache is not rewritten each time. Only the files merged
+    here are removed, after the merged file is in place, so a run writing or reading at the
+    same time loses nothing (a reader that listed a removed file skips it and rescores); an
+    unreadable file is left where it is. Returns the number of files merged.
+    """
+    paths = cache_files(directory)
+    if not paths:
+        return 0
+    fs = fsspec.get_fs_token_paths(paths[0])[0]
+    small = [p for p in paths if fs.size(_fs_path(p)) < COMPACT_BELOW_BYTES]
+    if len(small) < min_files:
+        return 0
+    merged = []
+    with _new_cache_file(directory) as writer:
+        for path in small:
+            try:
+                with fsspec.open(path, "rb") as handle:
+                    for batch in pq.ParquetFile(handle).iter_batches(batch_size=READ_BATCH_ROWS):
+                        writer.write_table(pa.Table.from_batches([batch]).cast(SCHEMA))
+            except Exception as exc:  # noqa: BLE001 - kept for a person to look at
+                _log.warning("score cache file %s is unreadable (%s); left as it is", path, exc)
+                continue
+            merged.append(_fs_path(path))
+    if merged:
+        fs.rm(merged)
+    return len(merged)
+
+
+def _fs_path(url: str) -> str:
+    return fsspec.get_fs_token_paths(url)[2][0]
 
 
 def count_cached(directory: str) -> int:
