@@ -2,39 +2,44 @@
 
 Local runners hold a multi-input Flatten whole in memory, so flattening one element per
 record (outcomes, scores, batch stats) before a combine costs memory in proportion to the
-dataset. Instead each branch is combined where it is made (Beam lifts a combine's first half
-into the step producing its input), only the accumulators are flattened (one per bundle and
-key), and they are merged once.
+dataset. Instead each branch is accumulated where it is made, one accumulator per bundle (and
+key), only the accumulators are flattened, and they are merged once. (Beam would lift a
+CombineGlobally per branch the same way, but at ten transforms each; with dozens of branches
+that alone took seconds to build.)
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
 
+from transforms.core.bundle_outputs import in_global_window
 
-class _Accumulate(beam.CombineFn):
-    """`fn`, stopped before `extract_output`: its output is the accumulator itself."""
 
-    def __init__(self, fn: beam.CombineFn):
+class _AccumulateBundle(beam.DoFn):
+    """Elements -> one accumulator of `fn` per bundle (per key and bundle with `per_key`)."""
+
+    def __init__(self, fn: beam.CombineFn, per_key: bool):
         self._fn = fn
+        self._per_key = per_key
 
-    def create_accumulator(self):
-        return self._fn.create_accumulator()
+    def start_bundle(self):
+        self._accumulators: dict = {}
 
-    def add_input(self, accumulator, element):
-        return self._fn.add_input(accumulator, element)
+    def process(self, element):
+        key, value = element if self._per_key else (None, element)
+        accumulator = self._accumulators.get(key)
+        if accumulator is None:
+            accumulator = self._fn.create_accumulator()
+        self._accumulators[key] = self._fn.add_input(accumulator, value)
 
-    def merge_accumulators(self, accumulators):
-        return self._fn.merge_accumulators(accumulators)
-
-    def compact(self, accumulator):
-        return self._fn.compact(accumulator)
-
-    def extract_output(self, accumulator):
-        return accumulator
+    def finish_bundle(self):
+        for key, accumulator in self._accumulators.items():
+            accumulator = self._fn.compact(accumulator)
+            yield in_global_window((key, accumulator) if self._per_key else accumulator)
+        self._accumulators = {}
 
 
-class _Finish(beam.CombineFn):
+class _MergeAccumulators(beam.CombineFn):
     """`fn` over accumulators of `fn`: merges them, then extracts."""
 
     def __init__(self, fn: beam.CombineFn):
@@ -63,19 +68,12 @@ class CombineBranches(beam.PTransform):
         self._per_key = per_key
 
     def expand(self, branches):
-        accumulate = _Accumulate(self._fn)
+        accumulate = _AccumulateBundle(self._fn, self._per_key)
         partial = tuple(
-            branch
-            | f"Accumulate{i}"
-            >> (
-                beam.CombinePerKey(accumulate)
-                if self._per_key
-                else beam.CombineGlobally(accumulate).without_defaults()
-            )
-            for i, branch in enumerate(branches)
+            branch | f"Accumulate{i}" >> beam.ParDo(accumulate) for i, branch in enumerate(branches)
         )
         together = partial | "Accumulators" >> beam.Flatten()
-        finish = _Finish(self._fn)
+        merge = _MergeAccumulators(self._fn)
         if self._per_key:
-            return together | "Merge" >> beam.CombinePerKey(finish)
-        return together | "Merge" >> beam.CombineGlobally(finish)
+            return together | "Merge" >> beam.CombinePerKey(merge)
+        return together | "Merge" >> beam.CombineGlobally(merge)
