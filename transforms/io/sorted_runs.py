@@ -2,8 +2,9 @@
 
 The in-process FnApiRunner (the default runner, `--runner local`, and `portable`'s embedded
 job server) keeps every element of a GroupByKey in memory, as Python objects, until the step
-reading it has run: a shuffle of light samples costs ~4 KB a sample there (1.5 M samples,
-~6 GB). `GroupOnDisk` groups the same (key, value) pairs through files instead:
+reading it has run, so a shuffle of light samples grows with the dataset (with the other
+stage boundaries that held one element per sample, peak memory grew ~6 KB per sample from 10k
+to 50k samples). `GroupOnDisk` groups the same (key, value) pairs through files instead:
 
 - every bundle buffers what it receives up to `run_mb`, sorts it by (partition, key), where
   the partition is a stable hash of the key, and writes it as one run file under `temp_dir`
@@ -12,10 +13,11 @@ reading it has run: a shuffle of light samples costs ~4 KB a sample there (1.5 M
   partition merges that partition's section of every run (a heap over one buffered reader per
   run) and yields each key with all its values, one key at a time.
 
-Memory is one run being filled per bundle while writing, then one read buffer per run and one
-key's values while merging, whatever the number of elements. Runners that shuffle on disk
-themselves (Dataflow, Flink, Spark) keep Beam's GroupByKey (`GroupInRunner`): the two take and
-give the same elements, so the stages do not care which one they got (`grouping`).
+Memory is one run being filled per bundle while writing, then one read buffer per run (local
+files: 8 KiB, object stores: READ_BLOCK_BYTES) and one key's values while merging. Runners
+that shuffle on disk themselves (Dataflow, Flink, Spark) keep Beam's GroupByKey
+(`GroupInRunner`): the two take and give the same elements, so the stages do not care which
+one they got (`grouping`).
 """
 
 from __future__ import annotations
@@ -36,8 +38,12 @@ from transforms.core.bundle_outputs import in_global_window
 from transforms.core.storage import open_for_write
 
 PARTITIONS = 16  # merge tasks: enough to keep a machine's worker processes busy
-RUN_MB = 16.0  # pickled bytes a bundle buffers before it writes a run
-READ_BLOCK_BYTES = 1 << 20  # each run's read buffer while merging
+# Memory a bundle fills before it writes a run, records and their Python overhead counted.
+# Merging reads every run at once, one READ_BLOCK_BYTES buffer each, so runs this size keep
+# both small: ~40 MB of buffers at 1.5 M light samples.
+RUN_MB = 4.0
+READ_BLOCK_BYTES = 64 << 10
+_ENTRY_OVERHEAD = 120  # bytes of Python objects around each buffered record
 _LENGTH = struct.Struct(">I")
 
 
@@ -53,6 +59,12 @@ def partition_of(key: Any, partitions: int) -> int:
     return zlib.crc32(repr(key).encode("utf-8", "surrogatepass")) % partitions
 
 
+def sort_key(key: Any, partition: int) -> bytes:
+    """Bytes that order records by partition and bring equal keys together, in every run
+    alike (not the keys' own order: grouping needs only that equal keys sort side by side)."""
+    return partition.to_bytes(2, "big") + repr(key).encode("utf-8", "surrogatepass")
+
+
 class WriteRuns(beam.DoFn):
     """(key, value) pairs -> `Run`s: sorted files of at most about `run_mb` each."""
 
@@ -62,14 +74,14 @@ class WriteRuns(beam.DoFn):
         self._run_bytes = int(run_mb * (1 << 20))
 
     def start_bundle(self):
-        self._buffer: list[tuple[int, Any, bytes]] = []
+        self._buffer: list[tuple[bytes, bytes]] = []
         self._buffered = 0
 
     def process(self, pair: tuple[Any, Any]):
-        key = pair[0]
+        ordered = sort_key(pair[0], partition_of(pair[0], self._partitions))
         record = pickle.dumps(pair, protocol=pickle.HIGHEST_PROTOCOL)
-        self._buffer.append((partition_of(key, self._partitions), key, record))
-        self._buffered += len(record)
+        self._buffer.append((ordered, record))
+        self._buffered += len(ordered) + len(record) + _ENTRY_OVERHEAD
         if self._buffered >= self._run_bytes:
             yield self._write()
 
@@ -79,16 +91,17 @@ class WriteRuns(beam.DoFn):
 
     def _write(self) -> Run:
         # Stable: equal keys keep the order they came in.
-        self._buffer.sort(key=lambda item: (item[0], item[1]))
+        self._buffer.sort(key=lambda entry: entry[0])
         offsets = [0] * (self._partitions + 1)
         path = f"{self._temp_dir}/run-{uuid.uuid4().hex}.bin"
         position = 0
         with open_for_write(path) as handle:
-            for partition, _, record in self._buffer:
-                handle.write(_LENGTH.pack(len(record)))
-                handle.write(record)
-                position += _LENGTH.size + len(record)
-                offsets[partition + 1] = position
+            for ordered, record in self._buffer:
+                for part in (ordered, record):
+                    handle.write(_LENGTH.pack(len(part)))
+                    handle.write(part)
+                position += 2 * _LENGTH.size + len(ordered) + len(record)
+                offsets[int.from_bytes(ordered[:2], "big") + 1] = position
         # A partition with no records ends where the one before it ends.
         for partition in range(1, self._partitions + 1):
             offsets[partition] = max(offsets[partition], offsets[partition - 1])
@@ -96,8 +109,8 @@ class WriteRuns(beam.DoFn):
         return Run(path, tuple(offsets))
 
 
-def _section(run: Run, partition: int) -> Iterator[tuple[Any, Any]]:
-    """The (key, value) pairs of one run's section, in the run's order."""
+def _section(run: Run, partition: int) -> Iterator[tuple[bytes, bytes]]:
+    """The (sort key, pickled pair) records of one run's section, in the run's order."""
     start, end = run.offsets[partition], run.offsets[partition + 1]
     if start == end:
         return
@@ -107,16 +120,19 @@ def _section(run: Run, partition: int) -> Iterator[tuple[Any, Any]]:
         position = start
         while position < end:
             (length,) = _LENGTH.unpack(handle.read(_LENGTH.size))
-            yield pickle.loads(handle.read(length))
-            position += _LENGTH.size + length
+            ordered = handle.read(length)
+            (length,) = _LENGTH.unpack(handle.read(_LENGTH.size))
+            yield ordered, handle.read(length)
+            position += 2 * _LENGTH.size + len(ordered) + length
 
 
 def merge_partition(partition: int, runs: list[Run]) -> Iterator[tuple[Any, list[Any]]]:
     """(key, values) for every key of `partition`, each key once, from every run's section."""
     sections = [_section(run, partition) for run in runs]
-    merged = heapq.merge(*sections, key=lambda pair: pair[0])
-    for key, pairs in itertools.groupby(merged, key=lambda pair: pair[0]):
-        yield key, [value for _, value in pairs]
+    merged = heapq.merge(*sections, key=lambda entry: entry[0])
+    for _, entries in itertools.groupby(merged, key=lambda entry: entry[0]):
+        pairs = [pickle.loads(record) for _, record in entries]
+        yield pairs[0][0], [value for _, value in pairs]
 
 
 def _branches(inputs) -> tuple:
