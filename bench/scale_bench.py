@@ -5,7 +5,9 @@ small media) and cleaned with a stand-in model that costs nothing (`bench/free_m
 so the figures are the pipeline's own; then the same dataset with 1% new records is cleaned
 again from the first run's score cache (N entries). For both runs: wall time, samples/s, and
 the peak RSS of the whole process tree (the CLI, Beam's workers and the decoder processes),
-polled every 0.1 s. The sizes run one after another, unattended:
+polled every 0.1 s, and its peak PSS (shared pages split among the processes sharing them:
+RSS counts a decoder just forked, not yet exec'd, as a second copy of the CLI). The sizes run
+one after another, unattended:
 
     python -m bench.scale_bench --sizes 10000,100000,500000
 
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.pipeline_bench import peak_rss
+from bench.pipeline_bench import peak_memory
 from bench.scale_data import write_scale_dataset
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,7 +42,7 @@ def write_config(path: Path) -> Path:
     config = yaml.safe_load((REPO / "configs" / "sample.yaml").read_text())
     config.update(
         name="scale",
-        model="bench.free_model:FreeRewardModel",
+        model="free_model:FreeRewardModel",  # from this folder, whichever tree runs
         shard_mb=64,
         decode={"prefetch_mb": 256},
     )
@@ -48,11 +50,15 @@ def write_config(path: Path) -> Path:
     return path
 
 
-def clean(config: Path, data: Path, out: Path, cache: Path, beam_args: list[str]) -> dict:
-    """One `rmclean clean` run: its summary's figures, wall seconds and peak tree RSS."""
+def clean(
+    tree: Path, config: Path, data: Path, out: Path, cache: Path, beam_args: list[str]
+) -> dict:
+    """One `rmclean clean` run of `tree`'s pipeline: its summary's figures, wall seconds and
+    peak tree memory."""
     command = [sys.executable, "-m", "pipelines.cli", "clean", "--config", str(config)]
     command += ["--input", str(data), "--output", str(out), "--score-cache", str(cache)]
-    wall, peak = peak_rss([*command, *beam_args], REPO)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), str(REPO / "bench")])}
+    wall, rss, pss = peak_memory([*command, *beam_args], tree, env)
     summary = json.loads((out / "report" / "summary.json").read_text())
     samples = summary["counts"]["total"]["input"]
     shutil.rmtree(out)  # the next run's disk
@@ -61,21 +67,22 @@ def clean(config: Path, data: Path, out: Path, cache: Path, beam_args: list[str]
         "wall_seconds": round(wall, 1),
         "samples_per_s": round(samples / wall, 1),
         "ms_per_sample": round(wall / samples * 1000, 3),
-        "peak_rss_mib": round(peak, 1),
+        "peak_rss_mib": round(rss, 1),
+        "peak_pss_mib": round(pss, 1),
         "counts": summary["counts"]["total"],
         "scoring": summary["scoring"],
     }
 
 
-def one_size(work: Path, total: int, config: Path, beam_args: list[str]) -> dict:
+def one_size(tree: Path, work: Path, total: int, config: Path, beam_args: list[str]) -> dict:
     data, cache = work / f"data-{total}", work / f"cache-{total}"
     started = time.perf_counter()
     write_scale_dataset(data, total)
     generated = time.perf_counter() - started
-    first = clean(config, data, work / "out", cache, beam_args)
+    first = clean(tree, config, data, work / "out", cache, beam_args)
     new = round(total * NEW_FRACTION)
     write_scale_dataset(data, total, new=new)
-    rerun = clean(config, data, work / "out", cache, beam_args)
+    rerun = clean(tree, config, data, work / "out", cache, beam_args)
     shutil.rmtree(data)
     shutil.rmtree(cache)
     return {
@@ -108,6 +115,9 @@ def compare(sizes: dict[int, dict]) -> dict:
                 "peak_rss": round(
                     result[run]["peak_rss_mib"] / smallest[run]["peak_rss_mib"] - 1, 3
                 ),
+                "peak_pss": round(
+                    result[run]["peak_pss_mib"] / smallest[run]["peak_pss_mib"] - 1, 3
+                ),
                 "ms_per_sample": round(
                     result[run]["ms_per_sample"] / smallest[run]["ms_per_sample"] - 1, 3
                 ),
@@ -130,6 +140,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "scale.json"))
     parser.add_argument("--work", default=None, help="scratch folder (default: a temp folder)")
     parser.add_argument(
+        "--tree", default=str(REPO), help="the checkout whose pipeline runs (e.g. an older one)"
+    )
+    parser.add_argument(
         "beam_args", nargs="*", help="after --: flags for rmclean clean, e.g. --runner local"
     )
     args = parser.parse_args()
@@ -138,6 +151,7 @@ def main() -> None:
         "command": " ".join(["python -m bench.scale_bench", *sys.argv[1:]]),
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
+        "tree": args.tree,
         "runner": " ".join(args.beam_args) or "default (in-process FnApiRunner)",
         "sizes": {},
     }
@@ -145,7 +159,9 @@ def main() -> None:
         work = Path(tmp)
         config = write_config(work / "scale.yaml")
         for total in sizes:
-            results["sizes"][str(total)] = one_size(work, total, config, args.beam_args)
+            results["sizes"][str(total)] = one_size(
+                Path(args.tree), work, total, config, args.beam_args
+            )
             print(json.dumps({total: results["sizes"][str(total)]}), flush=True)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results.update(compare({int(k): v for k, v in results["sizes"].items()}))

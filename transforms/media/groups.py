@@ -5,8 +5,9 @@ once and hands each video to the samples waiting for it; samples read from a Par
 WebDataset input are grouped by that file, read again whole after the shuffle; every other
 sample is grouped by (source, id). Exact duplicates name the same media, so they meet in one
 group and the same shuffle drops them (for Parquet and WebDataset inputs, duplicates within
-one file). Only light samples, without media bytes, go through it: local runners hold a
-GroupByKey whole in memory, and remote ones pay for every byte shuffled.
+one file). Only light samples, without media bytes, go through it: remote runners pay for every
+byte shuffled, and local ones would hold it whole in memory, so there it goes through sorted
+files (`transforms/io/sorted_runs.py`).
 """
 
 from __future__ import annotations
