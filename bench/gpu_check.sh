@@ -9,7 +9,9 @@
 #   backends_cuda.json     b. ixc25, vlm-value-head, text-rm from tiny random checkpoints
 #                             (tests/tiny_models.py), loaded through models.registry, scored on
 #                             CPU fp32 and on CUDA fp32 and bf16 (dtype auto), batch 1 and all
-#   gpu_reward_bench.json  c. python -m bench.gpu_reward_bench at Qwen2.5-VL-7B shapes, bf16
+#   gpu_reward_bench.json  c. python -m bench.gpu_reward_bench: packed vs padded through score()
+#                             for vlm-value-head (Qwen2.5-VL-7B shapes) and text-rm (Llama-3.1-8B
+#                             shapes), bf16, and torch's varlen kernel against the exact path
 #   pipeline_cuda.json     d. rmclean clean on the bundled sample (demo model), devices
 #                             [cuda:0] and [cpu]: wall time, counts, score differences
 #   gpu_util.json          e. only if bench.gpu_util_bench can use CUDA (it cannot today)
@@ -19,7 +21,7 @@
 #   bash bench/gpu_check.sh --cpu    # the same steps, tiny and on the CPU (tests this script)
 #
 # Environment: OUT (results folder), PYTHON (default python3), GPU_CHECK_BUDGET_S (the whole
-# run's time budget in seconds, default 320). Apache Beam, decord and webdataset are not on
+# run's time budget in seconds, default 420). Apache Beam, decord and webdataset are not on
 # the GPU machine: install .whl/ first (see the caller's command line). The generated sample
 # dataset comes from .whl/sample-data.tar.gz when present (synth needs PyAV to write it),
 # else data/sample, else `rmclean sample`.
@@ -45,7 +47,7 @@ cd "$REPO" || exit 1
 OUT=${OUT:-./gpu_out}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd) || exit 1
 PY=${PYTHON:-python3}
-BUDGET=${GPU_CHECK_BUDGET_S:-320}
+BUDGET=${GPU_CHECK_BUDGET_S:-420}
 START=$(date +%s)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")
 LOG="$OUT/gpu_check.log"
@@ -468,12 +470,18 @@ for label, entry in (backends.get("backends") or {}).items():
     headline[f"backend {label}"] = entry.get("error") or {
         key: diff or (entry.get(key) or {}).get("error", "?")[:120]
         for key, diff in (entry.get("max_abs_diff_vs_cpu_fp32") or {}).items()}
-if bench:
-    headline["7b bench samples/s (a,b,c,d,e)"] = [
-        bench.get(k, {}).get("samples_per_s") for k in (
-            "a_one_at_a_time", "b_arrival_batches", "c_sorted_batches",
-            "d_pipeline_token_budget", "e_pipeline_prepared_inline")]
-    headline["7b bench peak GiB"] = bench.get("peak_memory_gib")
+for label, entry in (bench.get("backends") or {}).items():
+    # samples/s padded -> packed, computed / real tokens of each, parity or score difference.
+    headline[f"reward bench {label}"] = {
+        "samples_per_s": [entry.get(m, {}).get("samples_per_s") for m in ("padded", "packed")],
+        "computed_over_real": [entry.get(m, {}).get("computed_over_real")
+                               for m in ("padded", "packed")],
+        "vision_s": [entry.get(m, {}).get("vision_seconds") for m in ("padded", "packed")],
+        "diff": entry.get("packed_vs_padded_max_abs_diff",
+                          entry.get("packed_vs_one_at_a_time_max_abs_diff")),
+        "peak_gib": entry.get("peak_memory_gib")}
+if bench.get("varlen_kernel"):
+    headline["varlen kernel vs exact"] = bench["varlen_kernel"]
 for label in ("target", "cpu"):
     run = pipeline.get(label) or {}
     if run:
@@ -519,11 +527,13 @@ step backends 100 "$PY" "$WORK/backends_check.py" "$OUT/backends_cuda.json" "$WO
   "${SAMPLE:-$WORK/sample}"
 
 if [ "$MODE" = cpu ]; then
-  step reward_bench 120 "$PY" -m bench.gpu_reward_bench --tiny --device cpu \
+  # The tiny parity and token-efficiency check (what CI runs).
+  step reward_bench 200 "$PY" -m bench.gpu_reward_bench --tiny --device cpu \
     --out "$OUT/gpu_reward_bench.json"
 else
-  # Qwen2.5-VL-7B shapes, random bf16 weights (~17 GB), 64 samples of ~1,000 image tokens.
-  step reward_bench 150 "$PY" -m bench.gpu_reward_bench --samples 64 --device cuda \
+  # Random bf16 weights: Qwen2.5-VL-7B (~17 GB), 64 images of ~1,000 image tokens, then a
+  # Llama-3.1-8B classifier (~16 GB), 64 conversations; each padded, then packed.
+  step reward_bench 240 "$PY" -m bench.gpu_reward_bench --samples 64 --device cuda \
     --out "$OUT/gpu_reward_bench.json"
 fi
 

@@ -1,23 +1,27 @@
-"""Throughput of the vlm-value-head backend at 7B scale, with random weights (no downloads).
+"""Packed vs padded scoring for each checkpoint backend, at real shapes on a GPU or tiny on a CPU.
 
-Builds Qwen2.5-VL-7B's shapes plus a value head (bf16, CUDA) — or, with `--tiny`, a tiny
-config on the CPU so the script stays tested — and scores a mix of image sizes (1 to 10
-"crops" of ~180 tokens each, mean ~1,000 image tokens) five ways:
+GPU (the default; random weights at the real shapes, bf16, no downloads):
+  - vlm-value-head: Qwen2.5-VL-7B + a value head, images of 1-10 crops (~180 tokens each,
+    mean ~1,000 image tokens) with QA text;
+  - text-rm: a Llama-3.1-8B sequence classifier (Skywork-Reward-V2-Llama-3.1-8B's shapes),
+    conversations of 1-4 turns, ~100-2,000 words.
+Each backend scores the same samples through its own `score()` (inputs built on its helper
+thread, as in a run) on handler batches of `--handler-batch`, micro-batches within
+`--max-batch-tokens` (default 8 x the mean estimate), once padded (the model's own padded
+forward, sdpa) and once packed (one padding-free row per micro-batch, one vision pass, varlen
+attention). Per mode: samples/s, real and computed tokens, the padding fraction, seconds in the
+vision tower and in the language model (the backend's own work record, timed with CUDA
+events), peak memory; and the largest score difference between the modes (bf16: rough).
 
-  a. one sample per forward (model only: inputs prepared outside the timer)
-  b. arrival-order batches of 8 (model only)
-  c. length-sorted batches of 8 (model only)
-  d. the pipeline's path: `score()` on handler-sized batches, which sorts by `estimate_tokens`
-     and packs micro-batches under `--max-batch-tokens` (preprocessing included), the next
-     micro-batch prepared on a helper thread while the current one runs (`prepare_ahead`)
-  e. the same path with each micro-batch prepared only when its turn comes (the CPU work and
-     the forward passes one after the other), for comparison
+`--tiny` (the CPU, fp32, seconds; a CI check, times are not checked): tiny Qwen2-VL, Qwen2.5-VL,
+Llama and Gemma-2 (sliding window, soft-capped logits) backends score micro-batches mixing
+text-only samples, 1-10-crop images, videos and two-image samples. Packed scores must equal
+one-at-a-time (padded) scores within 1e-4, and packed computed tokens / real tokens must be
+at most 1.02; the exit status says whether every backend did.
 
-plus the vision-tower / language-model split of forward time on the 16 largest samples.
-Needs only torch, transformers, pillow and numpy; writes JSON to `--out`.
-
-    python -m bench.gpu_reward_bench                 # 7B shapes, CUDA, bf16
-    python -m bench.gpu_reward_bench --tiny          # seconds on a CPU
+    python -m bench.gpu_reward_bench                        # both backends, CUDA, bf16
+    python -m bench.gpu_reward_bench --backends vlm-value-head --samples 64
+    python -m bench.gpu_reward_bench --tiny                 # the CPU check
 """
 
 from __future__ import annotations
@@ -25,19 +29,23 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from bench.random_value_head import (
-    build_backend,
-    make_samples,
-)
-from models.loading import last_token_index
-from models.vlm_value_head import VlmValueHeadRewardModel
+from bench.random_text_rm import build_text_backend, make_text_samples
+from bench.random_value_head import build_backend, make_mixed_samples, make_samples
+from models.varlen_attention import packed_attention, use_attention
 from transforms.core.record import Sample
+
+PARITY_ATOL = 1e-4  # fp32 on the CPU
+MAX_COMPUTED_OVER_REAL = 1.02
+TINY_BACKENDS = ("vlm-value-head:qwen2_vl", "vlm-value-head:qwen2_5_vl", "text-rm:llama",
+                 "text-rm:gemma2")  # fmt: skip
+GPU_BACKENDS = ("vlm-value-head", "text-rm")
 
 
 def sync(device: torch.device) -> None:
@@ -45,163 +53,201 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def forward_scores(backend: VlmValueHeadRewardModel, inputs: dict) -> torch.Tensor:
-    with torch.inference_mode():
-        hidden = backend.model(**inputs, use_cache=False).last_hidden_state
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        pooled = hidden[rows, last_token_index(inputs["attention_mask"])]
-        return backend.value_head(pooled.float()).squeeze(-1)
+class Bench:
+    """One backend and its samples; `run(packed)` switches its layout and attention."""
 
+    def __init__(self, label: str, backend, samples: list[Sample]):
+        self.label, self.backend, self.samples = label, backend, samples
+        # The attention the padded forward runs: what the model was built with.
+        self.padded_attention = backend.model.config._attn_implementation
 
-def model_only(backend, batches: list[list[Sample]]) -> dict:
-    """Forward time for prepared batches; preprocessing (CPU) timed separately."""
-    started = time.perf_counter()
-    prepared = [backend.build_inputs(batch) for batch in batches]
-    prepare_s = time.perf_counter() - started
-    real = sum(int(p["attention_mask"].sum()) for p in prepared)
-    padded = sum(p["attention_mask"].numel() for p in prepared)
-    sync(backend.device)
-    started = time.perf_counter()
-    for inputs in prepared:
-        forward_scores(backend, inputs)
-    sync(backend.device)
-    seconds = time.perf_counter() - started
-    count = sum(len(b) for b in batches)
-    return {
-        "samples": count,
-        "batches": len(batches),
-        "seconds": round(seconds, 4),
-        "samples_per_s": round(count / seconds, 3),
-        "preprocess_seconds": round(prepare_s, 4),
-        "padding_fraction": round(1 - real / padded, 4),
-        "tokens_per_s": round(real / seconds, 1),
-    }
+    def use(self, packed: bool) -> None:
+        self.backend.packed = packed
+        attention = packed_attention(None, self.backend.device) if packed else None
+        use_attention(self.backend.model, attention or self.padded_attention)
 
-
-def pipeline_path(
-    backend, samples: list[Sample], handler_batch: int, prepare_ahead: bool = True
-) -> dict:
-    """`score()` on arrival-order handler batches: the backend sorts and packs by tokens."""
-    backend.prepare_ahead = prepare_ahead
-    sync(backend.device)
-    started = time.perf_counter()
-    for start in range(0, len(samples), handler_batch):
-        backend.score(samples[start : start + handler_batch])
-    sync(backend.device)
-    seconds = time.perf_counter() - started
-    del backend.prepare_ahead  # back to the backend's own setting
-    return {
-        "samples": len(samples),
-        "handler_batch": handler_batch,
-        "max_batch_tokens": backend.max_batch_tokens,
-        "prepare_ahead": prepare_ahead,
-        "seconds": round(seconds, 4),
-        "samples_per_s": round(len(samples) / seconds, 3),
-        "note": "includes CPU preprocessing (resize, patchify, tokenize)",
-    }
-
-
-def vision_language_split(backend, samples: list[Sample], batch_size: int = 8) -> dict:
-    """Forward time in the vision tower vs the rest, timed with hooks and device syncs."""
-    visual = backend.model.visual
-    spans: list[float] = []
-    marks: dict[str, float] = {}
-
-    def before(*_):
-        sync(backend.device)
-        marks["start"] = time.perf_counter()
-
-    def after(*_):
-        sync(backend.device)
-        spans.append(time.perf_counter() - marks["start"])
-
-    hooks = [visual.register_forward_pre_hook(before), visual.register_forward_hook(after)]
-    try:
-        batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
-        prepared = [backend.build_inputs(batch) for batch in batches]
+    def run(self, packed: bool, handler_batch: int) -> tuple[dict, list[float]]:
+        """Scores through `score()` on handler batches, and what the forward passes did."""
+        backend = self.backend
+        self.use(packed)
+        backend.score(self.samples[: min(4, len(self.samples))])  # warm-up (kernels, caches)
+        backend.work.take()
         sync(backend.device)
         started = time.perf_counter()
-        for inputs in prepared:
-            forward_scores(backend, inputs)
+        scores = []
+        for start in range(0, len(self.samples), handler_batch):
+            scores += backend.score(self.samples[start : start + handler_batch])
         sync(backend.device)
-        total = time.perf_counter() - started
-    finally:
-        for hook in hooks:
-            hook.remove()
-    vision = sum(spans)
-    patches = sum(int(p["image_grid_thw"].prod(dim=1).sum()) for p in prepared)
+        seconds = time.perf_counter() - started
+        return figures(backend.work.take(), len(self.samples), seconds, handler_batch), scores
+
+    def one_at_a_time(self) -> list[float]:
+        """The reference: each sample alone through the padded forward."""
+        self.use(False)
+        scores = [self.backend.score([sample])[0] for sample in self.samples]
+        self.backend.work.take()
+        return scores
+
+
+def figures(work, samples: int, seconds: float, handler_batch: int) -> dict:
+    ratio = work.computed_tokens / work.real_tokens
+
+    def rounded(value, digits=4):
+        return None if value is None else round(value, digits)
+
     return {
-        "samples": len(samples),
-        "image_patches": patches,
-        "total_seconds": round(total, 4),
-        "vision_seconds": round(vision, 4),
-        "language_model_seconds": round(total - vision, 4),
-        "vision_share": round(vision / total, 4),
+        "samples": samples,
+        "handler_batch": handler_batch,
+        "forward_passes": work.forward_passes,
+        "seconds": round(seconds, 4),
+        "samples_per_s": round(samples / seconds, 3),
+        "real_tokens": work.real_tokens,
+        "computed_tokens": work.computed_tokens,
+        "computed_over_real": round(ratio, 4),
+        "padding_fraction": rounded(work.padding_fraction),
+        "real_tokens_per_s": round(work.real_tokens / seconds, 1),
+        "vision_seconds": rounded(work.vision_seconds),
+        "language_seconds": rounded(work.language_seconds),
     }
+
+
+def largest_difference(a: list[float], b: list[float]) -> float:
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+
+
+def build(label: str, tiny: bool, device: torch.device, dtype: torch.dtype, count: int) -> Bench:
+    backend_name, _, variant = label.partition(":")
+    if backend_name == "vlm-value-head":
+        model_type = variant or "qwen2_5_vl"
+        backend = build_backend(tiny, device, dtype, None, model_type=model_type)
+        samples = (make_mixed_samples if tiny else make_samples)(count, 0, 0.05 if tiny else 1.0)
+    else:
+        backend = build_text_backend(variant or "llama", tiny, device, dtype, None)
+        samples = make_text_samples(count, 0, 0.02 if tiny else 1.0)
+    return Bench(label, backend, samples)
+
+
+def budget(bench: Bench, requested: int | None, per_batch: int) -> int:
+    """Token budget per micro-batch: as asked, else `per_batch` samples of mean size."""
+    mean = float(np.mean([bench.backend.sample_tokens(s) for s in bench.samples]))
+    return requested or int(per_batch * mean)
+
+
+def tiny_check(bench: Bench, args) -> dict:
+    """Parity and token efficiency on the CPU: packed micro-batches vs one at a time."""
+    bench.backend.max_batch_tokens = budget(bench, args.max_batch_tokens, 4)
+    reference = bench.one_at_a_time()
+    padded, padded_scores = bench.run(False, args.handler_batch)
+    packed, packed_scores = bench.run(True, args.handler_batch)
+    parity = largest_difference(packed_scores, reference)
+    result = {
+        "max_batch_tokens": bench.backend.max_batch_tokens,
+        "padded": padded,
+        "packed": packed,
+        "packed_vs_one_at_a_time_max_abs_diff": parity,
+        "padded_vs_one_at_a_time_max_abs_diff": largest_difference(padded_scores, reference),
+        "parity_ok": parity <= PARITY_ATOL,
+        "efficiency_ok": packed["computed_over_real"] <= MAX_COMPUTED_OVER_REAL,
+        "note": "CPU figures: parity and tokens are the check; times are not",
+    }
+    result["ok"] = result["parity_ok"] and result["efficiency_ok"]
+    return result
+
+
+def gpu_measure(bench: Bench, args) -> dict:
+    """Packed vs padded through score() at real shapes."""
+    bench.backend.max_batch_tokens = budget(bench, args.max_batch_tokens, args.batch_size)
+    device = bench.backend.device
+    padded, padded_scores = bench.run(False, args.handler_batch)
+    packed, packed_scores = bench.run(True, args.handler_batch)
+    result = {
+        "max_batch_tokens": bench.backend.max_batch_tokens,
+        "padded": padded,
+        "packed": packed,
+        "packed_speedup": round(packed["samples_per_s"] / padded["samples_per_s"], 3),
+        "packed_vs_padded_max_abs_diff": largest_difference(packed_scores, padded_scores),
+        "packed_attention": packed_attention(None, device),
+    }
+    if device.type == "cuda":
+        result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+    return result
+
+
+def varlen_kernel_check(device: torch.device) -> dict:
+    """torch's varlen kernel against the exact path on random bf16 tensors at the 7B vision
+    (16 heads of 80, 64-patch windows, bidirectional) and language (28 query / 4 key-value
+    heads of 128, causal) shapes: the largest output difference, or why it did not run."""
+    from models.varlen_attention import _kernel_for, _varlen_kernel, exact_attention
+
+    if _varlen_kernel() is None:
+        return {"skipped": f"torch {torch.__version__} has no torch.nn.attention.varlen"}
+    generator = torch.Generator(device=device).manual_seed(0)
+    found = {}
+    for name, heads, kv_heads, dim, lengths, causal in (
+        ("vision_windows", 16, 16, 80, [64] * 48 + [16, 40], False),
+        ("language_packed", 28, 4, 128, [1172, 503, 2210, 87], True),
+    ):
+        total = sum(lengths)
+        q = torch.randn(1, heads, total, dim, device=device, generator=generator)
+        k, v = (torch.randn(1, kv_heads, total, dim, device=device, generator=generator)
+                for _ in range(2))  # fmt: skip
+        q, k, v = (t.to(torch.bfloat16) for t in (q, k, v))
+        bounds = torch.tensor(np.cumsum([0, *lengths]), dtype=torch.int32, device=device)
+        kernel = _kernel_for(q, dim**-0.5, None, None)
+        fast = kernel(q, k, v, bounds, max(lengths), causal, None, dim**-0.5)
+        exact = exact_attention(q, k, v, bounds.tolist(), causal, None, dim**-0.5, None)
+        found[name] = round(float((fast.float() - exact.float()).abs().max()), 5)
+    return {"max_abs_diff_bf16": found}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="tiny config on the CPU (a test)")
-    parser.add_argument("--samples", type=int, default=None, help="default 96 (16 with --tiny)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--handler-batch", type=int, default=32, help="batch the handler gets")
-    parser.add_argument("--max-batch-tokens", type=int, default=None, help="default 8 x mean")
+    parser.add_argument("--tiny", action="store_true", help="tiny models on the CPU: the check")
+    parser.add_argument("--backends", nargs="+", default=None, help="default: all of the mode's")
+    parser.add_argument("--samples", type=int, default=None, help="per backend (64; tiny 24)")
+    parser.add_argument("--batch-size", type=int, default=8, help="samples per micro-batch budget")
+    parser.add_argument("--handler-batch", type=int, default=None, help="32 (tiny 12)")
+    parser.add_argument("--max-batch-tokens", type=int, default=None, help="default: from sizes")
     parser.add_argument("--device", default=None, help="default cuda (cpu with --tiny)")
     parser.add_argument("--out", default=None, help="JSON path (default bench/results/...)")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device or ("cpu" if args.tiny else "cuda"))
-    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-    count = args.samples or (16 if args.tiny else 96)
-    samples = make_samples(count, seed=0, scale=0.05 if args.tiny else 1.0)
-
-    started = time.perf_counter()
-    backend = build_backend(args.tiny, device, dtype, max_batch_tokens=1)
-    build_s = time.perf_counter() - started
-    estimates = [backend.estimate_tokens(s) for s in samples]
-    mean_tokens = float(np.mean(estimates))
-    # Warm-up (kernel selection, allocator, oneDNN primitives): one single and one full batch.
-    backend.max_batch_tokens = None
-    backend.score(samples[:1])
-    backend.score(samples[: args.batch_size])
-    backend.max_batch_tokens = args.max_batch_tokens or int(args.batch_size * mean_tokens)
-    size = args.batch_size
-    arrival = [samples[i : i + size] for i in range(0, count, size)]
-    by_length = sorted(samples, key=backend.estimate_tokens)
-    sorted_batches = [by_length[i : i + size] for i in range(0, count, size)]
-    largest = sorted(samples, key=backend.estimate_tokens, reverse=True)[:16]
+    dtype = torch.float32 if args.tiny else torch.bfloat16
+    count = args.samples or (24 if args.tiny else 64)
+    args.handler_batch = args.handler_batch or (12 if args.tiny else 32)
+    labels = args.backends or (TINY_BACKENDS if args.tiny else GPU_BACKENDS)
     result = {
-        "config": "tiny" if args.tiny else "qwen2.5-vl-7b shapes, random weights",
+        "mode": "tiny parity check" if args.tiny else "real shapes, random weights",
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else platform.processor() or "cpu",
         "dtype": str(dtype).replace("torch.", ""),
         "torch": torch.__version__,
-        "build_seconds": round(build_s, 2),
-        "samples": count,
-        "estimated_tokens": {
-            "mean": round(mean_tokens, 1),
-            "min": min(estimates),
-            "max": max(estimates),
-        },
-        "a_one_at_a_time": model_only(backend, [[s] for s in samples]),
-        "b_arrival_batches": model_only(backend, arrival),
-        "c_sorted_batches": model_only(backend, sorted_batches),
-        "d_pipeline_token_budget": pipeline_path(backend, samples, args.handler_batch),
-        "e_pipeline_prepared_inline": pipeline_path(
-            backend, samples, args.handler_batch, prepare_ahead=False
-        ),
-        "vision_vs_language_16_largest": vision_language_split(backend, largest, size),
+        "samples_per_backend": count,
+        "backends": {},
     }
-    if device.type == "cuda":
-        result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-    out = Path(args.out or f"bench/results/gpu_reward_bench_{'tiny' if args.tiny else '7b'}.json")
+    for label in labels:
+        started = time.perf_counter()
+        bench = build(label, args.tiny, device, dtype, count)
+        build_seconds = round(time.perf_counter() - started, 2)
+        entry = (tiny_check if args.tiny else gpu_measure)(bench, args)
+        result["backends"][label] = {"build_seconds": build_seconds, **entry}
+        print(label, json.dumps(result["backends"][label]), flush=True)
+        del bench
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+    if args.tiny:
+        result["ok"] = all(entry["ok"] for entry in result["backends"].values())
+    elif device.type == "cuda":
+        result["varlen_kernel"] = varlen_kernel_check(device)
+    out = Path(args.out or f"bench/results/gpu_reward_bench_{'tiny' if args.tiny else 'gpu'}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
     return result
 
 
 if __name__ == "__main__":
-    main()
+    outcome = main()
+    sys.exit(0 if outcome.get("ok", True) else 1)

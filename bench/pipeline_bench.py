@@ -27,8 +27,14 @@ def generate(directory: Path, total: int, seed: int = 0) -> Path:
 
     videos = max(30, total // 10 // 3 * 3)
     texts = max(15, total // 10)
+    # No multi-turn conversations: the same mix as the figures in bench/results were taken on.
     write_sample_dataset(
-        directory, seed=seed, images=total - videos - texts, videos=videos, texts=texts
+        directory,
+        seed=seed,
+        images=total - videos - texts,
+        videos=videos,
+        texts=texts,
+        multiturn=0,
     )
     return directory
 

@@ -1,5 +1,6 @@
-"""A Qwen2.5-VL value-head backend with random weights at 7B shapes (or tiny), and image samples
-of 1 to 10 crops, for the GPU reward benchmark and the tests' tiny checkpoints.
+"""A Qwen2.5-VL value-head backend with random weights at 7B shapes (or a tiny Qwen2-VL /
+Qwen2.5-VL), image samples of 1 to 10 crops, and mixed micro-batches (text only, images,
+videos, two images), for the GPU reward benchmark and the tests' tiny checkpoints.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ TINY = {
     ),
     "vocab_size": 512,
 }
+# Qwen2-VL's vision tower names its sizes differently (no windows, a plain MLP).
+TINY_QWEN2_VISION = dict(depth=2, embed_dim=32, hidden_size=32, mlp_ratio=2, num_heads=4)
 
 
 def train_byte_bpe(specials: list[str]):
@@ -114,20 +117,37 @@ def build_tokenizer(specials: list[str] = SPECIALS, chat_template: str | None = 
     return tokenizer
 
 
-def build_backend(tiny: bool, device: torch.device, dtype: torch.dtype, max_batch_tokens: int):
-    """Random-weight Qwen2.5-VL base model + value head behind the real backend class."""
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLModel
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
-        Qwen2VLImageProcessorPil,
-    )
+def build_backend(
+    tiny: bool,
+    device: torch.device,
+    dtype: torch.dtype,
+    max_batch_tokens: int | None,
+    model_type: str = "qwen2_5_vl",
+):
+    """Random-weight Qwen2.5-VL (or, tiny, Qwen2-VL) base model + value head behind the real
+    backend class, its attention the model's sdpa (the bench switches it for packing)."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLModel, Qwen2VLConfig, Qwen2VLModel
+
+    from models.qwen_vl_inputs import image_processor_class
 
     shapes = TINY if tiny else QWEN25_VL_7B
     tokenizer = build_tokenizer()
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIALS}
     text = dict(shapes["text"], vocab_size=shapes["vocab_size"], pad_token_id=0)
     text.update(bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"])
-    vision = dict(shapes["vision"], patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
-    config = Qwen2_5_VLConfig(
+    qwen2 = model_type == "qwen2_vl"
+    if qwen2 and not tiny:
+        raise ValueError("the real-shape bench builds Qwen2.5-VL-7B; Qwen2-VL only tiny")
+    vision = dict(
+        TINY_QWEN2_VISION if qwen2 else shapes["vision"],
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+    )
+    config_class, model_class = (
+        (Qwen2VLConfig, Qwen2VLModel) if qwen2 else (Qwen2_5_VLConfig, Qwen2_5_VLModel)
+    )
+    config = config_class(
         text_config=text,
         vision_config=vision,
         image_token_id=ids["<|image_pad|>"],
@@ -137,9 +157,9 @@ def build_backend(tiny: bool, device: torch.device, dtype: torch.dtype, max_batc
     )
     torch.manual_seed(0)
     with torch.device(device):
-        model = Qwen2_5_VLModel._from_config(config, dtype=dtype, attn_implementation="sdpa")
+        model = model_class._from_config(config, dtype=dtype, attn_implementation="sdpa")
         head = torch.nn.Linear(config.text_config.hidden_size, 1)
-    processor = Qwen2VLImageProcessorPil(min_pixels=4 * TOKEN_PX**2, max_pixels=4096 * TOKEN_PX**2)
+    processor = image_processor_class()(min_pixels=4 * TOKEN_PX**2, max_pixels=4096 * TOKEN_PX**2)
     options = dict(DEFAULTS, max_batch_tokens=max_batch_tokens)
     backend = VlmValueHeadRewardModel(
         model, head, tokenizer, processor, tokenizer.chat_template, options, device
@@ -168,4 +188,39 @@ def make_samples(count: int, seed: int, scale: float) -> list[Sample]:
         ]
         ref = MediaRef("image", f"bench/{i}.jpg", b"")
         samples.append(Sample(f"bench-{i}", "bench", conversation, [ref], decoded=[pixels]))
+    return samples
+
+
+def make_mixed_samples(count: int, seed: int, scale: float) -> list[Sample]:
+    """In turn: an image of 1-10 crops, a text-only sample, a video of 2-8 frames, and two
+    images in one sample; QA text as in `make_samples`. `scale` shrinks the pixel area."""
+    rng = np.random.default_rng(seed)
+    images = make_samples(count, seed, scale)
+    samples = []
+    for i in range(count):
+        question = " ".join(rng.choice(WORDS, int(rng.integers(4, 16))))
+        answer = " ".join(rng.choice(WORDS, int(rng.integers(4, 60))))
+        kind = i % 4
+        if kind == 0:
+            samples.append(images[i])
+            continue
+        if kind == 1:
+            conversation = [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
+            samples.append(Sample(f"mixed-{i}", "bench", conversation))
+            continue
+        if kind == 2:
+            frames = int(rng.integers(2, 9))
+            side = max(TOKEN_PX, int(TOKEN_PX * np.sqrt(CROP_TOKENS * scale)))
+            pixels = [rng.integers(0, 256, (frames, side, side + TOKEN_PX, 3), dtype=np.uint8)]
+            refs = [MediaRef("video", f"bench/{i}.mp4", b"")]
+            marker = "<video>"
+        else:
+            pixels = [img.decoded[0] for img in (images[i], images[(i + 1) % count])]
+            refs = [MediaRef("image", f"bench/{i}-{n}.jpg", b"") for n in range(2)]
+            marker = "<image>\n<image>"
+        conversation = [
+            {"from": "human", "value": f"{marker}\n{question}"},
+            {"from": "gpt", "value": answer},
+        ]
+        samples.append(Sample(f"mixed-{i}", "bench", conversation, refs, decoded=pixels))
     return samples

@@ -11,6 +11,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,11 +30,29 @@ if beam_inference.resource is None:
         beam_inference.resource = resource
 
 
+@dataclass(frozen=True)
+class Reward:
+    """A sample's reward with one reward per assistant turn, for a backend that reads them.
+
+    `turn_scores[i]` is the reward of the conversation cut after its i-th assistant turn (a
+    value head reads it at the end of that turn in the same forward pass: causal attention
+    means it saw nothing later), so a conversation kept up to turn i would score
+    `turn_scores[i]`, and the last one is normally `score`.
+    """
+
+    score: float
+    turn_scores: tuple[float, ...]
+
+
 class RewardModel(Protocol):
     name: str
 
-    def score(self, samples: Sequence[Sample]) -> list[float]:
-        """One reward per sample, in order; higher means a better conversation for its media."""
+    def score(self, samples: Sequence[Sample]) -> list[float | Reward]:
+        """One reward per sample, in order; higher means a better conversation for its media.
+
+        A backend that also reads a reward per assistant turn returns a `Reward` for a sample
+        instead of a float; anything else returns floats, and its samples carry no turn scores.
+        """
 
 
 class SampleRejected(ValueError):
@@ -56,6 +75,7 @@ class ScoreOutcome:
     error: str | None = None
     seconds: float = 0.0
     reason: str | None = None
+    turn_scores: tuple[float, ...] | None = None
 
 
 class RewardModelHandler(ModelHandler[Sample, PredictionResult, Any]):
@@ -76,7 +96,11 @@ class RewardModelHandler(ModelHandler[Sample, PredictionResult, Any]):
         **batching: Any,
     ):
         batching.setdefault("max_batch_size", 16)
-        super().__init__(large_model=large_model, **batching)
+        # Kept here and answered through the two methods below rather than handed to
+        # ModelHandler.__init__, which Beam 2.62 does not have: the loopback Spark
+        # and Flink engines run Beam 2.62 (README, "Runners").
+        self._batching = batching
+        self._large_model = large_model
         self._load_copy = load_copy
         self._model_name = model_name
         self._devices = devices
@@ -85,6 +109,12 @@ class RewardModelHandler(ModelHandler[Sample, PredictionResult, Any]):
     @property
     def model_name(self) -> str:
         return self._model_name
+
+    def batch_elements_kwargs(self) -> dict[str, Any]:
+        return dict(self._batching)
+
+    def share_model_across_processes(self) -> bool:
+        return self._large_model
 
     def load_model(self):
         from models.device_pool import DevicePool
@@ -118,17 +148,21 @@ class RewardModelHandler(ModelHandler[Sample, PredictionResult, Any]):
         return sum(len(ref.data or b"") for sample in batch for ref in sample.media)
 
 
-def score_isolating_failures(model: RewardModel, batch: list[Sample]) -> list[ScoreOutcome]:
+def score_isolating_failures(
+    model: RewardModel, batch: list[Sample], started: Future | None = None
+) -> list[ScoreOutcome]:
     """Score a batch; if it fails, split it in halves and retry down to single samples.
 
     Halving handles both an out-of-memory batch (smaller batches fit) and one poisonous
     sample (only it ends up failing), at log2(batch) extra calls rather than one per sample.
     A backend that refuses a sample before its forward pass (`SampleRejected`) costs no GPU
     time on the way down: only halves without the refused sample reach the model.
+    `started`: the batch's scoring already begun by the model's `head_start` (the whole batch
+    only: the halves start afresh).
     """
-    started = time.perf_counter()
+    began = time.perf_counter()
     try:
-        scores = model.score(batch)
+        scores = model.finish(started) if started is not None else model.score(batch)
         if len(scores) != len(batch):
             raise RuntimeError(f"model returned {len(scores)} scores for {len(batch)} samples")
     except Exception as exc:  # noqa: BLE001 - any backend failure is isolated, then recorded
@@ -139,11 +173,18 @@ def score_isolating_failures(model: RewardModel, batch: list[Sample]) -> list[Sc
         return score_isolating_failures(model, batch[:middle]) + score_isolating_failures(
             model, batch[middle:]
         )
-    per_sample = (time.perf_counter() - started) / len(batch)
-    return [_checked(float(score), per_sample) for score in scores]
+    per_sample = (time.perf_counter() - began) / len(batch)
+    return [_checked(score, per_sample) for score in scores]
 
 
-def _checked(score: float, seconds: float) -> ScoreOutcome:
-    if math.isfinite(score):
-        return ScoreOutcome(score, None, seconds)
-    return ScoreOutcome(None, f"the model returned a non-finite score ({score})", seconds)
+def _checked(result: float | Reward, seconds: float) -> ScoreOutcome:
+    if isinstance(result, Reward):
+        score, turns = float(result.score), tuple(float(t) for t in result.turn_scores)
+    else:
+        score, turns = float(result), None
+    if not math.isfinite(score):
+        return ScoreOutcome(None, f"the model returned a non-finite score ({score})", seconds)
+    if turns is not None and not all(math.isfinite(t) for t in turns):
+        error = f"the model returned a non-finite turn score ({list(turns)})"
+        return ScoreOutcome(None, error, seconds)
+    return ScoreOutcome(score, None, seconds, turn_scores=turns)

@@ -3,21 +3,26 @@
 `devices:` in the config lists the devices a run uses (`[cuda:0, cuda:1]`), or `auto`: every
 GPU this machine shows, else the CPU. The backend is built once per device with its `device`
 option set to it; `score_batch` waits for a free copy, scores there (isolating the sample that
-breaks a batch) and says which device did it and for how long, for the run's cost figures.
+breaks a batch) and says which device did it, for how long and what its forward passes
+computed (`work.py`), for the run's cost figures.
 Thread-safe: the scoring step calls it from one thread per copy, so every copy stays busy.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from models.base import RewardModel, ScoreOutcome, score_isolating_failures
+from models.work import ModelWork
 from transforms.core.record import Sample
 
 AUTO = "auto"
@@ -77,6 +82,7 @@ class ScoredBatch:
     process: int  # the process holding the copy: several may hold copies on one device
     started_at: float
     busy_seconds: float
+    work: ModelWork | None = None  # what the copy's forward passes computed, if it says
 
 
 class DevicePool:
@@ -93,6 +99,8 @@ class DevicePool:
         self.name = getattr(first, "name", "model")
         self._host = socket.gethostname()
         self._process = os.getpid()
+        self._turns = itertools.cycle(list(self._copies))
+        self._turn_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -114,14 +122,28 @@ class DevicePool:
         return self._copies[device]
 
     def score_batch(self, batch: Sequence[Sample]) -> ScoredBatch:
+        batch = list(batch)
+        # While this batch waits for a free copy, a copy's helper thread builds its first
+        # micro-batch (on the CPU, so whichever copy frees up first can run it).
+        head_start = self._head_start(batch)
         device = self._free.get()  # blocks until some copy is free
+        copy = self._copies[device]
         try:
             started_at, started = time.time(), time.perf_counter()
-            outcomes = score_isolating_failures(self._copies[device], list(batch))
+            outcomes = score_isolating_failures(copy, batch, head_start)
             busy = time.perf_counter() - started
+            meter = getattr(copy, "work", None)
+            work = meter.take() if meter is not None else None
         finally:
             self._free.put(device)
-        return ScoredBatch(outcomes, device, self._host, self._process, started_at, busy)
+        return ScoredBatch(outcomes, device, self._host, self._process, started_at, busy, work)
+
+    def _head_start(self, batch: list[Sample]) -> Future | None:
+        """The batch's scoring begun on the next copy's helper thread in turn, if it has one."""
+        with self._turn_lock:
+            copy = self._copies[next(self._turns)]
+        begin = getattr(copy, "head_start", None)
+        return begin(batch) if begin is not None else None
 
     def score(self, samples: Sequence[Sample]) -> list[float]:
         """The `RewardModel` contract on whichever copy is free (raises if the batch fails)."""

@@ -1,10 +1,11 @@
-"""InternLM-XComposer2.5-Reward through its own remote-code `get_scores` API.
+"""InternLM-XComposer2.5-Reward: its options, checks and loader, and its `get_scores` engine.
 
-The model reads media from FILE PATHS and picks image vs video by extension, so each call
-writes the batch's media bytes to a fresh temporary directory (per worker process, per call)
-and removes it afterwards, also when scoring fails. Its code comes with the checkpoint
-(`trust_remote_code`), so it only runs after an explicit opt-in, and it is loaded the way
-`ixc25_loading` explains (transformers 5, offline, no meta device).
+Its code comes with the checkpoint (`trust_remote_code`), so it only runs after an explicit
+opt-in, and it is loaded the way `ixc25_loading` explains (transformers 5, offline, no meta
+device). Two engines score with it: `batched` (the default, `ixc25_batched.py`) and
+`upstream`, here: the code's own `get_scores`, which reads media from FILE PATHS and picks
+image vs video by extension, so each call writes the batch's media bytes to a fresh temporary
+directory (per worker process, per call) and removes it afterwards, also when scoring fails.
 
 What the code does with a conversation, and how this backend meets it:
 - one image or video and no `<ImageHere>` in the text: it puts the media first itself, so
@@ -31,6 +32,7 @@ from typing import Any
 
 import torch
 
+from models.ixc25_checks import check_packages, check_tensor_names
 from models.ixc25_inputs import (
     IMAGE_HERE,
     ixc_chat,
@@ -38,8 +40,8 @@ from models.ixc25_inputs import (
     video_geometry,
     write_media,
 )
-from models.ixc25_loading import load_ixc_model
-from models.ixc25_offline import cached_hub_file, check_offline_assets, hub_reachable
+from models.ixc25_loading import ATTENTIONS, load_ixc_model
+from models.ixc25_offline import cached_hub_file, check_offline_assets, hub_reachable, local_clip
 from models.loading import (
     ModelConfigError,
     check_device,
@@ -69,7 +71,11 @@ DEFAULTS: dict[str, Any] = {
     # Local copies of what the model's code downloads while it loads (README, ixc25).
     "font_path": None,
     "clip_path": None,
-    # Token budget of one get_scores call (padded: samples x longest); None = the whole batch.
+    # Padded tokens (samples x longest) of one forward pass: the run's batch is split into
+    # length-sorted micro-batches within it, which bounds activation memory (about 330 KB a
+    # token in fp32 on the CPU at the real width, half in bf16). A smaller max_batch_tokens of
+    # the run wins; a longer sample gets a forward of its own.
+    "forward_tokens": 16384,
     "max_batch_tokens": None,
     "max_batch_size": None,
     "video_tokens": IXC_VIDEO_TOKENS,
@@ -77,7 +83,14 @@ DEFAULTS: dict[str, Any] = {
     "remote_code_allowlist": [],
     # Where the per-call media directories go (default: the system temp dir).
     "tmp_dir": None,
+    # auto: flash-attn when it imports, else torch's scaled-dot-product attention; or
+    # flash_attention_2, sdpa, eager (the checkpoint's own quadratic-memory choice).
+    "attention": "auto",
+    # batched: inputs built ahead from the decoded media, one vision pass and one forward per
+    # micro-batch (`ixc25_batched.py`); upstream: the checkpoint's own get_scores.
+    "engine": "batched",
 }
+ENGINES = ("batched", "upstream")
 
 
 class RemoteCodeNotAllowed(ModelConfigError):
@@ -114,7 +127,8 @@ def normalise_scores(raw: Any, count: int) -> list[float]:
 
 
 class Ixc25RewardModel(MicroBatchedModel):
-    """`RewardModel` over a loaded IXC-2.5-Reward (or any model with the same get_scores API)."""
+    """`RewardModel` over a loaded IXC-2.5-Reward's get_scores (engine: upstream), or any
+    model with the same API."""
 
     name = "ixc25"
 
@@ -125,7 +139,8 @@ class Ixc25RewardModel(MicroBatchedModel):
         self.dtype = dtype
         self.hd_num = int(options["hd_num"])
         self.max_length = int(options["max_length"])
-        self.max_batch_tokens = options["max_batch_tokens"]
+        run_budget, forward = options["max_batch_tokens"], int(options["forward_tokens"])
+        self.max_batch_tokens = min(run_budget, forward) if run_budget else forward
         self.max_batch_size = options["max_batch_size"]
         self.tmp_dir = options["tmp_dir"]
         self.video_tokens = int(options["video_tokens"])
@@ -166,26 +181,33 @@ class Ixc25RewardModel(MicroBatchedModel):
         return normalise_scores(raw, len(samples))
 
     def _autocast(self):
-        # The model's own evaluation runs under CUDA autocast; on the CPU it runs as loaded.
-        if self.device.type == "cuda" and self.dtype in (torch.float16, torch.bfloat16):
-            return torch.autocast("cuda", dtype=self.dtype)
+        # The model's own evaluation runs under autocast: its vision tower hands fp32 features
+        # to a bf16 projector. The CPU gets the same, so bf16 works there as on CUDA.
+        if self.dtype in (torch.float16, torch.bfloat16):
+            return torch.autocast(self.device.type, dtype=self.dtype)
         return contextlib.nullcontext()
 
 
 def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None:
-    """Everything load_ixc25 would refuse, found without loading weights (one-line errors).
-
-    Files and the device are checked only when the workers run on this machine
-    (`workers_here`); remote workers (Dataflow, Spark) see their own files and GPUs.
+    """Everything load_ixc25 would refuse, found without loading weights (one-line errors):
+    the opt-in and options; where the workers run on this machine (`workers_here`; remote
+    workers such as Dataflow's or Spark's see their own files, packages and GPUs), the
+    checkpoint, font and vision tower, the packages its code imports, the device, and whether
+    the checkpoint's tensor names fill the model its code builds (`ixc25_checks.py`).
     """
     options = take_options("ixc25", options, DEFAULTS)
     path = str(options["path"])
     check_remote_code_allowed(
         path, bool(options["trust_remote_code"]), options["remote_code_allowlist"] or []
     )
-    for key in ("hd_num", "max_length", "video_tokens"):
+    for key in ("hd_num", "max_length", "video_tokens", "forward_tokens"):
         if not isinstance(options[key], int) or options[key] < 1:
             raise ModelConfigError(f"ixc25: {key} must be a positive integer, got {options[key]!r}")
+    for key, allowed in (("engine", ENGINES), ("attention", ATTENTIONS)):
+        if options[key] not in allowed:
+            raise ModelConfigError(
+                f"ixc25: {key} must be one of {', '.join(allowed)}, got {options[key]!r}"
+            )
     if not workers_here:
         return
     if os.path.isdir(path):
@@ -200,7 +222,16 @@ def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None
             f"{path}`"
         )
     check_offline_assets(options["font_path"], options["clip_path"])
+    check_packages()
     check_device("ixc25", path, options["device"])
+    folder = path if os.path.isdir(path) else _cached_snapshot(path)
+    if folder:
+        check_tensor_names(folder, local_clip(options["clip_path"]))
+
+
+def _cached_snapshot(repo: str) -> str | None:
+    config_file = cached_hub_file(repo, "config.json")
+    return os.path.dirname(config_file) if config_file else None
 
 
 def load_ixc25(options: dict[str, Any] | None = None) -> Ixc25RewardModel:
@@ -213,8 +244,14 @@ def load_ixc25(options: dict[str, Any] | None = None) -> Ixc25RewardModel:
     check_device("ixc25", path, options["device"])
     device = resolve_device(options["device"])
     dtype = resolve_dtype(options["dtype"], device)
-    model = load_ixc_model(path, device, dtype, options["font_path"], options["clip_path"])
-    return Ixc25RewardModel(model, device, dtype, options)
+    model = load_ixc_model(
+        path, device, dtype, options["font_path"], options["clip_path"], options["attention"]
+    )
+    if options["engine"] == "upstream":
+        return Ixc25RewardModel(model, device, dtype, options)
+    from models.ixc25_batched import Ixc25BatchedModel
+
+    return Ixc25BatchedModel(model, device, dtype, options)
 
 
 def _estimator(options: dict[str, Any]) -> IxcTokenEstimator:

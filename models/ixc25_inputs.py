@@ -1,5 +1,6 @@
-"""What IXC-2.5-Reward's own code reads: media as files it tells apart by extension, and a chat
-rendered in its turn format with one `<ImageHere>` marker per medium (see `ixc25.py`).
+"""What IXC-2.5-Reward's own code reads: media as files it tells apart by extension (or, for the
+batched path, the same pixels in memory), and a chat rendered in its turn format with one
+`<ImageHere>` marker per medium (see `ixc25.py`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,43 @@ def write_media(sample: Sample, index: int, directory: str) -> str:
     with open(file_path, "wb") as handle:
         handle.write(data)
     return file_path
+
+
+# Pillow modes whose decoded pixels (`transforms/media/decode.py`) equal `convert("RGB")` of
+# the file, which is how the model's own code reads an image: no alpha to composite, no
+# 16-bit range to rescale.
+AS_READ_MODES = frozenset({"RGB", "L", "1", "CMYK", "YCbCr"})
+EXIF_ORIENTATION = 0x0112
+
+
+def _decoded_as_read(image, decoded) -> bool:
+    """Whether the decode step's array is what `Image.open(file).convert("RGB")` gives: full
+    size (not shrunk to max_side), not turned by an EXIF orientation, no alpha or 16 bits."""
+    shape = getattr(decoded, "shape", ())
+    if len(shape) != 3 or tuple(shape[:2]) != (image.height, image.width):
+        return False
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        return False
+    plain_palette = image.mode == "P" and "transparency" not in image.info
+    return image.mode in AS_READ_MODES or plain_palette
+
+
+def image_as_read(sample: Sample, index: int):
+    """One image as the model's code reads it from its file (a PIL RGB image): the decoded
+    pixels where they are exactly that, else the file's bytes opened the way the code opens
+    them (in memory, no temporary file)."""
+    from PIL import Image
+
+    ref = sample.media[index]
+    decoded = sample.decoded[index] if sample.decoded and index < len(sample.decoded) else None
+    if not ref.data:
+        if decoded is None:
+            raise ValueError(f"sample {sample.id}: media {ref.path!r} has no bytes to score")
+        return Image.fromarray(decoded)
+    with Image.open(io.BytesIO(ref.data)) as image:
+        if decoded is not None and _decoded_as_read(image, decoded):
+            return Image.fromarray(decoded)
+        return image.convert("RGB")
 
 
 def ixc_chat(sample: Sample) -> list[dict[str, str]]:

@@ -1,6 +1,6 @@
 """Load InternLM-XComposer2.5-Reward's own (remote) code under transformers 5, offline.
 
-The checkpoint's code was written for transformers 4.33, and building it does four things
+The checkpoint's code was written for transformers 4.33, and building it does five things
 that break here (REFERENCE.md, "IXC-2.5-Reward"):
 - `__init__` reads `config.max_length`, which transformers 5 drops from configs;
 - `__init__` builds the CLIP vision tower with `CLIPVisionModel.from_pretrained(
@@ -9,17 +9,20 @@ that break here (REFERENCE.md, "IXC-2.5-Reward"):
 - `__init__` downloads `SimHei.ttf` (it labels video frames) with a plain `urlopen`, outside
   the Hugging Face cache, so `HF_HUB_OFFLINE` does not stop it;
 - config.json asks for `flash_attention_2`, which raises at the first forward without
-  flash-attn.
+  flash-attn; the code's other choice, eager, needs memory square in the sample length;
+- the shards name the vision tower's tensors as transformers 4.33 saved them
+  (`vit.vision_tower.vision_model.*`), which transformers 5 renames only in `from_pretrained`.
 So the model is built here by hand: its class comes from transformers' dynamic-module
-utilities, the font and vision-tower lookups in the code's own modules are pointed at local
-files before construction (`ixc25_offline.py`), the model is constructed on the target
-device (never meta), and the checkpoint's weights are loaded with every key accounted for.
+utilities, the font and vision-tower lookups in the code's own modules are served from local
+files while it is constructed (`ixc25_offline.py`), on the target device (never meta), with
+attention flash-attn, else torch's SDPA (`ixc25_attention.py`); the shards are then copied in
+under transformers 5's names (`ixc25_names.py`), every key accounted for.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import json
 import logging
 import os
@@ -28,7 +31,9 @@ from typing import Any
 
 import torch
 
-from models.ixc25_offline import local_clip, local_font, redirect_fetches
+from models.ixc25_attention import SDPA, install_sdpa
+from models.ixc25_names import checkpoint_files, mismatch, renamer
+from models.ixc25_offline import checkpoint_modules, local_clip, local_font, served_locally
 from models.loading import ModelConfigError
 
 logger = logging.getLogger(__name__)
@@ -55,16 +60,46 @@ def fill_max_length(config: Any, folder: str) -> None:
     config.max_length = int(saved or DEFAULT_MAX_LENGTH)
 
 
-def choose_attention(config: Any) -> str:
-    """flash_attention_2 when flash-attn imports, else eager (the code's two choices)."""
+ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
+
+
+def _flash_attn_imports() -> bool:
+    # Imported, not just found: a wheel built for another torch is installed but fails here.
+    try:
+        importlib.import_module("flash_attn")
+    except Exception:  # noqa: BLE001 - any failure means the code's flash path would fail
+        return False
+    return True
+
+
+def choose_attention(config: Any, wanted: str, modules: list[Any]) -> str:
+    """The attention the code's decoder layers will build, set on `config`.
+
+    auto: flash_attention_2 when flash-attn imports, else torch's SDPA added to the code's
+    attention table (eager only if this code has no table to add it to).
+    """
+    if wanted not in ATTENTIONS:
+        raise ModelConfigError(f"ixc25: attention must be one of {', '.join(ATTENTIONS)}")
     asked = getattr(config, "attn_implementation", None)
-    usable = "flash_attention_2" if importlib.util.find_spec("flash_attn") else "eager"
+    has_flash = _flash_attn_imports()
+    usable = wanted
+    if wanted == "auto":
+        usable = "flash_attention_2" if has_flash else SDPA
+    if usable == SDPA and not install_sdpa(modules):
+        if wanted == SDPA:
+            raise ModelConfigError(
+                "ixc25: this checkpoint's code has no INTERNLM2_ATTENTION_CLASSES table to add "
+                "sdpa to; set attention: eager or install flash-attn"
+            )
+        usable = "eager"
+    if usable == "flash_attention_2" and not has_flash:
+        raise ModelConfigError("ixc25: attention: flash_attention_2 needs flash-attn installed")
     config.attn_implementation = usable
     logger.warning(
         "ixc25: attention %s (the checkpoint asks for %s; flash-attn %s)",
         usable,
         asked,
-        "is installed" if usable == "flash_attention_2" else "is not installed",
+        "is installed" if has_flash else "is not installed",
     )
     return usable
 
@@ -96,22 +131,6 @@ def built_on(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
 
 
 # -- weights ---------------------------------------------------------------------------------
-def checkpoint_shards(folder: str) -> list[str]:
-    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        index_file = os.path.join(folder, index)
-        if os.path.exists(index_file):
-            with open(index_file) as handle:
-                names = sorted(set(json.load(handle)["weight_map"].values()))
-            return [os.path.join(folder, name) for name in names]
-    for single in ("model.safetensors", "pytorch_model.bin"):
-        if os.path.exists(os.path.join(folder, single)):
-            return [os.path.join(folder, single)]
-    raise ModelConfigError(
-        f"ixc25: no weights in {folder} (model.safetensors or pytorch_model.bin, or their "
-        ".index.json)"
-    )
-
-
 def _read_shard(file: str) -> dict[str, torch.Tensor]:
     if file.endswith(".safetensors"):
         from safetensors.torch import load_file
@@ -120,37 +139,37 @@ def _read_shard(file: str) -> dict[str, torch.Tensor]:
     return torch.load(file, map_location="cpu", weights_only=True)
 
 
-def _module_prefixes(model: torch.nn.Module, modules: list[torch.nn.Module]) -> tuple[str, ...]:
+def module_prefixes(model: torch.nn.Module, modules: list[torch.nn.Module]) -> tuple[str, ...]:
     wanted = {id(m) for m in modules}
     return tuple(f"{name}." for name, m in model.named_modules() if id(m) in wanted and name)
 
 
+def tied_names(model: torch.nn.Module) -> set[str]:
+    """Weights that share another's tensor, so need not be saved (none here unless tied)."""
+    tied = getattr(model, "_tied_weights_keys", None) or ()
+    return set(tied) if getattr(model.config, "tie_word_embeddings", False) else set()
+
+
 def load_weights(model: torch.nn.Module, folder: str, towers: list[torch.nn.Module]) -> None:
-    """Copy every shard into the model; fail unless each weight is found exactly once.
+    """Copy every shard into the model under transformers 5's names; fail unless each weight
+    is found exactly once.
 
     The vision towers the code built from `clip_path` already hold weights, so the checkpoint
-    may (and IXC's does) overwrite them but need not. Tied weights count as found with their
-    source.
+    may (and IXC's does) overwrite them but need not.
     """
-    expected = set(model.state_dict())
+    rename = renamer(model)
     found: set[str] = set()
-    unexpected: list[str] = []
-    for shard in checkpoint_shards(folder):
-        tensors = _read_shard(shard)
-        result = model.load_state_dict(tensors, strict=False)
-        unexpected += result.unexpected_keys
-        found |= set(tensors) - set(result.unexpected_keys)
+    for shard in checkpoint_files(folder):
+        tensors = {rename(name): tensor for name, tensor in _read_shard(shard).items()}
+        model.load_state_dict(tensors, strict=False)
+        found |= set(tensors)
         del tensors
-    tied = getattr(model, "_tied_weights_keys", None) or ()
-    tied_found = set(tied) if getattr(model.config, "tie_word_embeddings", False) else set()
-    exempt = _module_prefixes(model, towers)
-    missing = sorted(k for k in expected - found - tied_found if not k.startswith(exempt))
-    if missing or unexpected:
+    problem = mismatch(
+        set(model.state_dict()), found, module_prefixes(model, towers), tied_names(model)
+    )
+    if problem:
         raise ModelConfigError(
-            f"ixc25: the weights in {folder} do not match the model its code builds: "
-            f"missing {missing[:8]}{' ...' if len(missing) > 8 else ''} ({len(missing)}), "
-            f"unexpected {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''} "
-            f"({len(unexpected)})"
+            f"ixc25: the weights in {folder} do not match the model its code builds: {problem}"
         )
 
 
@@ -160,6 +179,7 @@ def load_ixc_model(
     dtype: torch.dtype,
     font_path: str | None,
     clip_path: str | None,
+    attention: str = "auto",
 ) -> Any:
     """The model, with `.tokenizer` set, in eval mode."""
     from transformers import AutoConfig, AutoTokenizer
@@ -167,12 +187,14 @@ def load_ixc_model(
     folder = local_checkpoint(path)
     config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
     fill_max_length(config, folder)
-    choose_attention(config)
     cls = model_class(config, folder)
-    towers = redirect_fetches(cls, local_font(font_path), local_clip(clip_path))
-    with built_on(device, dtype):
-        model = cls(config)
+    choose_attention(config, attention, checkpoint_modules(cls))
+    with served_locally(cls, local_font(font_path), local_clip(clip_path)) as towers:
+        with built_on(device, dtype):
+            model = cls(config)
     load_weights(model, folder, towers)
+    # Scores need no key/value cache: without this, every forward keeps one per layer.
+    model.config.use_cache = False
     model.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
     # Not `.to(dtype)`: buffers the code made in fp32 on purpose (rotary tables) stay so.
     return model.eval()

@@ -8,9 +8,13 @@ pointed, in the checkpoint's own module namespaces, at a local font and a local 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -20,7 +24,7 @@ from models.loading import ModelConfigError
 
 FONT_REPO, FONT_FILE = "internlm/internlm-xcomposer2d5-7b", "SimHei.ttf"
 CLIP_REPO = "internlm/internlm-xcomposer2d5-clip"
-ORIGINAL_CLIP = "_rmclean_original_clip_class"
+_PATCHING = threading.RLock()
 FONT_HINT = (
     f"download it once (`hf download {FONT_REPO} {FONT_FILE} "
     "--local-dir data/models/fonts`) and set `font_path: data/models/fonts/SimHei.ttf`"
@@ -101,19 +105,20 @@ def check_offline_assets(font_path: str | None, clip_path: str | None) -> None:
         )
 
 
-def _checkpoint_modules(cls: type) -> list[Any]:
+def checkpoint_modules(cls: type) -> list[Any]:
     """The modules of the checkpoint's code (the model's file and the files it imports)."""
     package = cls.__module__.rpartition(".")[0]
     return [m for name, m in list(sys.modules.items()) if name.startswith(package + ".")]
 
 
-def _offline_urlopen(font_file: str):
+def _offline_urlopen(font: str | bytes):
     """Stands in for `urlopen` in the checkpoint's code: font URLs read the local font."""
 
     def urlopen(url: Any, *args: Any, **kwargs: Any):
         target = str(getattr(url, "full_url", url))
         if urlparse(target).path.lower().endswith((".ttf", ".ttc", ".otf")):
-            return open(font_file, "rb")  # noqa: SIM115 - the caller reads and closes it
+            # The caller reads and closes it.
+            return io.BytesIO(font) if isinstance(font, bytes) else open(font, "rb")  # noqa: SIM115
         raise OfflineFetchRefused(
             f"ixc25: the checkpoint's code tried to download {target}; rmclean runs it "
             "offline (set font_path/clip_path to local copies)"
@@ -122,36 +127,53 @@ def _offline_urlopen(font_file: str):
     return urlopen
 
 
-def _local_clip_class(original: type, clip_dir: str, built: list[torch.nn.Module]) -> type:
-    """`CLIPVisionModel` whose from_pretrained reads `clip_dir` instead of the hub."""
+def _local_clip_class(
+    original: type, clip_dir: str, built: list[torch.nn.Module], weights: bool
+) -> type:
+    """`CLIPVisionModel` whose from_pretrained reads `clip_dir` instead of the hub; without
+    `weights`, it builds the model from the folder's config alone (for the meta device)."""
 
     class LocalCLIPVisionModel(original):  # type: ignore[misc, valid-type]
         @classmethod
         def from_pretrained(cls, name: Any, *args: Any, **kwargs: Any):
             source = name if os.path.isdir(str(name)) else clip_dir
-            # In the dtype the rest of the model is built in, as transformers 4.x gave it.
-            kwargs.setdefault("dtype", torch.get_default_dtype())
-            model = original.from_pretrained(source, *args, **kwargs)
+            if weights:
+                # In the dtype the rest of the model is built in, as transformers 4.x gave it.
+                kwargs.setdefault("dtype", torch.get_default_dtype())
+                model = original.from_pretrained(source, *args, **kwargs)
+            else:
+                model = original(original.config_class.from_pretrained(source))
             built.append(model)
             return model
 
     return LocalCLIPVisionModel
 
 
-def redirect_fetches(cls: type, font: str | None, clip: str | None) -> list[torch.nn.Module]:
-    """Point the code's font download and vision-tower load at local files.
+@contextlib.contextmanager
+def served_locally(
+    cls: type, font: str | bytes | None, clip: str | None, weights: bool = True
+) -> Iterator[list[torch.nn.Module]]:
+    """While the model is built: the code's font download reads `font` (a file or its bytes)
+    and its vision-tower load reads `clip` (with `weights=False`, config only).
 
     Patched in the code's own module namespaces (it imported `urlopen` and `CLIPVisionModel`
-    by name), so nothing outside this checkpoint changes. Returns the list that collects the
-    vision towers the code builds, whose weights come from `clip` rather than the checkpoint.
+    by name), so nothing outside this checkpoint changes, and put back afterwards. Yields the
+    list that collects the vision towers the code builds, whose weights come from `clip`
+    rather than the checkpoint.
     """
-    built: list[torch.nn.Module] = []
-    for module in _checkpoint_modules(cls):
-        if font and hasattr(module, "urlopen"):
-            module.urlopen = _offline_urlopen(font)
-        # A second load in the same process finds the module already patched: wrap the original.
-        original = getattr(module, ORIGINAL_CLIP, getattr(module, "CLIPVisionModel", None))
-        if clip and isinstance(original, type):
-            setattr(module, ORIGINAL_CLIP, original)
-            module.CLIPVisionModel = _local_clip_class(original, clip, built)
-    return built
+    with _PATCHING:  # two loads in one process must not wrap each other's patches
+        built: list[torch.nn.Module] = []
+        replaced: list[tuple[Any, str, Any]] = []
+        for module in checkpoint_modules(cls):
+            if font and hasattr(module, "urlopen"):
+                replaced.append((module, "urlopen", module.urlopen))
+                module.urlopen = _offline_urlopen(font)
+            original = getattr(module, "CLIPVisionModel", None)
+            if clip and isinstance(original, type):
+                replaced.append((module, "CLIPVisionModel", original))
+                module.CLIPVisionModel = _local_clip_class(original, clip, built, weights)
+        try:
+            yield built
+        finally:
+            for module, name, value in reversed(replaced):
+                setattr(module, name, value)

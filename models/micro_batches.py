@@ -1,24 +1,35 @@
-"""Token-budget micro-batches: how a backend splits the handler's batch into padded forward passes.
+"""Token-budget micro-batches: how a backend splits the handler's batch into forward passes.
 
-Samples are sorted by their token count and grouped so that each group's padded size (count x
-longest) fits the budget; a sample longer than the model reads is refused, never cut.
+Samples are sorted by their token count and grouped so that each group fits the budget: its
+padded size (count x longest) for a padded forward, its total for a packed one
+(`packing.py`); a sample longer than the model reads is refused, never cut. Every group's inputs
+are built on a helper thread ahead of its forward pass, the first one included: the device pool
+starts the next batch's first group while the previous batch still runs (`head_start`).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
 from models.base import SampleTooLong
 from transforms.core.record import Sample
 
+_PREPARER_LOCK = threading.Lock()
+
 
 def micro_batches(
-    costs: Sequence[int], max_tokens: int | None, max_size: int | None = None
+    costs: Sequence[int],
+    max_tokens: int | None,
+    max_size: int | None = None,
+    packed: bool = False,
 ) -> list[list[int]]:
-    """Indices grouped shortest-first so that each padded group (size x longest) fits the budget.
+    """Indices grouped shortest-first so that each group fits the budget: size x longest
+    (padded), or the sum of the costs (`packed`).
 
     A sample over the budget on its own still gets a group of one (the model decides whether
     it fits). `max_tokens=None` means one group (in the original order).
@@ -31,15 +42,15 @@ def micro_batches(
     size_cap = max_size if max_size is not None else len(costs)
     groups: list[list[int]] = []
     current: list[int] = []
-    longest = 0
+    longest = total = 0
     for index in sorted(range(len(costs)), key=lambda i: costs[i]):
         cost = max(1, int(costs[index]))
-        grown = max(longest, cost)
-        if current and (len(current) >= size_cap or grown * (len(current) + 1) > budget):
+        grown = total + cost if packed else max(longest, cost) * (len(current) + 1)
+        if current and (len(current) >= size_cap or grown > budget):
             groups.append(current)
-            current, grown = [], cost
+            current, longest, total = [], 0, 0
         current.append(index)
-        longest = grown
+        longest, total = max(longest, cost), total + cost
     groups.append(current)
     return groups
 
@@ -52,14 +63,28 @@ def score_in_micro_batches(
     max_tokens: int | None,
     max_size: int | None = None,
     ahead: Executor | None = None,
+    packed: bool = False,
 ) -> list[float]:
-    """Run `forward(prepare(group))` on length-sorted groups; return scores in input order.
+    """Run `forward(prepare(group))` on token-budget groups; return scores in input order."""
+    groups = micro_batches(costs, max_tokens, max_size, packed)
+    return score_groups(samples, groups, prepare, forward, ahead)
 
-    With `ahead` (an executor of one thread), the next group's inputs are prepared while the
-    current group's forward pass runs, so the device does not wait for the CPU work of
-    building inputs (resizing, patching, tokenizing).
+
+def score_groups(
+    samples: Sequence[Sample],
+    groups: list[list[int]],
+    prepare: Callable[[list[Sample]], Any],
+    forward: Callable[[Any], list[float]],
+    ahead: Executor | None = None,
+    first: Any = None,
+) -> list[float]:
+    """Run `forward(prepare(group))` on each group; return scores in input order.
+
+    `first`: the first group's inputs, already prepared. With `ahead` (an executor of one
+    thread), each next group's inputs are prepared while the current group's forward pass
+    runs, so the device does not wait for the CPU work of building inputs (resizing, patching,
+    tokenizing).
     """
-    groups = micro_batches(costs, max_tokens, max_size)
     scores: list[float | None] = [None] * len(samples)
 
     def inputs_of(group: list[int]) -> Any:
@@ -68,12 +93,14 @@ def score_in_micro_batches(
     pending: Future | None = None
     try:
         for number, group in enumerate(groups):
-            if ahead is None:
+            if number == 0 and first is not None:
+                inputs = first
+            elif ahead is None:
                 inputs = inputs_of(group)
             else:
                 inputs = (pending or ahead.submit(inputs_of, group)).result()
-                following = groups[number + 1] if number + 1 < len(groups) else None
-                pending = ahead.submit(inputs_of, following) if following else None
+            following = groups[number + 1] if number + 1 < len(groups) else None
+            pending = ahead.submit(inputs_of, following) if ahead and following else None
             group_scores = forward(inputs)
             if len(group_scores) != len(group):
                 raise RuntimeError(f"backend returned {len(group_scores)} scores for {len(group)}")
@@ -102,19 +129,32 @@ def refuse_too_long(samples: Sequence[Sample], counts: Sequence[int], max_length
             )
 
 
+@dataclass(frozen=True)
+class ScoringPlan:
+    """A handler batch ready to score: its micro-batches and the first one's inputs."""
+
+    samples: list[Sample]
+    groups: list[list[int]]
+    first: Any
+
+
 class MicroBatchedModel:
-    """Mixin for backends: `score` packs the handler's batch into token-budget micro-batches.
+    """Mixin for backends: `score` splits the handler's batch into token-budget micro-batches.
 
     Subclasses set `estimate_tokens`, `max_batch_tokens`, `max_batch_size` and implement
-    `_forward(inputs) -> list[float]` (one padded forward pass) over what `_prepare(samples)`
-    builds (by default the samples themselves). With `prepare_ahead`, the next micro-batch is
-    prepared on a helper thread while the current one runs. A backend whose model reads at
+    `_forward(inputs) -> list[float]` (one forward pass) over what `_prepare(samples)` builds
+    (by default the samples themselves); `packed` backends budget micro-batches by their total
+    tokens rather than their padded size. With `prepare_ahead`, everything that builds inputs
+    (token counts included: it may tokenize) runs on one helper thread per model copy, each
+    micro-batch while the previous one runs, and `head_start` lets the device pool start a
+    batch's first micro-batch before a copy is free for it. A backend whose model reads at
     most `max_length` tokens sets it and counts tokens exactly in `sample_tokens`; longer
     samples are refused (`SampleTooLong`), never cut.
     """
 
     max_length: int | None = None
     prepare_ahead: bool = False
+    packed: bool = False
 
     def sample_tokens(self, sample: Sample) -> int:
         """This backend's token count for one sample (the estimate unless it counts exactly)."""
@@ -124,22 +164,52 @@ class MicroBatchedModel:
         return samples
 
     def score(self, samples: Sequence[Sample]) -> list[float]:
+        return self.finish(self.begin(samples))
+
+    def begin(self, samples: Sequence[Sample]) -> Future:
+        """Start scoring `samples`: count their tokens, refuse the too-long, group them and
+        prepare the first group, on the helper thread with `prepare_ahead` (else here, now)."""
+        samples = list(samples)
+        if self.prepare_ahead:
+            return self._preparer().submit(self._plan, samples)
+        started: Future = Future()
+        try:
+            started.set_result(self._plan(samples))
+        except Exception as exc:  # noqa: BLE001 - raised again by finish(), as score() would
+            started.set_exception(exc)
+        return started
+
+    def head_start(self, samples: Sequence[Sample]) -> Future | None:
+        """`begin` for a batch that waits for a free copy, or None without a helper thread
+        (preparing on the waiting thread would share this copy's tokenizer with its forward
+        pass). Its inputs are on the CPU: any copy of the model can `finish` it."""
+        return self.begin(samples) if self.prepare_ahead else None
+
+    def finish(self, started: Future) -> list[float]:
+        """Score what `begin` started (on this copy: its device, its helper thread)."""
+        plan: ScoringPlan = started.result()
+        return score_groups(
+            plan.samples,
+            plan.groups,
+            self._prepare,
+            self._forward,
+            self._preparer() if self.prepare_ahead else None,
+            first=plan.first,
+        )
+
+    def _plan(self, samples: list[Sample]) -> ScoringPlan:
         counts = [self.sample_tokens(sample) for sample in samples]
         if self.max_length is not None:
             refuse_too_long(samples, counts, self.max_length)
-        return score_in_micro_batches(
-            samples,
-            counts,
-            self._prepare,
-            self._forward,
-            self.max_batch_tokens,
-            self.max_batch_size,
-            self._preparer() if self.prepare_ahead else None,
-        )
+        groups = micro_batches(counts, self.max_batch_tokens, self.max_batch_size, self.packed)
+        first = self._prepare([samples[i] for i in groups[0]]) if groups else None
+        return ScoringPlan(samples, groups, first)
 
     def _preparer(self) -> Executor:
         # One per model copy, made on first use: copies are loaded inside workers, never
         # pickled, and each is used by one scoring thread at a time.
-        if getattr(self, "_prepare_thread", None) is None:
-            self._prepare_thread = ThreadPoolExecutor(1, thread_name_prefix="rmclean-prepare")
+        # The device pool's waiting threads call it too (`head_start`): made once, under a lock.
+        with _PREPARER_LOCK:
+            if getattr(self, "_prepare_thread", None) is None:
+                self._prepare_thread = ThreadPoolExecutor(1, thread_name_prefix="rmclean-prepare")
         return self._prepare_thread

@@ -10,7 +10,8 @@ decoding. At most one batch per copy waits beyond those being scored, and a bund
 when all of its batches are scored, so nothing is lost or emitted twice.
 
 Outputs: `PredictionResult`s (main) and, on `batches`, one `BatchStat` per batch: which device
-scored it, when, for how long, how many samples and estimated tokens (`run_cost.py`).
+scored it, when, for how long, how many samples and estimated tokens, and what the model's forward
+passes computed when the backend says (`models/work.py`; combined in `run_cost.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from apache_beam.ml.inference.base import PredictionResult
 from apache_beam.utils import multi_process_shared, shared
 
 from models.base import RewardModelHandler, ScoreOutcome
+from models.work import ModelWork
 from transforms.core.bundle_outputs import in_global_window
 
 BATCHES_TAG = "batches"
@@ -42,6 +44,7 @@ class BatchStat:
     tokens: int | None  # None: the backend has no token estimate
     started_at: float  # wall clock, comparable across processes and machines
     busy_seconds: float  # inside the model's score(), retries of a failing batch included
+    work: ModelWork | None = None  # tokens and stage times, when the backend reports them
 
 
 class _LoadedModel:
@@ -112,7 +115,7 @@ class _ScoreOnFreeCopies(beam.DoFn):
         try:
             predictions, scored = handler.score_batch(batch, self._pool)
             device, host, process = scored.device, scored.host, scored.process
-            started_at, busy = scored.started_at, scored.busy_seconds
+            started_at, busy, work = scored.started_at, scored.busy_seconds, scored.work
         except Exception as exc:  # noqa: BLE001 - e.g. the shared model's process died
             error = f"the model could not be reached: {type(exc).__name__}: {exc}"[:500]
             outcome = ScoreOutcome(None, error)
@@ -120,9 +123,9 @@ class _ScoreOnFreeCopies(beam.DoFn):
                 PredictionResult(example=s, inference=outcome, model_id=handler.model_name)
                 for s in batch
             ]
-            device, host, process, started_at, busy = "unreachable", "", 0, 0.0, 0.0
+            device, host, process, started_at, busy, work = "unreachable", "", 0, 0.0, 0.0, None
         stat = BatchStat(
-            handler.model_name, device, host, process, len(batch), tokens, started_at, busy
+            handler.model_name, device, host, process, len(batch), tokens, started_at, busy, work
         )
         return predictions, stat
 

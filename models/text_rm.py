@@ -1,12 +1,17 @@
 """Text-only reward models loaded as `AutoModelForSequenceClassification` (e.g. for ALLaVA's
-text subset): the tokenizer's chat template, one padded forward per batch, score = logit 0.
+text subset): the tokenizer's chat template, score = logit 0 at each sample's last token.
 
-The logit is read at the last token the attention mask marks real, computed here rather than
-by the model's pad-id search, which mis-fires when the pad token doubles as the end-of-turn
-token (common: many tokenizers set pad = eos). Conversations longer than `max_length` tokens
-are refused (`score/too_long`), not cut: cutting drops the end of the response, which is what
-the score is about. The attention implementation is transformers' choice for the model (e.g.
-Gemma-2 reward models need eager) unless `attn_implementation` is set.
+Packed (the default, `packing: true`): each micro-batch is one row without padding
+(`packing.py`), positions restarting at every sample and attention never crossing from one
+sample into another (`varlen_attention.py`, which keeps the model's own sliding windows and
+logit soft-capping); the score head runs on each sample's last token. `packing: false` runs one
+padded forward per micro-batch, the logit read at the last token the attention mask marks real
+(computed here rather than by the model's pad-id search, which mis-fires when the pad token
+doubles as the end-of-turn token: many tokenizers set pad = eos). A model whose score head is
+not a plain linear layer on its base model is always run padded, pooled by the model itself.
+
+Conversations longer than `max_length` tokens are refused (`score/too_long`), not cut: cutting
+drops the end of the response, which is what the score is about.
 """
 
 from __future__ import annotations
@@ -29,8 +34,11 @@ from models.loading import (
     take_options,
 )
 from models.micro_batches import MicroBatchedModel
+from models.packing import PackedRow, pack
 from models.spec import BackendSpec
 from models.tokens import TextTokenEstimator
+from models.varlen_attention import packed_attention, use_attention
+from models.work import WorkMeter, timed_forward
 from transforms.core.record import Sample
 
 FALLBACK_MAX_LENGTH = 4096
@@ -40,10 +48,13 @@ DEFAULTS: dict[str, Any] = {
     "dtype": "auto",
     "device": "auto",
     "max_length": None,  # None: what the model reads (config.max_position_embeddings)
-    "padding_side": "right",
+    "packing": True,  # one padding-free row per micro-batch; false: padded forwards
+    "padding_side": "right",  # padded forwards only
     "max_batch_tokens": None,
     "max_batch_size": None,
-    "attn_implementation": None,  # None: transformers picks what the model supports
+    # None: packed, flash-attn's kernels when installed on CUDA, else rmclean's varlen
+    # attention; padded, what transformers picks for the model (Gemma-2: eager).
+    "attn_implementation": None,
 }
 
 
@@ -70,6 +81,13 @@ class TextRewardModel(MicroBatchedModel):
         self.max_batch_tokens = options["max_batch_tokens"]
         self.max_batch_size = options["max_batch_size"]
         self.estimate_tokens = TextTokenEstimator()
+        self.work = WorkMeter()
+        head = getattr(model, "score", None)
+        base = getattr(model, "base_model", None)
+        # A plain linear head on the base model's hidden states: then we can pool ourselves.
+        self._head = head if isinstance(head, torch.nn.Linear) and base is not model else None
+        self._base = base if self._head is not None else None
+        self.packed = bool(options["packing"]) and self._head is not None
 
     def _text(self, sample: Sample) -> str:
         if not sample.is_text_only:
@@ -85,34 +103,55 @@ class TextRewardModel(MicroBatchedModel):
         return len(encoded["input_ids"])
 
     def _prepare(self, samples: list[Sample]) -> Any:
+        texts = [self._text(sample) for sample in samples]
+        if self.packed:
+            return pack(self.tokenizer(texts, add_special_tokens=False)["input_ids"])
         return self.tokenizer(
-            [self._text(sample) for sample in samples],
+            texts,
             padding=True,
             padding_side=self.padding_side,
             add_special_tokens=False,
             return_tensors="pt",
-        ).to(self.device)
+        )
 
-    def _forward(self, encoded: Any) -> list[float]:
-        mask = encoded["attention_mask"]
-        with torch.inference_mode():
-            logits = self._logits(encoded["input_ids"], mask)
-        return logits[:, 0].float().cpu().tolist()
+    def _forward(self, inputs: Any) -> list[float]:
+        if isinstance(inputs, PackedRow):
+            return self._forward_packed(inputs.to(self.device))
+        return self._forward_padded(inputs.to(self.device))
 
-    def _logits(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-sample logits at the last real token."""
-        head = getattr(self.model, "score", None)
-        base = getattr(self.model, "base_model", None)
-        positions = padded_position_ids(mask)
-        if isinstance(head, torch.nn.Linear) and base is not None and base is not self.model:
-            hidden = base(
-                input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=False
+    def _forward_packed(self, row: PackedRow) -> list[float]:
+        with torch.inference_mode(), timed_forward(self.device) as times:
+            hidden = self._base(
+                input_ids=row.input_ids,
+                position_ids=row.positions,
+                attention_mask=None,
+                use_cache=False,
+                **row.attention_kwargs(),
             ).last_hidden_state
-            rows = torch.arange(hidden.shape[0], device=hidden.device)
-            pooled = hidden[rows, last_token_index(mask)]
-            return head(pooled)
-        # Architectures with their own head layout: trust the model's pooling.
-        return self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions).logits
+            logits = self._head(hidden[0, row.read_at]).float().cpu()
+        self.work.record(row.tokens, row.tokens, None, times.language_seconds)
+        return logits[:, 0].tolist()
+
+    def _forward_padded(self, encoded: Any) -> list[float]:
+        input_ids, mask = encoded["input_ids"], encoded["attention_mask"]
+        positions = padded_position_ids(mask)
+        with torch.inference_mode(), timed_forward(self.device) as times:
+            if self._head is not None:
+                hidden = self._base(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    use_cache=False,
+                ).last_hidden_state
+                rows = torch.arange(hidden.shape[0], device=hidden.device)
+                logits = self._head(hidden[rows, last_token_index(mask)])
+            else:  # architectures with their own head layout: trust the model's pooling
+                logits = self.model(
+                    input_ids=input_ids, attention_mask=mask, position_ids=positions
+                ).logits
+            logits = logits.float().cpu()
+        self.work.record(int(mask.sum()), mask.numel(), None, times.language_seconds)
+        return logits[:, 0].tolist()
 
 
 def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None:
@@ -138,14 +177,14 @@ def load_text_rm(options: dict[str, Any] | None = None) -> TextRewardModel:
     check_device("text-rm", path, options["device"])
     device = resolve_device(options["device"])
     dtype = resolve_dtype(options["dtype"], device)
-    attention = options["attn_implementation"]
-    # None leaves the choice to transformers (Gemma-2, for one, refuses sdpa).
-    chosen = {"attn_implementation": attention} if attention else {}
-    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype, **chosen).to(
-        device
-    )
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    return TextRewardModel(model, tokenizer, options)
+    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype).to(device)
+    reward_model = TextRewardModel(model, AutoTokenizer.from_pretrained(path), options)
+    requested = options["attn_implementation"]
+    # Padded and unset: transformers' choice for the model (Gemma-2, for one, refuses sdpa).
+    attention = packed_attention(requested, device) if reward_model.packed else requested
+    if attention:
+        use_attention(model, attention)
+    return reward_model
 
 
 def _estimator(options: dict[str, Any]) -> TextTokenEstimator:

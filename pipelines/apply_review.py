@@ -27,16 +27,18 @@ from transforms.io.shard_index import index_path
 from transforms.report import summary as report
 from transforms.report.html import write_html_report
 from transforms.report.scan import load_summary
-from transforms.review.decisions import read_decisions
+from transforms.review.decisions import KEEP, read_decisions
 from transforms.review.evidence import threshold_evidence
-from transforms.review.matching import Match, match_decisions
+from transforms.review.matching import Match, decided, match_decisions
 from transforms.review.reroute import (
     DESTINATIONS,
+    REPAIR_COUNTS,
     Destination,
     ReviewNotConservedError,
     ReviewRouter,
     route_samples,
 )
+from transforms.samples.repair import ORIGINAL
 from transforms.samples.route import CLEAN, DROPPED, ERRORS, REVIEW
 
 UNDECIDED_POLICIES = (REVIEW, "keep", "drop")
@@ -92,18 +94,32 @@ def _write_flagged(run_prefix: str, new_prefix: str, decided: set, keep_undecide
 
 
 def _new_counts(run_summary: dict, routed: dict[str, dict[str, int]]) -> dict:
+    """Per source: the run's input and errors, where the samples went, and, for a repaired
+    run, its repairs (as the run counted them: a prefix in clean, its original apart)."""
     per_source = {}
     old = run_summary["counts"]["per_source"]
+    repairs = REPAIR_COUNTS if run_summary.get("repair") else ()
     for source in sorted(set(old) | set(routed)):
-        counts = routed.get(source, dict.fromkeys(DESTINATIONS, 0))
+        counts = routed.get(source, dict.fromkeys((*DESTINATIONS, *REPAIR_COUNTS), 0))
         per_source[source] = {
             "input": old.get(source, {}).get("input", 0),
-            **counts,
+            **{key: counts[key] for key in DESTINATIONS},
             ERRORS: old.get(source, {}).get(ERRORS, 0),
+            **{key: counts[key] for key in repairs},
         }
-    keys = ("input", *DESTINATIONS, ERRORS)
+    keys = ("input", *DESTINATIONS, ERRORS, *repairs)
     total = {key: sum(c[key] for c in per_source.values()) for key in keys}
     return {"total": total, "per_source": per_source}
+
+
+def _repairs(run_summary: dict, counts: dict, matches) -> dict:
+    """summary.json's `repair` for the reviewed prefix: the prefixes still standing, and how
+    many originals reviewers kept whole instead."""
+    if not run_summary.get("repair"):
+        return {}
+    restored = sum(m.repair == ORIGINAL and m.verdict == KEEP for m in matches)
+    mode = run_summary["repair"].get("mode")
+    return {"repair": {"mode": mode, "repaired": counts["total"]["repaired"], "restored": restored}}
 
 
 def check_review_conservation(counts: dict) -> None:
@@ -112,6 +128,12 @@ def check_review_conservation(counts: dict) -> None:
         f"{c[DROPPED]} + errors {c[ERRORS]}"
         for source, c in counts["per_source"].items()
         if c["input"] != c[CLEAN] + c[REVIEW] + c[DROPPED] + c[ERRORS]
+    ]
+    broken += [
+        f"{source}: {c['repaired']} repaired prefixes in clean/ but "
+        f"{c['repaired_originals']} originals beside them"
+        for source, c in counts["per_source"].items()
+        if c.get("repaired", 0) != c.get("repaired_originals", 0)
     ]
     if broken:
         raise ReviewNotConservedError("sample counts do not add up: " + "; ".join(broken))
@@ -170,20 +192,21 @@ def apply_review(
     _copy_errors(run_prefix, new_prefix)
 
     counts = _new_counts(summary, router.counts)
-    verdicts = [m.verdict for m in matches.values()]
+    verdicts = [m.verdict for m in decided(matches.values())]
     new_summary = {
         **summary,
         "run_id": new_id,
         "rmclean_version": run_info.rmclean_version,
         "output": new_prefix,
         "counts": counts,
+        **_repairs(summary, counts, matches.values()),
         "review": {
             "from_run": run_id(summary),
             "from_output": run_prefix,
             "decision_files": list(decision_files),
             "undecided": undecided,
             "decisions": {"keep": verdicts.count("keep"), "drop": verdicts.count("drop")},
-            "threshold_evidence": threshold_evidence(matches.values()),
+            "threshold_evidence": threshold_evidence(decided(matches.values())),
             "seconds": round(time.time() - started, 3),
         },
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

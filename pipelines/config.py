@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from transforms.samples.repair import REPAIRS
+
 FORMATS = ("parquet", "webdataset")
 DEFAULT_BATCH_SIZE = 16
 SOURCE_FORMATS = ("llava", "parquet", "webdataset")
@@ -68,7 +70,8 @@ class RunConfig:
     # Code shipped inside a checkpoint runs only when the user opts in, globally or per path.
     trust_remote_code: bool = False
     remote_code_allowlist: tuple[str, ...] = ()
-    # Padded-token budget per forward pass; None batches by count (`batch_size`) only.
+    # Estimated-token budget per batch and per forward pass (its padded size, or its total for a
+    # packing backend); None batches by count (`batch_size`) only.
     max_batch_tokens: int | None = None
     # One model copy per machine instead of per worker process (for multi-GB checkpoints).
     large_model: bool = False
@@ -77,6 +80,9 @@ class RunConfig:
     devices: str | tuple[str, ...] = "auto"
     threshold: float | None = -2.0
     percentile: float | None = None
+    # `truncate`: a conversation whose only low turns follow a good prefix keeps the prefix in
+    # clean/, the original in review/ (transforms/samples/repair.py); None repairs nothing.
+    repair: str | None = None
     format: str = "parquet"
     # Clean and review shards are closed at about this size (media plus text, in MiB).
     shard_mb: float = 256.0
@@ -154,6 +160,10 @@ def _validated(config: RunConfig) -> RunConfig:
         raise ConfigError("give exactly one of threshold or percentile")
     if config.percentile is not None and not 0 < config.percentile < 100:
         raise ConfigError(f"percentile must be between 0 and 100, got {config.percentile}")
+    if config.repair is not None and config.repair not in REPAIRS:
+        raise ConfigError(
+            f"repair must be one of {', '.join(REPAIRS)} (or absent), got {config.repair!r}"
+        )
     if not config.sources:
         raise ConfigError("the config lists no sources")
     for source in config.sources:
@@ -261,12 +271,24 @@ def _fields(cls: type, raw: Any, where: str, required: tuple[str, ...] = ()) -> 
     return {key: _typed(value, hints[key], f"{where}: {key}") for key, value in raw.items()}
 
 
+def _nearest_config(path: Path) -> str:
+    """For a config that is not there: the nearest name beside it, and what is there
+    (`make ... DATASET=alava` -> configs/alava.yaml -> did you mean configs/allava.yaml?)."""
+    folder = path.parent
+    there = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    if not there:
+        return f" (and {folder}/ holds no configs)"
+    close = difflib.get_close_matches(path.stem, there, n=1, cutoff=0.6)
+    nearest = f" (did you mean {folder / close[0]}{path.suffix or '.yaml'}?)" if close else ""
+    return f"{nearest}; {folder}/ has: {', '.join(there)}"
+
+
 def load_config(path: str | os.PathLike[str]) -> RunConfig:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config {path} not found; see configs/ for the bundled ones") from None
+        raise ConfigError(f"config {path} not found{_nearest_config(path)}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config {path} cannot be read: {exc}") from None
     try:
@@ -287,3 +309,25 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
     )
     raw["decode"] = DecodeConfig(**_fields(DecodeConfig, raw.get("decode", {}), f"{path}: decode"))
     return _validated(RunConfig(**raw))
+
+
+def with_absolute_paths(config: RunConfig) -> RunConfig:
+    """Local relative paths made absolute, for workers that an engine (Spark, Flink) starts in
+    folders of its own: the dataset root, the output prefix, the score cache, and the model
+    options that name an existing file or folder. URLs stay as they are."""
+
+    def absolute(path: str | None) -> str | None:
+        return os.path.abspath(path) if path and "://" not in path else path
+
+    def absolute_if_there(value: Any) -> Any:
+        there = isinstance(value, str) and "://" not in value and os.path.exists(value)
+        return os.path.abspath(value) if there else value
+
+    return dataclasses.replace(
+        config,
+        root=absolute(config.root),
+        output=absolute(config.output),
+        score_cache=absolute(config.score_cache),
+        model_options={k: absolute_if_there(v) for k, v in config.model_options.items()},
+        text_model_options={k: absolute_if_there(v) for k, v in config.text_model_options.items()},
+    )

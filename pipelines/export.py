@@ -78,6 +78,12 @@ def _run_summary(run: str, part: str) -> dict:
         raise ExportError(f"{run} has no _SUCCESS: the run did not finish (or is not a run)")
     summary = load_summary(fs, root)
     if not fs.isdir(f"{root}/{part}"):
+        if part == DROPPED and "review" not in summary:
+            raise ExportError(
+                f"{run} has no {DROPPED}/ folder: only a reviewed prefix has one. Apply the "
+                f"review first (make apply-review OUTPUT={run} DECISIONS=decisions.jsonl, or "
+                f"rmclean apply-review {run} --decisions decisions.jsonl) and export its output"
+            )
         raise ExportError(f"{run} has no {part}/ folder")
     return summary
 

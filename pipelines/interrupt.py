@@ -79,7 +79,16 @@ def wind_down(config, signum: int) -> int:
         # Batches the model finished (or finishes within seconds) but the pipeline had not
         # yet taken: scored on the GPU, so worth keeping.
         finished = unpassed_predictions(wait_s=UNPASSED_WAIT_S)
-        save_scored(cache_dir, [p.example.replace(score=p.inference.score) for p in finished])
+        save_scored(
+            cache_dir,
+            [
+                p.example.replace(
+                    score=p.inference.score,
+                    turn_scores=list(p.inference.turn_scores or ()) or None,
+                )
+                for p in finished
+            ],
+        )
     close_all()
     remove_unfinished(config.output)
     if cache_dir:

@@ -6,6 +6,8 @@ Beam documents still works.
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import os
 
 # Beam's DirectRunner silently hands batch jobs to Prism when it can download Prism's binary,
@@ -26,10 +28,11 @@ PRESETS: dict[str, list[str]] = {
     # Beam's portable Fn API path, the one Flink, Spark and Dataflow use, with an in-process
     # job server: portability problems (pickling, coders) show up here first.
     "portable": ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"],
-    # A Spark or Flink cluster through Beam's job server (see README, "Runners"); workers run
-    # the rmclean container so they have the project and its dependencies.
+    # A Spark or Flink cluster through Beam's job server (see README, "Runners"); the ports
+    # are those deploy/engines/engine.sh gives the loopback engines, one each so both can be
+    # up at once. Elsewhere --job_endpoint names the cluster's job server.
     "spark": ["--runner=PortableRunner", "--job_endpoint=localhost:8099"],
-    "flink": ["--runner=PortableRunner", "--job_endpoint=localhost:8099"],
+    "flink": ["--runner=PortableRunner", "--job_endpoint=localhost:8199"],
     # Google Cloud Dataflow: project, region, temp_location and the GPU container come from the
     # environment (README, "Runners"); Runner v2 is needed for custom containers.
     "dataflow": ["--runner=DataflowRunner", "--experiments=use_runner_v2"],
@@ -115,3 +118,44 @@ def shuffles_in_memory(options: dict) -> bool:
     if runner == "portablerunner":
         return options.get("job_endpoint") == "embed"
     return runner in LOCAL_RUNNERS
+
+
+class UnknownRunnerError(ValueError):
+    """A runner name that is neither a preset nor a runner Beam can build: one line, exit 2."""
+
+
+def check_runner(beam_args: list[str]) -> None:
+    """Refuse the run's runner (the last `--runner` in `beam_args`) before Beam starts, if
+    Beam could not build it; say the nearest preset or Beam runner name."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    named = [
+        arg.split("=", 1)[1] if arg.startswith("--runner=") else beam_args[i + 1]
+        for i, arg in enumerate(beam_args)
+        if arg.startswith("--runner=") or (arg == "--runner" and i + 1 < len(beam_args))
+    ]
+    if not named:
+        return
+    runner = named[-1]
+    known = {name.lower(): name for name in StandardOptions.KNOWN_RUNNER_NAMES}
+    # What Beam's create_runner accepts: a known name in any case, with or without "Runner",
+    # or a module.Class path.
+    if runner.lower() in known or f"{runner.lower()}runner" in known:
+        return
+    if "." in runner and _importable_class(runner):
+        return
+    candidates = {**{name: name for name in PRESETS}, **known}
+    close = difflib.get_close_matches(runner.lower(), list(candidates), n=1, cutoff=0.6)
+    hint = f" (did you mean {candidates[close[0]]}?)" if close else ""
+    raise UnknownRunnerError(
+        f"unknown runner {runner!r}{hint}; presets: {', '.join(PRESETS)}; Beam runners: "
+        f"{', '.join(sorted(known.values()))}; or a module.Class path"
+    )
+
+
+def _importable_class(path: str) -> bool:
+    module, _, name = path.rpartition(".")
+    try:
+        return hasattr(importlib.import_module(module), name)
+    except ImportError:
+        return False

@@ -1,9 +1,12 @@
 """Templated LLaVA-format conversations about known scenes, and planted defects.
 
 A conversation is ``[{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]`` with the
-``<image>\\n`` / ``<video>\\n`` placeholder at the start of the human turn (none for text).
-Faithful conversations only state what the scene contains; :func:`corrupt` plants one defect,
-always one that can be detected from the media (or question) plus the answer.
+``<image>\\n`` / ``<video>\\n`` placeholder at the start of the human turn (none for text);
+a multi-turn one (:func:`multiturn_conversation`) asks several questions about one image, the
+placeholder in its first turn. Faithful conversations only state what the scene contains;
+:func:`corrupt` plants one defect in the last answer, :func:`plant_wrong_turn` in any answer of
+a multi-turn conversation, always one that can be detected from the media (or question) plus
+that answer.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ VIDEO_DEFECTS = (
     "off_topic",
 )
 TEXT_DEFECTS = ("mismatched", "empty_answer", "off_topic")
+# A wrong answer in one turn of a multi-turn conversation: what the image contradicts, or an
+# answer about something else entirely.
+MULTITURN_DEFECTS = ("wrong_object", "wrong_colour", "wrong_count", "off_topic")
+MULTITURN_TURNS = (2, 6)  # assistant turns per multi-turn conversation, inclusive
 
 _ATTRIBUTE = {
     "wrong_object": "shape",
@@ -67,6 +74,32 @@ def image_conversation(scene: ImageScene, style: str, rng: random.Random) -> lis
     question, answers = rng.choice(T.IMAGE_TEMPLATES[style])
     fields = T.image_fields(scene)
     return _turns("<image>\n", question.format(**fields), rng.choice(answers).format(**fields))
+
+
+def multiturn_conversation(scene: ImageScene, turns: int, rng: random.Random) -> list[dict]:
+    """A faithful conversation of ``turns`` question/answer pairs about one image, as in
+    LLaVA-Instruct-665K: different questions (instruct and VQA templates), the ``<image>``
+    placeholder in the first."""
+    pool = [pair for style in ("instruct", "vqa") for pair in T.IMAGE_TEMPLATES[style]]
+    fields = T.image_fields(scene)
+    out: list[dict] = []
+    for number, (question, answers) in enumerate(rng.sample(pool, turns)):
+        placeholder = "<image>\n" if number == 0 else ""
+        out += _turns(placeholder, question.format(**fields), rng.choice(answers).format(**fields))
+    return out
+
+
+def plant_wrong_turn(
+    conversation: list[dict], turn: int, defect: str, scene: ImageScene, rng: random.Random
+) -> list[dict]:
+    """A copy of ``conversation`` whose assistant turn ``turn`` (from 0) answers wrongly
+    (``defect``, one of MULTITURN_DEFECTS); every other turn is unchanged."""
+    if defect not in MULTITURN_DEFECTS:
+        raise ValueError(f"{defect!r} is not a multi-turn defect {MULTITURN_DEFECTS}")
+    out = copy.deepcopy(conversation)
+    answer = [i for i, t in enumerate(out) if t["from"] == "gpt"][turn]
+    out[answer] = corrupt(out[answer - 1 : answer + 1], defect, scene, rng)[1]
+    return out
 
 
 def video_conversation(scene: VideoScene, style: str, rng: random.Random) -> list[dict]:

@@ -1,9 +1,12 @@
-"""Write the generated sample dataset in the real ALLaVA-4V and LLaVA-Video-178K layouts.
+"""Write the generated sample dataset in the real ALLaVA-4V, LLaVA-Video-178K and
+LLaVA-Instruct-665K layouts.
 
 Everything a real user would meet is reproduced at small scale: one JSON array per subset, LAION
 caption and instruct subsets sharing images, VFLAN's mixed .jpg/.png, the text subset's ``idx``
-key, and videos that exist ONLY inside a ``.tar.gz`` and are shared by the cap/oe/mc manifests.
-``labels.jsonl`` records the planted defect of every sample so a cleaning run can be scored.
+key, videos that exist ONLY inside a ``.tar.gz`` and are shared by the cap/oe/mc manifests, and
+LLaVA-Instruct's multi-turn conversations (2-6 questions about one COCO-style image).
+``labels.jsonl`` records the planted defect of every sample (and, for a multi-turn conversation,
+the turn whose answer is wrong) so a cleaning run can be scored.
 
 Output is a pure function of ``seed``: same seed, same bytes (gzip/tar mtimes pinned to 0).
 """
@@ -31,23 +34,53 @@ from .scenes import (
 from .wordbank import TOPICS
 
 DEFECT_RATE = 0.20  # target share of defective samples per subset
+SOURCES = (
+    "allava_laion_caption",
+    "allava_laion_instruct",
+    "allava_vflan_instruct",
+    "allava_text",
+    "llava_video_caption",
+    "llava_video_open_ended",
+    "llava_video_multiple_choice",
+    "llava_instruct_multiturn",
+)
+INSTRUCT_DIR = "LLaVA-Instruct-665K"
+INSTRUCT_MANIFEST = "llava_v1_5_mix665k.json"
+MULTITURN_SOURCE = "llava_instruct_multiturn"
 VIDEO_BUCKET = "0_30_s_youtube_v0_1"
 VIDEO_DIR = "liwei_youtube_videos/videos/youtube_video_2024"
 _YT_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 def write_sample_dataset(
-    output: Path, seed: int = 0, images: int = 240, videos: int = 90, texts: int = 48
+    output: Path,
+    seed: int = 0,
+    images: int = 240,
+    videos: int = 90,
+    texts: int = 48,
+    multiturn: int = 60,
+    defect_rates: dict[str, float] | None = None,
 ) -> dict:
     """Write the dataset under ``output`` and return counts per source and defect.
 
     ``images`` is split 3:3:2 over LAION caption / LAION instruct / VFLAN (240 -> 90/90/60),
-    ``videos`` evenly over cap / oe / mc. The 15-25% defect rate with every applicable class
-    present holds for subsets of >= 24 samples (six classes at 25%); smaller subsets get at
-    least one of each class, hence a higher rate. Seeds must be below 10_000 (training's range).
+    ``videos`` evenly over cap / oe / mc; ``multiturn`` conversations of 2-6 turns, each with
+    its own image. The 15-25% defect rate with every applicable class present holds for
+    subsets of >= 24 samples (six classes at 25%); smaller subsets get at least one of each
+    class, hence a higher rate. Seeds must be below 10_000 (training's range).
+    ``defect_rates`` sets another target share for some sources (by name, ``SOURCES``), e.g. to
+    see what a drifting source looks like from one run to the next; the others keep theirs, and
+    their samples are the same bytes as without it.
     """
     if not 0 <= seed < TRAINING_SEED_MIN:
         raise ValueError(f"sample seeds must be in [0, {TRAINING_SEED_MIN})")
+    rates = {source: DEFECT_RATE for source in SOURCES}
+    for source, rate in (defect_rates or {}).items():
+        if source not in rates:
+            raise ValueError(f"no source {source!r} in the sample; its sources: {SOURCES}")
+        if not 0 <= rate <= 1:
+            raise ValueError(f"defect rate {rate} for {source} is not between 0 and 1")
+        rates[source] = rate
     output = Path(output)
     n_laion = (images - images // 4) // 2
     n_vflan = images - 2 * n_laion
@@ -69,7 +102,7 @@ def write_sample_dataset(
         ("caption", "cap", "ALLaVA-Caption-LAION-4V.json", "allava_laion_caption"),
         ("instruct", "inst", "ALLaVA-Instruct-LAION-4V.json", "allava_laion_instruct"),
     ):
-        convs = _subset(laion, C.IMAGE_DEFECTS, rng_for(source), _image_maker(style))
+        convs = _subset(laion, C.IMAGE_DEFECTS, rng_for(source), _image_maker(style), rates[source])
         records = [
             {
                 "id": f"allava_laion_{tag}_{n}",
@@ -92,7 +125,8 @@ def write_sample_dataset(
         ext, fmt = ("png", "PNG") if i % 5 == 4 else ("jpg", "JPEG")
         paths.append(f"allava_vflan/images/{n}.{ext}")
         _write(root / paths[-1], encode_image(scene, fmt))
-    convs = _subset(vflan, C.IMAGE_DEFECTS, rng_for("allava_vflan_instruct"), _image_maker("vqa"))
+    source = "allava_vflan_instruct"
+    convs = _subset(vflan, C.IMAGE_DEFECTS, rng_for(source), _image_maker("vqa"), rates[source])
     records = [
         {"id": f"allava_vflan_inst_{n}", "image": path, "conversations": conv}
         for n, path, (conv, _) in zip(numbers, paths, convs, strict=True)
@@ -103,7 +137,13 @@ def write_sample_dataset(
     # ALLaVA text: Evol-Instruct-like, keyed by "idx", no media.
     rng = rng_for("allava_text")
     topics = [rng.choice(sorted(TOPICS)) for _ in range(texts)]
-    convs = _subset(topics, C.TEXT_DEFECTS, rng, lambda topic, r: C.text_conversation(r, topic))
+    convs = _subset(
+        topics,
+        C.TEXT_DEFECTS,
+        rng,
+        lambda topic, r: C.text_conversation(r, topic),
+        rates["allava_text"],
+    )
     records = [
         {"idx": f"allava_text_{i}", "conversations": conv} for i, (conv, _) in enumerate(convs)
     ]
@@ -136,7 +176,9 @@ def write_sample_dataset(
             "llava_video_multiple_choice",
         ),
     ):
-        convs = _subset(clips[:count], C.VIDEO_DEFECTS, rng_for(source), _video_maker(style))
+        convs = _subset(
+            clips[:count], C.VIDEO_DEFECTS, rng_for(source), _video_maker(style), rates[source]
+        )
         records = [
             {
                 "id": f"{v}_{tag}",
@@ -149,8 +191,37 @@ def write_sample_dataset(
         _write_json(folder / file, records)
         labels += _labels(records, convs, source)
 
+    labels += _write_multiturn(
+        output / INSTRUCT_DIR, multiturn, rng_for(MULTITURN_SOURCE), rates[MULTITURN_SOURCE]
+    )
+
     _write(output / "labels.jsonl", "".join(json.dumps(row) + "\n" for row in labels).encode())
     return _summary(labels)
+
+
+def _write_multiturn(root: Path, count: int, rng: random.Random, rate: float) -> list[dict]:
+    """LLaVA-Instruct-665K-style multi-turn conversations, one COCO-style image each; a
+    defective one has one wrong answer at a random turn (label ``turn``, from 0; null for a
+    faithful one), every other answer faithful."""
+    scenes = [random_image_scene(rng) for _ in range(count)]
+    numbers = _unique_numbers(rng, count, 1, 581_929)  # COCO train2017 image ids
+    records, labels = [], []
+    for n, scene, defect in zip(
+        numbers, scenes, _defect_plan(count, C.MULTITURN_DEFECTS, rng, rate), strict=True
+    ):
+        path = f"coco/train2017/{n:012d}.jpg"
+        _write(root / path, encode_image(scene, "JPEG"))
+        turns = rng.randint(*C.MULTITURN_TURNS)
+        conversation = C.multiturn_conversation(scene, turns, rng)
+        wrong = rng.randrange(turns) if defect else None
+        if defect:
+            conversation = C.plant_wrong_turn(conversation, wrong, defect, scene, rng)
+        records.append({"id": f"{n:012d}", "image": path, "conversations": conversation})
+        labels.append(
+            {"id": f"{n:012d}", "source": MULTITURN_SOURCE, "defect": defect, "turn": wrong}
+        )
+    _write_json(root / INSTRUCT_MANIFEST, records)
+    return labels
 
 
 def _image_maker(style: str) -> Callable:
@@ -161,9 +232,11 @@ def _video_maker(style: str) -> Callable:
     return lambda scene, rng: C.video_conversation(scene, style, rng)
 
 
-def _defect_plan(n: int, classes: tuple[str, ...], rng: random.Random) -> list[str | None]:
-    """Defect per position: ~20% of ``n``, classes round-robin, positions shuffled."""
-    n_bad = max(round(DEFECT_RATE * n), min(len(classes), n // 2))
+def _defect_plan(
+    n: int, classes: tuple[str, ...], rng: random.Random, rate: float
+) -> list[str | None]:
+    """Defect per position: ``rate`` of ``n``, classes round-robin, positions shuffled."""
+    n_bad = min(max(round(rate * n), min(len(classes), n // 2)), n)
     order = list(classes)
     rng.shuffle(order)  # which classes get the extra sample when n_bad isn't a multiple
     plan: list[str | None] = [None] * n
@@ -172,7 +245,7 @@ def _defect_plan(n: int, classes: tuple[str, ...], rng: random.Random) -> list[s
     return plan
 
 
-def _subset(items: list, classes: tuple[str, ...], rng: random.Random, make: Callable):
+def _subset(items: list, classes: tuple[str, ...], rng: random.Random, make: Callable, rate: float):
     """Faithful conversations for ``items`` with defects planted per :func:`_defect_plan`.
 
     Returns ``[(conversation, defect | None)]``. A "mismatched" donor is the faithful
@@ -181,7 +254,7 @@ def _subset(items: list, classes: tuple[str, ...], rng: random.Random, make: Cal
     """
     faithful = [make(item, rng) for item in items]
     out = []
-    for i, defect in enumerate(_defect_plan(len(items), classes, rng)):
+    for i, defect in enumerate(_defect_plan(len(items), classes, rng, rate)):
         if defect is None:
             out.append((faithful[i], None))
             continue

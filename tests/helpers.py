@@ -80,6 +80,33 @@ class AnswerLengthModel:
 TEST_MODEL = "tests.helpers:AnswerLengthModel"
 
 
+class TurnAnswerLengthModel(AnswerLengthModel):
+    """`AnswerLengthModel` for every assistant turn: a backend that reads per-turn rewards.
+
+    Turn i scores as the conversation cut after answer i would (its answer's length rule), so
+    an answer holding 'bad' scores -5 at its turn; the sample's score is the last turn's.
+    """
+
+    name = "turn-answer-length"
+
+    def score(self, samples):
+        from models.base import Reward
+
+        rewards = []
+        for sample in samples:
+            turns = [
+                super(TurnAnswerLengthModel, self).score(
+                    [sample.replace(conversations=[{"from": "gpt", "value": answer}])]
+                )[0]
+                for answer in sample.assistant_turns()
+            ]
+            rewards.append(Reward(turns[-1], tuple(turns)))
+        return rewards
+
+
+TURN_TEST_MODEL = "tests.helpers:TurnAnswerLengthModel"
+
+
 def tiny_config(root: Path | str, output: Path | str, **overrides) -> RunConfig:
     config = RunConfig(
         name="tiny",
@@ -288,3 +315,20 @@ def _answer_length_spec():
 
 
 ANSWER_LENGTH_SPEC = _answer_length_spec()
+
+
+def install_stamp(repo: Path) -> str:
+    """The install stamp `make` would build for this environment (EXTRAS and the torch spec
+    included), for `make -o STAMP ...`: a test that runs a make target must never reinstall the
+    shared .venv in the middle of the suite."""
+    import subprocess
+
+    printed = subprocess.run(
+        ["make", "-s", "--no-print-directory", "-f", "Makefile", "-f", "-", "print-install-stamp"],
+        input="print-install-stamp:\n\t@echo $(INSTALLED)\n",
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return printed.stdout.strip()

@@ -21,7 +21,7 @@ import webdataset as wds
 from pipelines.clean import run
 from pipelines.cli import main
 from tests.conftest import build_tiny_dataset
-from tests.helpers import conversation, read_parquet_dir, tiny_config
+from tests.helpers import conversation, install_stamp, read_parquet_dir, tiny_config
 from transforms.core.run_identity import run_id
 from transforms.io.shard_index import iter_index
 from transforms.io.stored_samples import iter_stored_samples
@@ -290,44 +290,72 @@ def test_threshold_evidence_finds_where_reviewers_stop_dropping():
     matches = [_match(-5.2, "drop"), _match(-4.8, "drop"), _match(-4.1, "keep")]
     matches += [_match(-3.7, "drop"), _match(-3.6, "keep"), _match(-2.2, "keep")]
     matches += [_match(-2.4, "keep"), _match(None, "drop")]
-    evidence = source_evidence(matches)
+    evidence = source_evidence(matches * 10)  # ten reviewers agreeing: every band has >= 10
     assert evidence["band_width"] == 0.5
     bands = [(b["low"], b["high"], b["kept"], b["dropped"]) for b in evidence["bands"]]
     assert bands == [
-        (-5.5, -5.0, 0, 1),
-        (-5.0, -4.5, 0, 1),
-        (-4.5, -4.0, 1, 0),
-        (-4.0, -3.5, 1, 1),
-        (-2.5, -2.0, 2, 0),
+        (-5.5, -5.0, 0, 10),
+        (-5.0, -4.5, 0, 10),
+        (-4.5, -4.0, 10, 0),
+        (-4.0, -3.5, 10, 10),
+        (-2.5, -2.0, 20, 0),
     ]
     # Every band below -4.5 was mostly dropped; [-4.5, -4) was kept: the cut is -4.5.
-    assert evidence["half_dropped_below"] == -4.5
-    assert evidence["unscored"] == {"kept": 0, "dropped": 1}
-    assert (evidence["reviewed"], evidence["kept"], evidence["dropped"]) == (8, 4, 4)
-    assert source_evidence([_match(1.0, "keep")])["half_dropped_below"] is None
+    assert evidence["half_dropped_below"] == -4.5 and evidence["advice"] == "cut"
+    assert evidence["unscored"] == {"kept": 0, "dropped": 10}
+    assert (evidence["reviewed"], evidence["kept"], evidence["dropped"]) == (80, 40, 40)
+    lowest = evidence["bands"][0]
+    assert (lowest["decisions"], lowest["kept_share"]) == (10, 0.0)
+    assert lowest["kept_share_interval"] == [0.0, 0.2775]  # Wilson, 95%: 0 of 10
+    assert evidence["bands"][3]["kept_share_interval"] == [0.2993, 0.7007]  # 10 of 20
+    kept_lowest = source_evidence([_match(1.0, "keep")] * 10)
+    assert kept_lowest["half_dropped_below"] is None
+    assert kept_lowest["advice"] == "kept_in_lowest_band"
     assert band_width(-60.0, 20.0) == 10.0 and band_width(0.0, 0.0) == 0.1
+
+
+def test_two_decisions_are_not_enough_to_suggest_a_cut():
+    evidence = source_evidence([_match(-5.2, "drop"), _match(-4.8, "drop")])
+    assert evidence["half_dropped_below"] is None
+    assert evidence["advice"] == "not_enough_decisions"
+    assert [b["decisions"] for b in evidence["bands"]] == [1, 1]
+    assert evidence["bands"][0]["kept_share_interval"] == [0.0, 0.7935]  # 0 of 1 says little
+    # Enough in the lowest band, too few above it: the walk stops where the evidence thins.
+    thin_above = [_match(-5.2, "drop")] * 12 + [_match(-3.1, "drop")] * 3
+    assert source_evidence(thin_above)["half_dropped_below"] == -5.0
 
 
 def test_make_apply_review_passes_every_decisions_file():
     dry = subprocess.run(
-        ["make", "-s", "-n", "-o", ".venv/.installed", "apply-review", "OUTPUT=out/run",
+        ["make", "-s", "-n", "-o", install_stamp(REPO), "apply-review", "OUTPUT=out/run",
          "DECISIONS=a.jsonl b.jsonl"],
         cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
+    command = " ".join(dry.stdout.replace("\\\n", " ").split())
+    assert "run='out/run'" in command
     assert (
-        ".venv/bin/rmclean apply-review out/run --decisions a.jsonl --decisions b.jsonl "
-        "--output out/run-reviewed --undecided review"
-        in " ".join(dry.stdout.replace("\\\n", " ").split())
+        '.venv/bin/rmclean apply-review "$run" --decisions a.jsonl --decisions b.jsonl '
+        "--undecided review" in command
     )
     missing = subprocess.run(
-        ["make", "-s", "-o", ".venv/.installed", "apply-review", "OUTPUT=out/run"],
+        ["make", "-s", "-o", install_stamp(REPO), "apply-review", "OUTPUT=out/run"],
         cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
-    assert missing.returncode == 2 and "needs OUTPUT=" in missing.stderr
+    assert missing.returncode == 2 and "needs DECISIONS=" in missing.stderr
 
 
 def test_reads_are_pandas_friendly(finished_run):
     """The index is plain Parquet: a user can look a sample up with pandas too."""
     index = pd.read_parquet(finished_run / "index" / "review.parquet")
     assert set(index["id"]) == {"img-bad", "img-empty", "vid-bad"}
-    assert list(index.columns) == ["source", "id", "origin", "shard", "position", "score", "reason"]
+    assert list(index.columns) == [
+        "source",
+        "id",
+        "origin",
+        "shard",
+        "position",
+        "score",
+        "reason",
+        "content_hash",
+        "repair",
+    ]

@@ -99,10 +99,17 @@ def qwen_dir(tmp_path_factory) -> Path:
     return build_tiny_qwen_vl(tmp_path_factory.mktemp("qwen2vl"))
 
 
+LAYOUTS = {
+    "packed": {},
+    "padded_right": {"packing": False},
+    "padded_left": {"packing": False, "padding_side": "left"},
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("padding_side", ["right", "left"])
-def test_vlm_value_head_batched_equals_single(qwen_dir, padding_side):
-    model = loader_for("vlm-value-head", {"path": str(qwen_dir), "padding_side": padding_side})()
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_vlm_value_head_batched_equals_single(qwen_dir, layout):
+    model = loader_for("vlm-value-head", {"path": str(qwen_dir), **LAYOUTS[layout]})()
     assert model.model.dtype == torch.float32 and model.device.type == "cpu"
     assert_batch_independent(model, make_samples())
 
@@ -122,16 +129,18 @@ def test_vlm_value_head_loads_saved_weights_and_budgeted_batches_keep_order(qwen
 
 def test_qwen_token_estimate_matches_the_placeholders_the_model_sees(qwen_dir):
     model = loader_for("vlm-value-head", {"path": str(qwen_dir)})()
-    image_id, video_id = model.image_token_id, model.video_token_id
+    inputs = model.inputs
+    image_id, video_id = inputs.image_token_id, inputs.video_token_id
     for sample in make_samples():
         ids = model.build_inputs([sample])["input_ids"][0]
+        assert torch.equal(inputs.packed([sample]).row.input_ids[0], ids)
         expected_image = sum(
-            qwen_media_tokens(1, *d.shape[:2], model.min_pixels, model.max_pixels) - 2
+            qwen_media_tokens(1, *d.shape[:2], inputs.min_pixels, inputs.max_pixels) - 2
             for r, d in zip(sample.media, sample.decoded or [], strict=False)
             if r.kind == "image"
         )
         expected_video = sum(
-            qwen_media_tokens(len(d), *d.shape[1:3], model.min_pixels, model.video_max_pixels) - 2
+            qwen_media_tokens(len(d), *d.shape[1:3], inputs.min_pixels, inputs.video_max_pixels) - 2
             for r, d in zip(sample.media, sample.decoded or [], strict=False)
             if r.kind == "video"
         )
@@ -147,7 +156,7 @@ def test_qwen_token_estimate_matches_the_placeholders_the_model_sees(qwen_dir):
 
 def test_qwen25_vl_checkpoint_scores_images_and_video(tmp_path):
     path = build_tiny_qwen_vl(tmp_path / "q25", model_type="qwen2_5_vl")
-    model = loader_for("vlm-value-head", {"path": str(path), "padding_side": "left"})()
+    model = loader_for("vlm-value-head", {"path": str(path), **LAYOUTS["padded_left"]})()
     samples = [s for s in make_samples() if s.id in ("img0", "vid", "txt")]
     assert_batch_independent(model, samples)
 
@@ -213,16 +222,16 @@ def text_samples() -> list[Sample]:
     ]
 
 
-@pytest.mark.parametrize("padding_side", ["right", "left"])
-def test_text_rm_batched_equals_single_with_pad_equal_to_eos(text_dir, padding_side):
-    model = loader_for("text-rm", {"path": str(text_dir), "padding_side": padding_side})()
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_text_rm_batched_equals_single_with_pad_equal_to_eos(text_dir, layout):
+    model = loader_for("text-rm", {"path": str(text_dir), **LAYOUTS[layout]})()
     assert model.tokenizer.pad_token_id == model.tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert_batch_independent(model, text_samples())
 
 
 def test_text_rm_left_and_right_padding_agree_and_media_is_refused(text_dir):
-    right = loader_for("text-rm", {"path": str(text_dir)})()
-    left = loader_for("text-rm", {"path": str(text_dir), "padding_side": "left"})()
+    right = loader_for("text-rm", {"path": str(text_dir), **LAYOUTS["padded_right"]})()
+    left = loader_for("text-rm", {"path": str(text_dir), **LAYOUTS["padded_left"]})()
     assert left.score(text_samples()) == pytest.approx(right.score(text_samples()), abs=ATOL)
     with pytest.raises(ValueError, match="text-only"):
         right.score([make_samples()[0]])
@@ -261,13 +270,15 @@ def test_text_rm_counts_tokens_exactly(text_dir):
 
 def test_gemma2_reward_model_loads_with_the_attention_transformers_picks(tmp_path):
     """transformers 5.24 refuses sdpa for Gemma-2 (the old forced default failed to load);
-    unset, the backend gets whatever transformers itself picks for the model."""
+    padded and unset, the backend gets whatever transformers itself picks for the model."""
     from transformers import AutoModelForSequenceClassification
 
     path = build_tiny_text_rm(tmp_path / "gemma2", architecture="gemma2")
     own_pick = AutoModelForSequenceClassification.from_pretrained(path).config
-    model = loader_for("text-rm", {"path": str(path)})()
+    model = loader_for("text-rm", {"path": str(path), "packing": False})()
     assert model.model.config._attn_implementation == own_pick._attn_implementation
     assert_batch_independent(model, text_samples()[:4])
     chosen = loader_for("text-rm", {"path": str(path), "attn_implementation": "eager"})()
     assert chosen.model.config._attn_implementation == "eager"
+    with pytest.raises(ValueError, match="scaled_dot_product_attention"):
+        loader_for("text-rm", {"path": str(path), "attn_implementation": "sdpa"})()

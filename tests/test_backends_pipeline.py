@@ -46,6 +46,20 @@ def test_mixed_run_uses_a_vlm_for_media_and_a_text_rm_for_text(tiny_dataset, tmp
     # 3 images (the "N/A" answer is flagged by the rules, unscored), 2 videos, 1 text.
     assert summary["scoring"]["scored"] == 6
     assert (tmp_path / "out" / "_SUCCESS").exists()
+    # Each model says what its packed forward passes computed: no padding, and the vision
+    # tower's time apart for the multimodal one only.
+    batches = summary["batches"]
+    work = batches["work_by_model"]
+    assert set(work) == {"vlm-value-head", "text-rm"}
+    assert batches["batches_reporting_work"] == batches["count"]
+    for model in work.values():
+        assert model["real_tokens"] > 0 and model["computed_tokens"] == model["real_tokens"]
+        assert model["padding_fraction"] == 0 and model["language_seconds"] > 0
+    assert work["vlm-value-head"]["vision_seconds"] > 0
+    assert work["text-rm"]["vision_seconds"] is None
+    assert batches["real_tokens"] == sum(m["real_tokens"] for m in work.values())
+    page = (tmp_path / "out" / "report" / "index.html").read_text()
+    assert page.count('class="model-work"') == 2
 
 
 def ixc_options(tmp_path) -> dict:
@@ -70,10 +84,11 @@ def test_remote_code_backend_needs_the_opt_in(tiny_dataset, tmp_path, offline):
 @pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [1, 7])
 def test_ixc25_cleans_the_real_dataset_layouts_offline(tmp_path, offline, batch_size):
-    """ALLaVA (LAION, VFLAN, text) and LLaVA-Video-178K (videos inside .tar.gz), as downloaded,
-    through the whole pipeline with the IXC stand-in, no network, font and CLIP local."""
+    """ALLaVA (LAION, VFLAN, text), LLaVA-Video-178K (videos inside .tar.gz) and multi-turn
+    LLaVA-Instruct, as downloaded, through the whole pipeline with the IXC stand-in, no
+    network, font and CLIP local."""
     root = tmp_path / "data"
-    write_sample_dataset(root, seed=1, images=16, videos=6, texts=4)
+    write_sample_dataset(root, seed=1, images=16, videos=6, texts=4, multiturn=4)
     options = ixc_options(tmp_path)
     config = load_config("configs/sample.yaml").with_overrides(
         root=str(root),

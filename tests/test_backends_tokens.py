@@ -59,11 +59,11 @@ SIZES = [(60, 900), (700, 90), (300, 400), (2000, 2000), (561, 1120), (1119, 560
 
 @pytest.mark.parametrize(("height", "width"), SIZES)
 def test_ixc_crop_grid_matches_the_model_transform(height, width):
-    """Against the stand-in's copy of the model's image transform (tests/ixc_standin)."""
-    from tests.ixc_standin.ixc_utils import image_transform
+    """Against the stand-in of the model's image transform (tests/ixc_standin)."""
+    from tests.ixc_standin.ixc_utils import Image_transform
 
     for hd_num in (6, 9):
-        out_w, out_h = image_transform(Image.new("RGB", (width, height)), hd_num).size
+        out_w, out_h = Image_transform(Image.new("RGB", (width, height)), hd_num).size
         assert ixc_crop_grid(height, width, hd_num) == (out_h // 560, out_w // 560)
 
 
@@ -72,11 +72,11 @@ def test_ixc_crop_grid_matches_the_model_transform(height, width):
     [(1, 48, 64), (6, 240, 320), (32, 360, 640), (4, 320, 180), (3, 100, 100)],
 )
 def test_ixc_video_tokens_match_the_model_frame_strip(frames, height, width):
-    from tests.ixc_standin.ixc_utils import frames_to_image, video_transform
+    from tests.ixc_standin.ixc_utils import Video_transform, frame2img
 
     font = ImageFont.load_default(size=40)
-    strip = frames_to_image([Image.new("RGB", (width, height))] * frames, font)
-    out_w, out_h = video_transform(strip).size
+    strip = frame2img([Image.new("RGB", (width, height))] * frames, font)
+    out_w, out_h = Video_transform(strip).size
     rows, cols = out_h // 560, out_w // 560
     assert ixc_video_tokens(frames, height, width) == (rows * cols + 1) * 400 + 1 + (rows + 1) * 20
 
@@ -231,8 +231,9 @@ def test_registry_binds_options_and_rejects_unknown_ones():
         loader_for("tests.helpers:AnswerLengthModel", {"path": "/x"})
     # The bundled model loads with no options and scores.
     demo = loader_for("demo")()
-    (score,) = demo.score([Sample("x", "src", conversation("Say hi.", "Hello there.", ""))])
-    assert isinstance(score, float) and math.isfinite(score)
+    (reward,) = demo.score([Sample("x", "src", conversation("Say hi.", "Hello there.", ""))])
+    assert isinstance(reward.score, float) and math.isfinite(reward.score)
+    assert reward.turn_scores == (reward.score,)  # one turn, read by the same pass
     import pickle
 
     pickle.dumps(loader_for("vlm-value-head", {"path": "/x"}))

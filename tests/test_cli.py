@@ -134,4 +134,12 @@ def test_without_output_each_run_gets_its_own_prefix_and_one_shared_cache(
     second = json.loads((prefixes[1] / "report" / "summary.json").read_text())
     assert second["scoring"]["scored"] == 0 and second["scoring"]["from_cache"] == 5
     assert (runs / "score-cache").is_dir()
-    assert f"-> {prefixes[0]}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"-> {prefixes[0]}" in printed
+    # The rerun says the cache spared the model (3 samples are errors, 1 is rule-flagged).
+    first, second = [line for line in printed.splitlines() if line.startswith("rmclean: scores:")]
+    assert first.startswith("rmclean: scores: 5 scored by the model, 0 from the score cache")
+    assert second == (
+        f"rmclean: scores: 0 scored by the model, 5 from the score cache ({runs}/score-cache), "
+        "1 not scored (flagged by a rule first)"
+    )

@@ -1,8 +1,11 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from pipelines.config import ConfigError, load_config
+
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 CONFIGS = sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.yaml"))
 SAMPLE = Path(__file__).parent.parent / "configs" / "sample.yaml"
@@ -23,7 +26,11 @@ def test_overrides_switch_between_threshold_and_percentile():
 
 @pytest.mark.parametrize(
     "overrides, message",
-    [({"format": "csv"}, "format"), ({"percentile": 150.0}, "percentile")],
+    [
+        ({"format": "csv"}, "format"),
+        ({"percentile": 150.0}, "percentile"),
+        ({"repair": "drop-turns"}, "repair must be one of truncate"),
+    ],
 )
 def test_bad_values_are_rejected_with_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -79,3 +86,30 @@ def test_numbers_widen_and_single_globs_become_lists(tmp_path):
     config = load_config(path)
     assert config.threshold == -3.0 and isinstance(config.threshold, float)
     assert config.sources[0].manifests == ("m",)
+
+
+def test_remote_runs_get_absolute_local_paths(tmp_path, monkeypatch):
+    """Workers an engine starts run in folders of their own: relative paths become absolute."""
+    from pipelines.config import with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights").mkdir()
+    config = load_config(str(REPO_CONFIGS / "sample.yaml")).with_overrides(
+        root="data/sample", output="out/run", score_cache="out/cache"
+    )
+    config = dataclasses.replace(
+        config, model_options={"path": "weights", "hub": "org/model", "hd_num": 9}
+    )
+    moved = with_absolute_paths(config)
+    assert moved.root == str(tmp_path / "data" / "sample")
+    assert (moved.output, moved.score_cache) == (
+        str(tmp_path / "out/run"),
+        str(tmp_path / "out/cache"),
+    )
+    # Only options naming something that is there: a hub id or a number stays as it is.
+    assert moved.model_options == {
+        "path": str(tmp_path / "weights"),
+        "hub": "org/model",
+        "hd_num": 9,
+    }
+    assert with_absolute_paths(config.with_overrides(output="s3://b/run")).output == "s3://b/run"

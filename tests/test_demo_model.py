@@ -42,13 +42,17 @@ def test_weights_load_from_disk_and_are_small(model):
     assert math.isfinite(model.scale) and math.isfinite(model.offset)
 
 
+def scores(model, samples) -> list[float]:
+    return [reward.score for reward in model.score(samples)]
+
+
 def test_batched_scores_equal_single_scores(model, pairs):
     samples = [to_sample(p, p.chosen, f"c{i}") for i, p in enumerate(pairs[:12])]
-    batched = model.score(samples)
-    single = [model.score([s])[0] for s in samples]
+    batched = scores(model, samples)
+    single = [scores(model, [s])[0] for s in samples]
     assert batched == pytest.approx(single, abs=1e-4)
     # A sample's score does not depend on its batch-mates or their order.
-    reordered = model.score(samples[::-1][:7])
+    reordered = scores(model, samples[::-1][:7])
     assert reordered == pytest.approx(batched[::-1][:7], abs=1e-4)
     assert all(isinstance(v, float) and math.isfinite(v) for v in batched)
 
@@ -69,7 +73,7 @@ def test_faithful_outscores_corrupted(model, pairs, defect):
     chosen = [p for p in pairs if p.defect == defect][:3]
     assert chosen, f"no {defect} pair generated"
     for i, p in enumerate(chosen):
-        good, bad = model.score([to_sample(p, p.chosen, "good"), to_sample(p, p.rejected, "bad")])
+        good, bad = scores(model, [to_sample(p, p.chosen, "good"), to_sample(p, p.rejected, "bad")])
         assert good > bad, (defect, i, good, bad)
 
 
@@ -79,15 +83,14 @@ def test_every_kind_scores(model, pairs):
         kinds.setdefault(p.kind, p)
     assert set(kinds) == {"text", "image", "video"}
     samples = [to_sample(p, p.chosen, k) for k, p in kinds.items()]
-    scores = model.score(samples)
-    assert all(math.isfinite(s) for s in scores)
+    assert all(math.isfinite(s) for s in scores(model, samples))
     # Like every backend it reads the decode step's pixels; it never decodes bytes itself.
     for kind in ("image", "video"):
         undecoded = to_sample(kinds[kind], kinds[kind].chosen, kind + "-bytes", decode=False)
         with pytest.raises(ValueError, match="undecoded"):
             model.score([undecoded])
     empty = [{"from": "human", "value": "<image>\nWhat is shown?"}, {"from": "gpt", "value": ""}]
-    assert math.isfinite(model.score([to_sample(kinds["image"], empty, "empty")])[0])
+    assert math.isfinite(scores(model, [to_sample(kinds["image"], empty, "empty")])[0])
     assert model.score([]) == []
 
 
@@ -116,3 +119,23 @@ def test_calibration_offset_is_platt_unless_a_kind_would_be_flagged_too_often():
     assert b > -0.5
     for k in range(3):
         assert (chosen[kinds == k] + b < THRESHOLD).mean() <= CLEAN_FLAG_SHARE
+
+
+def test_every_assistant_turn_is_scored_as_the_conversation_cut_after_it(model, pairs):
+    """Turn i's score is what the conversation kept up to answer i scores on its own (so a
+    repaired prefix keeps its turn's score), and the last turn's is the sample's score."""
+    images = [p for p in pairs if p.kind == "image"][:4]
+    conversations, cut = [], []
+    for i, p in enumerate(images):
+        follow_up = {"from": "human", "value": p.rejected[0]["value"].split("\n", 1)[-1]}
+        turns = [*p.chosen, follow_up, p.rejected[1], follow_up, p.chosen[1]]
+        conversations.append(to_sample(p, turns, f"multi{i}"))
+        cut += [to_sample(p, turns[: 2 * (k + 1)], f"cut{i}-{k}") for k in range(3)]
+    rewards = model.score(conversations)
+    alone = scores(model, cut)
+    for i, reward in enumerate(rewards):
+        assert len(reward.turn_scores) == 3
+        assert reward.turn_scores == pytest.approx(alone[3 * i : 3 * i + 3], abs=1e-5)
+        assert reward.score == reward.turn_scores[-1]
+        # The corrupted answer in the middle is the low one.
+        assert reward.turn_scores[1] < min(reward.turn_scores[0], reward.turn_scores[2])

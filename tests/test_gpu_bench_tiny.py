@@ -1,24 +1,46 @@
-"""The GPU reward benchmark's --tiny mode runs on the CPU, so the script keeps working."""
+"""The reward benchmark's --tiny mode: the CPU check CI runs. Packed scores equal one-at-a-time
+scores within 1e-4 on tiny Qwen2-VL, Qwen2.5-VL, Llama and Gemma-2 backends, and the packed
+path computes no padding; times are recorded, never checked."""
 
 import json
 
 import pytest
 
-from bench.gpu_reward_bench import main
+from bench.gpu_reward_bench import MAX_COMPUTED_OVER_REAL, PARITY_ATOL, TINY_BACKENDS, main
 
 
 @pytest.mark.slow
-def test_tiny_benchmark_writes_every_measurement(tmp_path):
+def test_tiny_benchmark_checks_parity_and_token_efficiency_per_backend(tmp_path):
     out = tmp_path / "bench.json"
-    main(["--tiny", "--samples", "12", "--out", str(out)])
+    main(["--tiny", "--samples", "16", "--out", str(out)])
     result = json.loads(out.read_text())
-    for mode in ("a_one_at_a_time", "b_arrival_batches", "c_sorted_batches"):
-        assert result[mode]["samples"] == 12 and result[mode]["samples_per_s"] > 0
-    assert (
-        result["c_sorted_batches"]["padding_fraction"]
-        <= result["b_arrival_batches"]["padding_fraction"]
-    )
-    for mode, ahead in (("d_pipeline_token_budget", True), ("e_pipeline_prepared_inline", False)):
-        assert result[mode]["samples_per_s"] > 0 and result[mode]["prepare_ahead"] is ahead
-    split = result["vision_vs_language_16_largest"]
-    assert 0 < split["vision_share"] < 1 and split["samples"] == 12
+    assert set(result["backends"]) == set(TINY_BACKENDS) and result["ok"] is True
+    for entry in result["backends"].values():
+        assert entry["packed_vs_one_at_a_time_max_abs_diff"] <= PARITY_ATOL
+        packed, padded = entry["packed"], entry["padded"]
+        assert packed["computed_over_real"] <= MAX_COMPUTED_OVER_REAL
+        # The same samples padded in length-sorted micro-batches do compute padding.
+        assert packed["real_tokens"] == padded["real_tokens"]
+        assert padded["computed_tokens"] > packed["computed_tokens"]
+        assert packed["samples"] == padded["samples"] == 16
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", ["vlm-value-head:qwen2_5_vl", "text-rm:llama"])
+def test_the_real_shape_measurement_runs_on_tiny_models(label):
+    """The GPU mode's own code (padded, then packed through score()), on tiny CPU models."""
+    import argparse
+
+    import torch
+
+    from bench.gpu_reward_bench import build, gpu_measure
+
+    bench = build(label, True, torch.device("cpu"), torch.float32, 8)
+    args = argparse.Namespace(max_batch_tokens=None, batch_size=4, handler_batch=4)
+    result = gpu_measure(bench, args)
+    assert result["packed"]["computed_over_real"] == 1.0
+    assert result["padded"]["computed_tokens"] >= result["packed"]["computed_tokens"]
+    assert result["packed_vs_padded_max_abs_diff"] <= PARITY_ATOL  # fp32 here
+    assert result["packed_speedup"] > 0
+    vision = result["packed"]["vision_seconds"]
+    assert (vision is None) == label.startswith("text-rm")

@@ -504,3 +504,155 @@ def test_reviewer_decides_with_buttons_and_keys_and_it_persists(chromium, tmp_pa
     }
     assert by_id["vid-low"]["note"] == "k is a letter, not a key here"
     assert by_id["img-ok-0"]["route"] == "clean" and by_id["img-ok-0"]["reason"] is None
+
+
+# ---- multi-turn conversations: the per-turn strip ------------------------------------------
+
+
+def _turns(*answers: str) -> list[dict]:
+    turns = []
+    for number, answer in enumerate(answers):
+        placeholder = "<image>\n" if number == 0 else ""
+        turns += [
+            {"from": "human", "value": f"{placeholder}Question {number + 1}?"},
+            {"from": "gpt", "value": answer},
+        ]
+    return turns
+
+
+def build_turns_run(prefix: Path, file_format: str = "parquet") -> Path:
+    """Flagged: a conversation whose turn 2 is low, a repaired original (turn 3 low, turns 1-2
+    kept in clean/), a single-turn sample; clean: the repaired prefix and a fine conversation."""
+    image = [_image("t", (200, 30, 30))]
+
+    def sample(sid, turns, score, scores, **more):
+        return Sample(
+            sid, "multi", turns, list(image), origin=f"m.json[{sid}]", score=score,
+            turn_scores=scores, **more,
+        )  # fmt: skip
+
+    repaired_turns = _turns("Red.", "Three.", "They are purple squares.")
+    review = [
+        sample(
+            "multi-low", _turns("Red.", "There are nine.", "Circles.", "Yes."), 0.5,
+            [0.8, -4.2, -3.0, 0.5], reason="low_score_turn",
+            detail="assistant turn 2 of 4 scored -4.200, below the threshold -2: 'There are nine.'",
+        ),
+        sample(
+            "multi-repaired", repaired_turns, -6.0, [1.0, 0.9, -6.0], reason="low_score_turn",
+            detail="assistant turn 3 of 3 scored -6.000; repaired: its first 2 turn(s) are in "
+            "clean/", repaired_prefix={"messages": 4, "turns": 2},
+        ),
+        sample("single-low", _turns("Nonsense."), -3.0, [-3.0], reason="low_score", detail="x"),
+    ]  # fmt: skip
+    clean = [
+        sample(
+            "multi-repaired", repaired_turns[:4], 0.9, [1.0, 0.9],
+            repaired_from={"messages": 6, "turns": 3, "score": -6.0, "dropped_turn_scores": [-6.0]},
+        ),
+        sample("multi-ok", _turns("Red.", "Three."), 0.1, [0.1, 0.2]),
+    ]  # fmt: skip
+    _write_shard(prefix / "review" / "part-00000-of-00001", review, file_format)
+    _write_shard(prefix / "clean" / "part-00000-of-00001", clean, file_format)
+    (prefix / "report").mkdir(parents=True)
+    counts = {
+        "input": 4, "clean": 2, "review": 2, "errors": 0, "repaired": 1, "repaired_originals": 1
+    }  # fmt: skip
+    summary = {
+        "dataset": "turns", "output": str(prefix), "threshold": -2.0, "format": file_format,
+        "cuts": {"multi": -2.0}, "repair": {"mode": "truncate", "repaired": 1, "turns_dropped": 1},
+        "counts": {"total": counts, "per_source": {"multi": counts}},
+    }  # fmt: skip
+    (prefix / "report" / "summary.json").write_text(json.dumps(summary))
+    return prefix
+
+
+def _row_html(page: str, sample_id: str) -> str:
+    return re.search(rf'<tr class="sample \w+" data-id="{sample_id}".*?</tr>', page, re.S).group(0)
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "webdataset"])
+def test_flagged_conversations_show_a_strip_with_the_bad_turn(tmp_path, file_format):
+    prefix = build_turns_run(tmp_path / "run", file_format)
+    write_html_report(str(prefix))
+    page = _read_page(prefix)
+    low = _row_html(page, "multi-low")
+    cells = re.findall(r'<span class="(turn-cell[^"]*)" title="([^"]*)">', low)
+    assert [c for c, _ in cells] == [
+        "turn-cell", "turn-cell low first-low", "turn-cell low", "turn-cell"
+    ]  # fmt: skip
+    assert cells[1][1] == "assistant turn 2: -4.2, below the cut -2"
+    assert re.findall(r'<div class="turn low-turn">.*?</div>', low) == [
+        '<div class="turn low-turn"><span class="role">gpt</span>There are nine.</div>'
+    ]
+    repaired = _row_html(page, "multi-repaired")
+    cells = re.findall(r'<span class="(turn-cell[^"]*)"', repaired)
+    assert cells == ["turn-cell kept", "turn-cell kept", "turn-cell low first-low"]
+    assert "turns 1–2 kept in clean/" in repaired
+    # One turn: nothing to tell apart, no strip.
+    assert 'class="turn-strip"' not in _row_html(page, "single-low")
+    # The kept prefix is not a near miss (its original is flagged above); a fine one is.
+    assert _row_ids(page, "near-miss") == ["multi-ok"]
+    assert '<th class="num">repaired</th><th class="num">repaired_originals</th>' in page
+    assert "<tr><th>repair</th><td>truncate: 1 conversation(s) kept their good start" in page
+
+
+def test_a_repaired_conversation_counts_once_in_the_histogram(tmp_path):
+    from transforms.report.scan import scan_scores
+
+    prefix = build_turns_run(tmp_path / "run")
+    fs = fsspec.filesystem("file")
+    flagged = []
+    histograms, _ = scan_scores(fs, str(prefix), {"multi": -2.0}, lambda *a: flagged.append(a))
+    rows = histograms["multi"].rows()
+    assert sum(c for *_, c, _ in rows) == 2 and sum(r for *_, r in rows) == 2
+    assert len(flagged) == 3  # every flagged row is still on a review page
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_turn_strip_renders_with_the_bad_turn_highlighted(chromium, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    prefix = build_turns_run(tmp_path / "run")
+    chromium.get(Path(write_html_report(str(prefix))).resolve().as_uri())
+    row = _row(chromium, "multi-low")
+    cells = row.find_elements(By.CSS_SELECTOR, ".turn-strip .turn-cell")
+    assert [c.is_displayed() for c in cells] == [True] * 4
+    assert [c.text.split() for c in cells] == [
+        ["1", "0.8"],
+        ["2", "-4.2"],
+        ["3", "-3"],
+        ["4", "0.5"],
+    ]
+    colour = [c.value_of_css_property("background-color") for c in cells]
+    # The first low turn stands out from the low one after it, and both from the good ones.
+    assert colour[1] == "rgba(198, 40, 40, 1)" and len({colour[0], colour[1], colour[2]}) == 3
+    assert colour[3] == colour[0]
+    strip, bad = row.find_element(By.CSS_SELECTOR, ".turn-strip"), cells[1]
+    # In a row, in turn order (the outlined cell's thicker border shifts it by a pixel).
+    assert bad.rect["x"] > cells[0].rect["x"] and abs(bad.rect["y"] - cells[0].rect["y"]) < 4
+    assert strip.rect["height"] < 60  # small: one line above the conversation
+    marked = row.find_element(By.CSS_SELECTOR, ".turn.low-turn")
+    assert marked.is_displayed() and marked.text.endswith("There are nine.")
+    assert marked.value_of_css_property("border-left-color") == "rgba(198, 40, 40, 1)"
+    kept = _row(chromium, "multi-repaired").find_elements(By.CSS_SELECTOR, ".turn-cell.kept")
+    assert len(kept) == 2 and kept[0].value_of_css_property("text-decoration-line") == "underline"
+
+
+def test_a_low_turn_past_the_shown_messages_is_still_shown_and_marked():
+    from transforms.report.rows import TURNS_SHOWN, row_html
+
+    answers = [f"Answer {i}." for i in range(8)]  # 16 messages, more than are shown
+    turns = _turns(*answers)
+    assert len(turns) > TURNS_SHOWN
+    scores = [1.0] * 7 + [-5.0]
+    sample = Sample("long", "multi", turns, origin="m.json[0]", score=-5.0, turn_scores=scores)
+    pick = Pick("multi", "long", -5.0, "low_score_turn", "", "s", "0", sample=sample)
+    pick.turn_scores, pick.cut = scores, -2.0
+    html = row_html(pick)
+    assert f"… {len(turns) - TURNS_SHOWN} more turns" in html
+    assert html.index("more turns") < html.index("Question 8?") < html.index("Answer 7.")
+    assert re.findall(r'<div class="turn low-turn">.*?</div>', html) == [
+        '<div class="turn low-turn"><span class="role">gpt</span>Answer 7.</div>'
+    ]

@@ -87,3 +87,25 @@ def test_a_signal_mid_scoring_stops_cleanly_and_the_rerun_resumes(tmp_path, sig,
     summary = json.loads((tmp_path / "out" / "report" / "summary.json").read_text())
     assert summary["scoring"] == {"scored": SAMPLES - kept, "from_cache": kept, "not_scored": 0}
     assert summary["counts"]["total"]["input"] == SAMPLES
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5, 3.0])
+def test_ctrl_c_in_the_first_seconds_is_one_line_not_a_traceback(tmp_path, delay):
+    """Imports, the config and model checks, listing the inputs: before the run's own handler
+    is in place, Ctrl-C still ends with one line and 130."""
+    config = write_setup(tmp_path)
+    rmclean = Path(sys.executable).parent / "rmclean"
+    process = subprocess.Popen(
+        [str(rmclean), "clean", "--config", str(config), "--output", str(tmp_path / "out")],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, (out, err)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("rmclean: interrupted")

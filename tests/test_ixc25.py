@@ -1,12 +1,17 @@
 """The ixc25 backend against a stand-in of IXC-2.5-Reward's remote code (tests/ixc_standin),
-loaded offline through transformers' dynamic-module utilities as the real checkpoint is."""
+laid out as the real checkpoint (transformers 4.33 tensor names, config as shipped, a separate
+CLIP folder, a font) and loaded offline through transformers' dynamic-module utilities."""
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import random
+import re
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +51,14 @@ def options(parts, **extra) -> dict:
 
 @pytest.fixture(scope="module")
 def model(parts):
+    """The default engine (batched)."""
     return loader_for("ixc25", options(parts))()
+
+
+@pytest.fixture(scope="module")
+def upstream(parts):
+    """The checkpoint's own get_scores (engine: upstream)."""
+    return loader_for("ixc25", options(parts, engine="upstream"))()
 
 
 def image_bytes(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
@@ -106,8 +118,38 @@ def samples() -> list[Sample]:
     ]
 
 
-# -- the stand-in reproduces upstream's behaviour ---------------------------------------------
-def test_standin_fails_to_load_the_way_upstream_does_under_transformers_5(parts, offline):
+def saved_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    saved = {}
+    for shard in sorted(path.glob("model-*.safetensors")):
+        saved.update(load_file(shard))
+    return saved
+
+
+def as_transformers_5(name: str) -> str:
+    return name.replace("vit.vision_tower.vision_model.", "vit.vision_tower.", 1)
+
+
+# -- the stand-in is laid out and behaves as the real checkpoint ------------------------------
+def test_checkpoint_and_clip_folder_carry_the_names_transformers_4_saved(parts):
+    from safetensors import safe_open
+
+    index = json.loads((parts["path"] / "model.safetensors.index.json").read_text())
+    tower = [name for name in index["weight_map"] if name.startswith("vit.")]
+    assert len(tower) == 23  # one CLIP layer: the count the issue's real-code run reported
+    assert all(name.startswith("vit.vision_tower.vision_model.") for name in tower)
+    with safe_open(str(parts["clip"] / "model.safetensors"), "pt") as clip:
+        assert all(name.startswith("vision_model.") for name in clip.keys())
+    shipped = json.loads((parts["path"] / "config.json").read_text())
+    assert shipped["attn_implementation"] == "flash_attention_2"
+    assert shipped["max_length"] == 16384 and shipped["transformers_version"] == "4.33.2"
+    assert shipped["rope_scaling"] == {"factor": 2.0, "type": "dynamic"}
+    tokenizer = json.loads((parts["path"] / "tokenizer_config.json").read_text())
+    assert tokenizer["auto_map"]["AutoTokenizer"][0] == "tokenization_internlm2.InternLM2Tokenizer"
+
+
+def test_standin_fails_to_load_the_way_upstream_does_under_transformers_5(parts, offline, model):
     from transformers import AutoConfig, AutoModel
     from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
@@ -132,13 +174,18 @@ def test_standin_fails_to_load_the_way_upstream_does_under_transformers_5(parts,
     finally:
         utils.urlopen = original
     assert config.attn_implementation == "flash_attention_2"
+    # Its shards copied in as saved: every tensor of the vision tower is unexpected.
+    result = model.model.load_state_dict(saved_tensors(parts["path"]), strict=False)
+    assert len(result.unexpected_keys) == 23
+    assert all(k.startswith("vit.vision_tower.vision_model.") for k in result.unexpected_keys)
+    assert sorted(result.missing_keys) == sorted(map(as_transformers_5, result.unexpected_keys))
 
 
-def test_standin_get_scores_quirks(model, parts):
-    raw = model.model
+def test_standin_get_scores_quirks(upstream, parts):
+    raw = upstream.model
     one = [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]]
     assert isinstance(raw.get_scores(one, [[]]), float)  # squeezed: a bare float for one chat
-    with pytest.raises(ValueError, match="role"):
+    with pytest.raises(NotImplementedError, match="role"):
         raw.get_scores([[{"role": "human", "content": "hi"}]], [[]])
     # Without our markers, only the first of two images is used: the second changes nothing.
     sample = samples()[3]
@@ -154,27 +201,143 @@ def test_standin_get_scores_quirks(model, parts):
 
 # -- loading ----------------------------------------------------------------------------------
 def test_loads_offline_with_every_weight_from_the_checkpoint(parts, offline, caplog):
-    from safetensors.torch import load_file
-
     with caplog.at_level(logging.WARNING, logger="models.ixc25_loading"):
         model = loader_for("ixc25", options(parts))()
-    assert "attention eager" in caplog.text and "flash_attention_2" in caplog.text
-    assert model.model.config.attn_implementation == "eager"
-    assert model.model.max_length == 16384  # filled from config.json
-    saved = {}
-    for shard in sorted(parts["path"].glob("model-*.safetensors")):
-        saved.update(load_file(shard))
-    loaded = model.model.state_dict()
+    assert "attention sdpa" in caplog.text and "flash_attention_2" in caplog.text
+    raw = model.model
+    assert raw.config.attn_implementation == "sdpa"
+    assert {type(layer.attention).__name__ for layer in raw.model.layers} == {
+        "InternLM2SdpaAttention"
+    }
+    assert raw.max_length == 16384  # filled from config.json
+    # The checkpoint's own slow sentencepiece tokenizer: BOS first, turn markers one id each.
+    assert type(model.tokenizer).__name__ == "InternLM2Tokenizer"
+    ids = model.tokenizer("[UNUSED_TOKEN_146]user\nhi</s>[UNUSED_TOKEN_130]").input_ids
+    assert ids[0] == model.tokenizer.bos_token_id and ids[-2] == model.tokenizer.eos_token_id
+    assert ids[1] == model.tokenizer.convert_tokens_to_ids("[UNUSED_TOKEN_146]")
+    assert raw.config.use_cache is False  # scoring keeps no key/value cache
+    saved = {as_transformers_5(k): v for k, v in saved_tensors(parts["path"]).items()}
+    loaded = raw.state_dict()
     assert set(loaded) == set(saved)
     assert all(torch.equal(loaded[k], saved[k]) for k in saved)
-    assert any(k.startswith("vit.vision_tower.") for k in saved)
+    # The tower's weights are the checkpoint's, not the clip folder's it was built from.
+    from safetensors.torch import load_file
+
+    clip = load_file(parts["clip"] / "model.safetensors")
+    name = "vision_model.encoder.layers.0.mlp.fc1.weight"
+    assert not torch.equal(clip[name], loaded["vit.vision_tower.encoder.layers.0.mlp.fc1.weight"])
 
 
-def test_loads_in_the_requested_dtype_vision_tower_included(parts):
-    model = loader_for("ixc25", options(parts, dtype="bf16", device="cpu"))()
-    assert {p.dtype for p in model.model.parameters()} == {torch.bfloat16}
-    scores = model.score(samples()[:2])
-    assert all(np.isfinite(scores))
+def test_a_checkpoint_saved_with_transformers_5_names_loads_too(parts, model, tmp_path):
+    from safetensors.torch import save_file
+
+    copy = tmp_path / "renamed"
+    shutil.copytree(parts["path"], copy)
+    index_file = copy / "model.safetensors.index.json"
+    index = json.loads(index_file.read_text())
+    for shard in sorted(copy.glob("model-*.safetensors")):
+        renamed = {as_transformers_5(k): v for k, v in saved_tensors_of(shard).items()}
+        save_file(renamed, str(shard), metadata={"format": "pt"})
+    index["weight_map"] = {as_transformers_5(k): v for k, v in index["weight_map"].items()}
+    index_file.write_text(json.dumps(index))
+    chosen = options(parts, path=str(copy))
+    preflight("ixc25", chosen)
+    assert loader_for("ixc25", chosen)().score(samples()[:2]) == pytest.approx(
+        model.score(samples()[:2]), abs=1e-6
+    )
+
+
+def saved_tensors_of(shard: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(shard)
+
+
+@pytest.fixture(scope="module")
+def misnamed(parts, tmp_path_factory) -> Path:
+    """The checkpoint with its vision tower under a prefix neither transformers knows."""
+    from safetensors.torch import save_file
+
+    copy = tmp_path_factory.mktemp("misnamed") / "reward"
+    shutil.copytree(parts["path"], copy)
+    index_file = copy / "model.safetensors.index.json"
+    index = json.loads(index_file.read_text())
+
+    def rename(name: str) -> str:
+        return name.replace(".vision_model.", ".visual_model.")
+
+    for shard in sorted(copy.glob("model-*.safetensors")):
+        tensors = {rename(k): v for k, v in saved_tensors_of(shard).items()}
+        save_file(tensors, str(shard), metadata={"format": "pt"})
+    index["weight_map"] = {rename(k): v for k, v in index["weight_map"].items()}
+    index_file.write_text(json.dumps(index))
+    return copy
+
+
+def test_names_that_still_differ_are_refused_naming_the_prefix(parts, misnamed):
+    chosen = options(parts, path=str(misnamed))
+    expected = (
+        "'vit.vision_tower.visual_model.' in the checkpoint is 'vit.vision_tower.' in the model "
+        "(23 tensors)"
+    )
+    for attempt in (lambda: preflight("ixc25", chosen), loader_for("ixc25", chosen)):
+        with pytest.raises(ModelConfigError) as error:
+            attempt()
+        assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_misnamed_weights_stop_clean_before_beam_and_doctor_never_says_ready(
+    parts, misnamed, tiny_dataset, tmp_path, capsys
+):
+    import yaml
+
+    from pipelines.cli import main
+
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "root": str(tiny_dataset),
+                "output": str(tmp_path / "unused"),
+                "model": "ixc25",
+                "model_options": {
+                    k: v
+                    for k, v in options(parts, path=str(misnamed)).items()
+                    if k != "trust_remote_code"
+                },
+                "trust_remote_code": True,
+                "threshold": -2.0,
+                "sources": [{"name": "images", "manifests": "images.json"}],
+            }
+        )
+    )
+    code = main(["clean", "--config", str(config), "--output", str(tmp_path / "out")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and not (tmp_path / "out").exists()
+    assert len(err) == 1 and "visual_model" in err[0], err
+    assert main(["doctor", "--config", str(config)]) == 1
+    printed = capsys.readouterr().out
+    assert f"{config} (ixc25): cannot run here" in printed and "visual_model" in printed
+    assert "ready" not in printed.split(f"{config} (ixc25):")[1].splitlines()[0]
+
+
+def test_a_package_the_code_imports_that_does_not_import_is_refused(parts, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # import torchvision -> ImportError
+    with pytest.raises(ModelConfigError) as error:
+        preflight("ixc25", options(parts))
+    message = str(error.value)
+    assert re.search(r"torchvision \((ModuleNotFound|Import)Error", message), message
+    assert "make install" in message
+    assert "einops" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("engine", ["batched", "upstream"])
+def test_bf16_on_the_cpu_scores_as_fp32_does(parts, model, engine):
+    bf16 = loader_for("ixc25", options(parts, dtype="bf16", device="cpu", engine=engine))()
+    assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
+    batch = samples()[:4]
+    assert bf16.score(batch) == pytest.approx(model.score(batch), abs=0.05)
 
 
 def test_loads_with_font_and_tower_from_the_hugging_face_cache(
@@ -228,6 +391,200 @@ def test_remote_code_needs_the_opt_in(parts):
         preflight("ixc25", {**chosen, "remote_code_allowlist": ["/elsewhere"]})
 
 
+def test_engine_and_attention_options_are_checked(parts):
+    for key, value in (("engine", "fast"), ("attention", "flash")):
+        with pytest.raises(ModelConfigError, match=f"{key} must be one of"):
+            preflight("ixc25", options(parts, **{key: value}))
+
+
+# -- attention --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def eager(parts):
+    return loader_for("ixc25", options(parts, attention="eager", engine="upstream"))()
+
+
+def test_sdpa_scores_equal_the_checkpoints_eager_attention(upstream, eager):
+    assert eager.model.config.attn_implementation == "eager"
+    batch = samples()  # one padded forward: every length from text-only to the video
+    assert upstream.score(batch) == pytest.approx(eager.score(batch), abs=ATOL)
+
+
+def test_sdpa_equals_eager_under_any_padding_and_keeps_no_square_mask(upstream, eager):
+    """Left padding and holes take the dense-mask path; right padding plain causal."""
+    language = upstream.model.model
+    torch.manual_seed(0)
+    embeds = torch.randn(3, 12, language.config.hidden_size)
+    masks = {
+        "right": torch.tensor([[1] * 12, [1] * 7 + [0] * 5, [1] * 3 + [0] * 9]),
+        "left": torch.tensor([[1] * 12, [0] * 5 + [1] * 7, [0] * 9 + [1] * 3]),
+        "holes": torch.tensor([[1] * 12, [1, 0] * 6, [0, 1, 1] * 4]),
+    }
+    im_mask = torch.zeros(3, 12, dtype=torch.bool)
+    im_mask[:, 2:6] = True
+    for name, mask in masks.items():
+        with torch.no_grad():
+            got = language(inputs_embeds=embeds, attention_mask=mask, im_mask=im_mask)[0]
+            want = eager.model.model(inputs_embeds=embeds, attention_mask=mask, im_mask=im_mask)[0]
+        real = mask.bool()
+        assert torch.allclose(got[real], want[real], atol=ATOL), name
+        # The 2-D padding mask reaches the attention: no batch x L x L mask is built for sdpa.
+        prepared = language._prepare_decoder_attention_mask(mask, (3, 12), embeds, 0)
+        assert prepared is mask
+
+
+def test_right_padded_batches_run_plain_causal_attention(model, monkeypatch):
+    calls = []
+    original = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(*args, **kwargs):
+        calls.append((kwargs.get("attn_mask"), kwargs.get("is_causal")))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    model.score(samples()[4:6])
+    language_calls = calls[-model.model.config.num_hidden_layers :]
+    assert language_calls and all(mask is None and causal for mask, causal in language_calls)
+
+
+# -- the batched engine -----------------------------------------------------------------------
+CASES = {
+    "one image": ["wide", "tall", "system"],
+    "several images": ["two", "three"],
+    "a video": ["video"],
+    "text only": ["text"],
+}
+
+
+@pytest.fixture(scope="module")
+def batched_scores(model) -> dict[str, float]:
+    """Every sample scored in one batch of the batched engine (its micro-batches as
+    forward_tokens cuts them)."""
+    batch = samples()
+    return dict(zip([s.id for s in batch], model.score(batch), strict=True))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_batched_engine_equals_get_scores_per_sample(batched_scores, upstream, case):
+    by_id = {s.id: s for s in samples()}
+    for sample_id in CASES[case]:
+        alone = upstream.score([by_id[sample_id]])[0]
+        assert batched_scores[sample_id] == pytest.approx(alone, abs=ATOL), sample_id
+
+
+def test_batched_engine_is_the_default_and_encodes_every_medium_in_one_vision_pass(
+    model, monkeypatch
+):
+    assert type(model).__name__ == "Ixc25BatchedModel"
+    calls = []
+    original = model.model.vit.forward
+
+    def recording(images, glb, sub):
+        calls.append(len(images))
+        return original(images, glb, sub)
+
+    forwards = []
+    original_forward = model._forward
+
+    def counting(batch):
+        forwards.append(len(batch.sequences))
+        return original_forward(batch)
+
+    monkeypatch.setattr(model.model.vit, "forward", recording)
+    monkeypatch.setattr(model, "_forward", counting)
+    model.score(samples())  # 1 + 1 + 1 + 2 + 3 + 0 + 1 media
+    assert sum(calls) == 9 and sum(forwards) == 7
+    # One vision pass per micro-batch (each of these holds an image or a video).
+    assert len(calls) == len(forwards)
+
+
+@pytest.mark.parametrize("engine", ["batched", "upstream"])
+def test_forward_tokens_bound_every_forward_pass(parts, model, engine):
+    bounded = loader_for("ixc25", options(parts, forward_tokens=3000, engine=engine))()
+    sizes = []
+    original = bounded.model.forward
+
+    def recording(*args, **kwargs):
+        embeds = kwargs["inputs_embeds"]
+        sizes.append((embeds.shape[0], embeds.shape[0] * embeds.shape[1]))
+        return original(*args, **kwargs)
+
+    bounded.model.forward = recording
+    batch = samples()
+    assert bounded.score(batch) == pytest.approx(model.score(batch), abs=ATOL)
+    assert len(sizes) > 1
+    assert all(tokens <= 3000 or rows == 1 for rows, tokens in sizes), sizes
+    # The run's own budget wins where it is smaller.
+    run_budget = loader_for("ixc25", options(parts, max_batch_tokens=2000))()
+    assert run_budget.max_batch_tokens == 2000 and model.max_batch_tokens == 16384
+
+
+def decode_as_the_pipeline_does(data: bytes) -> np.ndarray:
+    from transforms.media.decode import decode_image
+
+    return decode_image(data, max_side=1024)
+
+
+def test_decoded_pixels_stand_in_for_the_file_only_where_they_are_what_the_model_reads():
+    from models.ixc25_inputs import image_as_read
+
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 255, (30, 40, 3), np.uint8)
+
+    def read(data: bytes, decoded: np.ndarray | None) -> np.ndarray:
+        media = [MediaRef("image", "a", data)]
+        sample = Sample("s", "s", chat("x", "y"), media, decoded=[decoded])
+        return np.asarray(image_as_read(sample, 0))
+
+    plain = image_bytes(pixels)
+    # Same size, plain RGB: the decoded array is used (a marked copy shows it was).
+    marked = pixels ^ 1
+    assert np.array_equal(read(plain, marked), marked)
+    # Shrunk to max_side: the file, at full size.
+    assert read(plain, pixels[::2, ::2]).shape == (30, 40, 3)
+    # An EXIF rotation the decode step applied and the model's reader does not: the file.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", exif=exif)
+    rotated = decode_as_the_pipeline_does(buffer.getvalue())
+    assert rotated.shape == (40, 30, 3)
+    assert read(buffer.getvalue(), rotated).shape == (30, 40, 3)
+    # Transparency the decode step composited on white: the file, alpha dropped as the model does.
+    rgba = np.dstack([pixels, np.full((30, 40), 0, np.uint8)])
+    buffer = io.BytesIO()
+    Image.fromarray(rgba).save(buffer, format="PNG")
+    assert np.array_equal(
+        read(buffer.getvalue(), decode_as_the_pipeline_does(buffer.getvalue())), pixels
+    )
+    # No bytes left: the decoded pixels are all there is (and what get_scores is given).
+    assert np.array_equal(read(b"", marked), marked)
+
+
+def test_batched_engine_with_decoded_media_equals_get_scores(model, upstream):
+    """As the pipeline hands them over: decoded arrays beside the bytes, some of which the
+    decode step changed (EXIF turn, transparency) and some not."""
+    rng = np.random.default_rng(2)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (50, 90, 3), np.uint8)).save(buffer, "JPEG", exif=exif)
+    turned = buffer.getvalue()
+    transparent = image_bytes(rng.integers(0, 255, (70, 40, 4), np.uint8))
+    batch = []
+    for name, data in (("turned", turned), ("transparent", transparent)):
+        ref = MediaRef("image", f"{name}.png", data)
+        batch.append(
+            Sample(
+                name, "s", chat("what?", name), [ref], decoded=[decode_as_the_pipeline_does(data)]
+            )
+        )
+    plain = samples()[1]
+    batch.append(plain.replace(decoded=[decode_as_the_pipeline_does(plain.media[0].data)]))
+    got = model.score(batch)
+    for sample, score in zip(batch, got, strict=True):
+        assert score == pytest.approx(upstream.score([sample])[0], abs=ATOL), sample.id
+
+
 # -- scoring ----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_scores_at_batch_sizes_1_2_and_7_stay_with_their_samples(model):
@@ -250,7 +607,24 @@ def test_token_budget_micro_batches_give_the_same_scores(model, parts):
     assert budgeted.score(samples()) == pytest.approx(model.score(samples()), abs=ATOL)
 
 
-def test_each_medium_gets_a_marker_and_every_one_is_encoded(model):
+@pytest.fixture()
+def encoded(upstream, monkeypatch) -> list:
+    """What each apply_chat_template call of the upstream engine saw: (its media, its
+    length before any cut, the conversation)."""
+    seen = []
+    raw = upstream.model
+    original = raw.apply_chat_template
+
+    def recording(conversation, image, *args, **kwargs):
+        embeds, im_mask, length = original(conversation, image, *args, **kwargs)
+        seen.append((list(image), length, conversation))
+        return embeds, im_mask, length
+
+    monkeypatch.setattr(raw, "apply_chat_template", recording)
+    return seen
+
+
+def test_each_medium_gets_a_marker_and_every_one_is_encoded(model, upstream, encoded):
     two, three = samples()[3], samples()[4]
     assert [m["content"].count(IMAGE_HERE) for m in ixc_chat(two)] == [2, 0]
     assert ixc_chat(two)[0]["content"].startswith(f"{IMAGE_HERE}\n{IMAGE_HERE}\ncompare")
@@ -263,8 +637,8 @@ def test_each_medium_gets_a_marker_and_every_one_is_encoded(model):
         ]
     )
     assert model.score([darker])[0] != pytest.approx(model.score([two])[0], abs=1e-6)
-    model.score([three])
-    assert len(model.model.seen[-1][0][1]) == 3
+    upstream.score([three])
+    assert len(encoded[-1][0]) == 3
 
 
 def test_marker_count_is_checked_against_the_media(model):
@@ -278,25 +652,26 @@ def test_marker_count_is_checked_against_the_media(model):
         ixc_chat(text_only)
 
 
-def test_system_turns_are_real_system_turns(model, monkeypatch):
+def test_system_turns_are_real_system_turns(upstream, monkeypatch):
     seen = {}
-    original = model.model.get_scores
+    original = upstream.model.get_scores
 
     def recording(chats, paths, **kwargs):
         seen["chats"] = chats
         return original(chats, paths, **kwargs)
 
-    monkeypatch.setattr(model.model, "get_scores", recording)
-    model.score([samples()[6]])
+    monkeypatch.setattr(upstream.model, "get_scores", recording)
+    upstream.score([samples()[6]])
     assert seen["chats"][0][0] == {"role": "system", "content": "Be brief."}
     assert seen["chats"][0][1] == {"role": "user", "content": "what?"}
 
 
-def test_token_count_is_exactly_what_the_model_reads(model):
+def test_token_count_is_exactly_what_the_model_reads(upstream, encoded):
     batch = samples()
-    model.score(batch)
-    read = [length for length, _ in model.model.seen[-1]]
-    assert [model.sample_tokens(s) for s in batch] == read
+    upstream.score(batch)  # in length-sorted micro-batches: match each call to its sample
+    length_of = {json.dumps(chat): length for _, length, chat in encoded}
+    read = [length_of[json.dumps(ixc_chat(s))] for s in batch]
+    assert [upstream.sample_tokens(s) for s in batch] == read
     # The estimate that sizes Beam's batches (no tokenizer, no file reads) is close to it.
     estimate = token_estimator_for("ixc25", {})
     for sample, exact in zip(batch, read, strict=True):
@@ -304,7 +679,7 @@ def test_token_count_is_exactly_what_the_model_reads(model):
 
 
 def test_over_length_samples_are_refused_not_cut(parts):
-    short_limit = loader_for("ixc25", options(parts, max_length=1300))()
+    short_limit = loader_for("ixc25", options(parts, max_length=1300, engine="upstream"))()
     batch = samples()
     counts = [short_limit.sample_tokens(s) for s in batch]
     too_long = [i for i, c in enumerate(counts) if c > 1300]
@@ -312,11 +687,18 @@ def test_over_length_samples_are_refused_not_cut(parts):
     with pytest.raises(SampleTooLong):
         short_limit.score([batch[too_long[0]]])
     handler = RewardModelHandler(lambda device: short_limit, "ixc25", devices=["cpu"])
-    short_limit.model.seen.clear()
+    reached = []
+    original = short_limit.model.apply_chat_template
+
+    def recording(conversation, image, *args, **kwargs):
+        reached.append(list(image))
+        return original(conversation, image, *args, **kwargs)
+
+    short_limit.model.apply_chat_template = recording
     outcomes = [r.inference for r in handler.run_inference(batch, handler.load_model())]
     # The refused samples never reached the model, and each other sample was scored once.
-    reached = [paths for call in short_limit.model.seen for _, paths in call]
     assert len(reached) == len(batch) - len(too_long)
+    del short_limit.model.apply_chat_template
     for i, outcome in enumerate(outcomes):
         if i in too_long:
             assert outcome.score is None and outcome.reason == "too_long"
@@ -328,6 +710,10 @@ def test_over_length_samples_are_refused_not_cut(parts):
     cut = _raw_score(short_limit.model, long_sample, max_length=1300)
     whole = _raw_score(short_limit.model, long_sample, max_length=16384)
     assert cut != pytest.approx(whole, abs=1e-6)
+    # The batched engine refuses them the same way, before preparing anything.
+    batched = loader_for("ixc25", options(parts, max_length=1300))()
+    with pytest.raises(SampleTooLong):
+        batched.score([batch[too_long[0]]])
 
 
 def _raw_score(raw_model, sample: Sample, max_length: int) -> float:
@@ -353,7 +739,7 @@ def test_scores_are_normalised_to_one_float_per_conversation():
 def test_media_files_are_removed_after_each_call_even_on_failure(parts, tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
-    model = loader_for("ixc25", options(parts, tmp_dir=str(work)))()
+    model = loader_for("ixc25", options(parts, tmp_dir=str(work), engine="upstream"))()
     model.score(samples()[:3])
     assert os.listdir(work) == []
     original = model.model.get_scores
@@ -367,3 +753,17 @@ def test_media_files_are_removed_after_each_call_even_on_failure(parts, tmp_path
     with pytest.raises(RuntimeError, match="out of memory"):
         model.score(samples()[:2])
     assert os.listdir(work) == []
+
+
+def test_the_readme_names_every_ixc25_option_and_the_measured_memory():
+    from models.ixc25 import DEFAULTS
+
+    repo = Path(__file__).resolve().parent.parent
+    section = (repo / "README.md").read_text().split("### `ixc25`")[1].split("\n### ")[0]
+    run_level = {"path", "dtype", "device", "trust_remote_code", "remote_code_allowlist"}
+    for option in set(DEFAULTS) - run_level - {"max_batch_tokens", "max_batch_size"}:
+        assert f"`{option}`" in section, option
+    results = json.loads((repo / "bench" / "results" / "ixc_memory_cpu.json").read_text())
+    for dtype in ("fp32", "bf16"):
+        peak = results["runs"][dtype]["peak_rss_mib"] / 1024
+        assert f"{peak:.1f} GiB in {dtype}" in section, dtype

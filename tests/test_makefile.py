@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import install_stamp
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
@@ -50,6 +53,14 @@ def test_a_torch_index_on_an_existing_venv_reinstalls_torch_from_it():
     assert f'pip install --quiet {index} "torch==2.13.0" torchvision' in result.stdout
 
 
+def test_install_adds_the_ixc_extra_with_torch_held_at_its_installed_version():
+    """torchvision must be the build for the torch already there, not pull a newer torch."""
+    commands = make("--always-make", "install").stdout
+    assert "pip install --quiet -e '.[dev,ixc]'" in commands
+    assert '"torch==$(.venv/bin/python -c' in commands
+    assert "EXTRAS ?= dev,ixc" in (REPO / "Makefile").read_text()
+
+
 def test_install_gpu_installs_cuda_torch_the_ixc_extra_and_flash_attn_then_reports():
     result = make("install-gpu", "TORCH_CUDA=cu126")
     assert result.returncode == 0, result.stderr
@@ -62,10 +73,25 @@ def test_install_gpu_installs_cuda_torch_the_ixc_extra_and_flash_attn_then_repor
 
 
 def test_export_passes_its_variables_to_the_cli():
-    result = make("export", "RUN=out/sample/r1", "LAYOUT=jsonl")
-    assert "rmclean export out/sample/r1 --output out/sample/r1-export --layout jsonl" in (
-        result.stdout
-    )
+    result = make("export", "RUN=out/sample/r1", "LAYOUT=jsonl", "EXPORTED=out/x")
+    command = " ".join(result.stdout.replace("\\\n", " ").split())
+    assert "run='out/sample/r1'" in command
+    assert '.venv/bin/rmclean export "$run" --output out/x --layout jsonl --part clean' in command
+
+
+def test_make_test_says_how_long_it_took_on_which_machine():
+    """Test times are measured by `make test` itself, with the cores and the load beside them."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-o", install_stamp(REPO), "test-fast",
+         "PYTEST_ARGS=tests/test_makefile.py -k mistyped -p no:cacheprovider"],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(
+        r"^make test-fast: \d+ s on \d+ cores, load average \d+\.\d at the start$",
+        result.stdout,
+        re.M,
+    ), result.stdout
 
 
 def test_the_flash_attn_wheel_is_the_release_asset_for_this_torch():

@@ -1,9 +1,12 @@
 import math
 
 import pytest
+from apache_beam.ml.inference.base import PredictionResult
 
-from models.base import RewardModelHandler, score_isolating_failures
+from models.base import Reward, RewardModelHandler, ScoreOutcome, score_isolating_failures
 from models.registry import loader_for
+from pipelines.stages.reward_handlers import scored_sample
+from tests.helpers import TurnAnswerLengthModel
 from transforms.core.record import Sample
 
 
@@ -63,3 +66,32 @@ def test_factories_load_by_import_path():
     assert model.name == "answer-length"
     with pytest.raises(ValueError, match="cannot load"):
         loader_for("tests.helpers:NoSuchModel")
+
+
+def test_turn_scores_travel_with_the_score_and_are_checked():
+    two_turns = [
+        {"from": "human", "value": "Q"},
+        {"from": "gpt", "value": "a fine answer"},
+        {"from": "human", "value": "Q2"},
+        {"from": "gpt", "value": "bad"},
+    ]
+    batch = [samples("one two")[0], Sample("t", "src", two_turns)]
+    outcomes = score_isolating_failures(TurnAnswerLengthModel(), batch)
+    assert outcomes[0].turn_scores == (outcomes[0].score,)
+    assert outcomes[1].turn_scores == (pytest.approx(math.log(3) - 1), -5.0)
+    assert outcomes[1].score == -5.0
+    scored = scored_sample(PredictionResult(batch[1], outcomes[1]))
+    assert scored.turn_scores == list(outcomes[1].turn_scores) and scored.score == -5.0
+
+    class NanTurn:
+        name = "nan-turn"
+
+        def score(self, batch):
+            return [Reward(1.0, (float("nan"),)) for _ in batch]
+
+    (broken,) = score_isolating_failures(NanTurn(), samples("x"))
+    assert broken.score is None and "non-finite turn score" in broken.error
+    # A backend that returns a turn score too few or too many costs that sample, with a reason.
+    wrong = scored_sample(PredictionResult(batch[1], ScoreOutcome(1.0, turn_scores=(1.0,))))
+    assert wrong.stage == "score" and wrong.reason == "turn_scores_mismatch"
+    assert "1 turn scores for 2 assistant turns" in wrong.detail

@@ -105,7 +105,8 @@ def test_empty_outputs_are_written_and_readable(tmp_path, where, request):
     assert fs.cat(errors) == b""
     assert fs.cat(f"{prefix}/report/flagged.jsonl") == b""
     assert fs.cat(f"{prefix}/report/flagged.csv").decode().strip() == (
-        "id,source,score,reason,detail,media,question,answer,origin"
+        "id,source,score,reason,detail,media,question,answer,origin,turn_scores,low_score_turn,"
+        "repaired_prefix_turns"
     )
 
 

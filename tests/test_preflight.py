@@ -113,7 +113,9 @@ def test_font_and_clip_paths_must_be_what_they_say(tmp_path, offline):
     font = str(write_test_font(tmp_path / "SimHei.ttf"))
     with pytest.raises(ModelConfigError, match="holds no config.json"):
         preflight("ixc25", {**base, "font_path": font, "clip_path": str(tmp_path)})
-    preflight("ixc25", {**base, "font_path": font, "clip_path": str(tmp_path / "clip")})
+    # Font and tower pass; the folder is a checkpoint in name only.
+    with pytest.raises(ModelConfigError, match="no weights in"):
+        preflight("ixc25", {**base, "font_path": font, "clip_path": str(tmp_path / "clip")})
 
 
 def test_missing_checkpoints_name_the_download(tmp_path, offline):

@@ -1,18 +1,22 @@
 """The README's blocks run as written.
 
-Blocks marked `<!-- readme-test: NAME -->` (the bundled sample's: clean, read both formats, load
-with `datasets`, export) run for real, in order, in a copy of the repository that shares this
-`.venv`, so nothing is written outside the test's folder. Blocks marked `<!-- readme-gpu -->`
-need a GPU and downloads; their `make` lines are dry-run (`make -n`), so a target or variable the
-Makefile does not know fails here.
+Blocks marked `<!-- readme-test: NAME -->` (the bundled sample's: clean, read, load with
+`datasets`, clean as WebDataset, export, the quality scorecard) run for real, in order, twice,
+in one copy of the repository that shares this `.venv`: the second walk meets what the first
+left behind (runs, exports, the score cache), as a user following the README again does.
+Nothing is written outside the test's folder. Blocks marked `<!-- readme-gpu -->` need a GPU
+and downloads; their `make` lines are dry-run (`make -n`), so a target or variable the Makefile
+does not know fails here.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -24,8 +28,30 @@ BLOCK = re.compile(
     re.S,
 )
 COPY_IGNORE = shutil.ignore_patterns(
-    ".venv", ".git", "data", "out", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info"
+    ".venv",
+    ".engines",
+    ".git",
+    "data",
+    "out",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "*.egg-info",
 )
+
+
+def _documented(name: str) -> dict:
+    """The JSON the README shows after `<!-- readme-check: NAME -->` (keys of one object)."""
+    text = (REPO / "README.md").read_text()
+    found = re.search(rf"<!-- readme-check: {name} -->\s*```json\n(.*?)```", text, re.S)
+    return json.loads("{" + found.group(1) + "}")
+
+
+def _documented(name: str) -> dict:
+    """The JSON the README shows after `<!-- readme-check: NAME -->` (keys of one object)."""
+    text = (REPO / "README.md").read_text()
+    found = re.search(rf"<!-- readme-check: {name} -->\s*```json\n(.*?)```", text, re.S)
+    return json.loads("{" + found.group(1) + "}")
 
 
 def _blocks(kind: str) -> list[tuple[str, str, str]]:
@@ -35,6 +61,11 @@ def _blocks(kind: str) -> list[tuple[str, str, str]]:
         for m in BLOCK.finditer(text)
         if (m["name"] is None) == (kind == "gpu")
     ]
+
+
+def _sample_blocks() -> list[tuple[str, str, str]]:
+    """The sample's blocks for the default runner (the engine block has its own test)."""
+    return [block for block in _blocks("sample") if block[0] != "engines"]
 
 
 def _make_lines(code: str) -> list[list[str]]:
@@ -57,28 +88,34 @@ def test_the_gpu_blocks_use_targets_and_variables_the_makefile_knows():
             assert subprocess.run(["bash", "-n", "-c", code]).returncode == 0, code
 
 
-def _installed_stamp() -> Path | None:
-    stamps = sorted((REPO / ".venv").glob(".installed-*"))
+def _installed_stamp(folder: str = ".venv") -> Path | None:
+    stamps = sorted((REPO / folder).glob(".installed-*"))
     pyproject = (REPO / "pyproject.toml").stat().st_mtime
     fresh = [s for s in stamps if s.stat().st_mtime >= pyproject]
     return fresh[0] if len(fresh) == 1 else None
 
 
-@pytest.mark.slow
-def test_the_sample_blocks_run_as_written(tmp_path):
-    stamp = _installed_stamp()
-    if stamp is None:
-        pytest.skip("run `make install` first: the copy must find .venv installed and current")
-    copy = tmp_path / "repo"
-    shutil.copytree(REPO, copy, ignore=COPY_IGNORE)  # copy2 keeps mtimes: make sees it current
-    (copy / ".venv").symlink_to(REPO / ".venv")
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_OFFLINE": "1"}
-    blocks = _blocks("sample")
-    names = [name for name, _, _ in blocks]
-    assert names == ["sample", "read", "webdataset", "datasets", "export"]
-    read = next(code for name, _, code in blocks if name == "read")
-    # The read block runs after each run, so it is tried on both formats.
-    for name, lang, code in [*blocks[:3], ("read", "python", read), *blocks[3:]]:
+def test_python_snippets_and_commands_name_the_projects_python():
+    """`python` or `hf` on a fresh machine is not the one with the project's packages."""
+    text = (REPO / "README.md").read_text()
+    for match in re.finditer(r"```python\n", text):
+        before = text[max(0, match.start() - 400) : match.start()]
+        assert ".venv/bin/python" in before, before[-200:]
+    bare = re.findall(r"(?<![/\w.-])(?:python3?|hf|pip) (?:-m |bench/|download )", text)
+    assert bare == [], bare
+
+
+def test_the_readme_quotes_no_test_time_without_its_machine():
+    """Test times depend on the machine and its load: `make test` measures and says its own."""
+    text = (REPO / "README.md").read_text()
+    development = text[text.index("## Development") :]
+    quoted = re.findall(r"\d+(?:\.\d+)? ?(?:min|minutes?|s|seconds?)\b(?! on <)", development)
+    assert quoted == [], quoted
+    assert "cores, load average" in development
+
+
+def _walk(copy: Path, stamp: Path, env: dict) -> None:
+    for name, lang, code in _sample_blocks():
         if lang == "bash":
             # `-o` the install stamp: a pasted `make` must not reinstall the shared .venv here.
             command = [
@@ -92,8 +129,78 @@ def test_the_sample_blocks_run_as_written(tmp_path):
             command = [str(REPO / ".venv" / "bin" / "python"), "-c", code]
         result = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True)
         assert result.returncode == 0, (name, result.stdout[-2000:], result.stderr[-3000:])
+
+
+@pytest.mark.slow
+def test_the_sample_blocks_run_as_written_twice_in_one_copy(tmp_path):
+    stamp = _installed_stamp()
+    if stamp is None:
+        pytest.skip("run `make install` first: the copy must find .venv installed and current")
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO, copy, ignore=COPY_IGNORE)  # copy2 keeps mtimes: make sees it current
+    (copy / ".venv").symlink_to(REPO / ".venv")
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_OFFLINE": "1"}
+    names = [name for name, _, _ in _sample_blocks()]
+    assert names == ["sample", "read", "datasets", "webdataset", "export", "repair", "quality"]
+    runs = copy / "out" / "sample"
+    _walk(copy, stamp, env)
+    first = sorted(p.name for p in runs.iterdir())
+    _walk(copy, stamp, env)  # sees the first walk's runs, export and cache
+    made = sorted(p.name for p in runs.iterdir())
+    run_names = [n for n in made if (runs / n / "_SUCCESS").exists() and n[0].isdigit()]
+    # Each walk: the sample run, the WebDataset run, the repair run.
+    assert len(run_names) == 6 and sorted(runs.glob("2*")) == [runs / n for n in run_names]
+    assert (runs / "LATEST").read_text().strip() == run_names[-1]  # the second repair run
+    exports = [n for n in made if n.startswith("export-")]
+    assert exports == [f"export-{run_names[1]}", f"export-{run_names[4]}"]
+    assert set(first) < set(made)
+    assert list((runs / run_names[4] / "clean").glob("*.tar"))
+    assert list((runs / run_names[3] / "clean").glob("*.parquet"))
+    exported = runs / exports[1] / "ALLaVA-4V" / "allava_laion" / "ALLaVA-Caption-LAION-4V.json"
+    assert exported.exists() and (exported.parent / "images").is_dir()
+    # The second walk's runs scored nothing again: every score came from the cache.
+    second = json.loads((runs / run_names[3] / "report" / "summary.json").read_text())
+    assert second["scoring"]["scored"] == 0 and second["scoring"]["from_cache"] > 300
+    # The repair runs show what the README says they show.
+    shown = _documented("repair-summary")
+    for repaired in (run_names[2], run_names[5]):
+        summary = json.loads((runs / repaired / "report" / "summary.json").read_text())
+        assert summary["repair"] == shown["repair"]
+        assert summary["counts"]["total"] == shown["counts"]["total"]
+
+
+@pytest.mark.slow
+@pytest.mark.engines
+def test_the_engine_block_runs_as_written(tmp_path):
+    """`make clean ... RUNNER=spark` and `RUNNER=flink`, pasted: each starts its engine on
+    loopback, runs the sample on it and stops it."""
+    from tests.engines import require_engines
+
+    require_engines()
+    stamp, engines_stamp = _installed_stamp(), _installed_stamp(".engines")
+    if stamp is None or engines_stamp is None:
+        pytest.skip("run `make install` and `make engines` first: the copy shares both")
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO, copy, ignore=COPY_IGNORE)
+    (copy / ".venv").symlink_to(REPO / ".venv")
+    (copy / ".engines").symlink_to(REPO / ".engines")
+    [(_, _, code)] = [block for block in _blocks("sample") if block[0] == "engines"]
+    command = [
+        "bash",
+        "-euo",
+        "pipefail",
+        "-c",
+        f'make() {{ command make -o .venv/{stamp.name} -o .engines/{engines_stamp.name} "$@"; }}'
+        f"\n{code}",
+    ]
+    result = subprocess.run(command, cwd=copy, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
     runs = sorted((copy / "out" / "sample").glob("2*"))
-    assert [r.name.endswith("-export") for r in runs] == [False, False, True]
-    assert (runs[1] / "clean").glob("*.tar") and (runs[0] / "_SUCCESS").exists()
-    exported = runs[2] / "ALLaVA-4V" / "allava_laion" / "ALLaVA-Caption-LAION-4V.json"
-    assert exported.exists() and (runs[2] / "ALLaVA-4V" / "allava_laion" / "images").is_dir()
+    assert len(runs) == 2 and all((run / "_SUCCESS").exists() for run in runs)
+    summaries = [json.loads((run / "report" / "summary.json").read_text()) for run in runs]
+    assert [s["runner"] for s in summaries] == ["PortableRunner", "PortableRunner"]
+    assert summaries[0]["counts"] == summaries[1]["counts"]
+    # Each engine was stopped after its run: nothing listens on the presets' ports.
+    for port in (8099, 8199):
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0

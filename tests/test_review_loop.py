@@ -121,3 +121,12 @@ def test_review_in_the_page_then_apply(chromium, sample_dir, tmp_path, file_form
     else:
         assert all(len(row["images"]) + len(row["videos"]) for row in dropped)
     assert (new / "_SUCCESS").exists()
+
+    # Three decisions are no basis for a cut: the reviewed page says so, with the counts.
+    chromium.get((new / "report" / "index.html").resolve().as_uri())
+    evidence = chromium.find_element(By.CSS_SELECTOR, "table.evidence")
+    headers = [th.text for th in evidence.find_elements(By.CSS_SELECTOR, "tr:first-child th")]
+    assert headers[-2:] == ["decisions", "kept share (95% interval)"]
+    sources = evidence.find_elements(By.CSS_SELECTOR, "tr.evidence-source")
+    assert sources and all("not enough decisions yet" in s.text for s in sources)
+    assert "dropped at least half" not in evidence.text

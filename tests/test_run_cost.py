@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.score_ahead import BatchStat
+from models.work import ModelWork
 from transforms.report.cost import cost_html
 from transforms.report.run_cost import CombineBatchStats
 
@@ -20,8 +21,8 @@ def _combine(*groups):
     return combine.extract_output(combine.merge_accumulators(accumulators))
 
 
-def _stat(device, start, busy, samples=4, tokens=400, host="h", process=1):
-    return BatchStat("m", device, host, process, samples, tokens, start, busy)
+def _stat(device, start, busy, samples=4, tokens=400, host="h", process=1, model="m", work=None):
+    return BatchStat(model, device, host, process, samples, tokens, start, busy, work)
 
 
 def test_busy_fraction_is_time_in_score_over_the_scoring_span():
@@ -30,7 +31,11 @@ def test_busy_fraction_is_time_in_score_over_the_scoring_span():
         [_stat("cuda:0", 100.0, 4.0), _stat("cuda:1", 101.0, 8.0)],
         [_stat("cuda:0", 105.0, 4.0, samples=2, tokens=100)],
     )
-    assert figures["batches"] == {"count": 3, "mean_samples": 3.33, "mean_tokens": 300.0}
+    batches = figures["batches"]
+    assert (batches["count"], batches["mean_samples"], batches["mean_tokens"]) == (3, 3.33, 300.0)
+    # No backend here says what its forward passes computed.
+    assert batches["batches_reporting_work"] == 0 and batches["work_by_model"] == {}
+    assert batches["real_tokens"] is None and batches["padding_fraction"] is None
     cost = figures["cost"]
     assert cost["scoring_span_seconds"] == 9.0 and cost["samples_scored"] == 10
     assert cost["devices"]["cuda:0"]["busy_fraction"] == pytest.approx(8 / 9, abs=1e-3)
@@ -54,8 +59,51 @@ def test_copies_on_one_device_and_machines_are_told_apart():
 
 def test_nothing_scored_gives_empty_figures():
     figures = _combine([])
-    assert figures["batches"] == {"count": 0, "mean_samples": 0, "mean_tokens": 0}
+    batches = figures["batches"]
+    assert (batches["count"], batches["mean_samples"], batches["mean_tokens"]) == (0, 0, 0)
     assert figures["cost"]["devices"] == {} and figures["cost"]["samples_per_s"] is None
+
+
+def test_a_rerun_from_the_cache_says_so_on_the_page():
+    rerun = {"dataset": "x", **_combine([]), "scoring": {"scored": 0, "from_cache": 364}}
+    html = cost_html(rerun)
+    assert "nothing was scored by a model: all 364 scores came from the score cache" in html
+    partly = {"dataset": "x", **_combine([_stat("cpu", 0.0, 1.0)])}
+    partly["scoring"] = {"scored": 4, "from_cache": 12, "not_scored": 1}
+    assert '<p class="from-cache">12 scores came from the score cache' in cost_html(partly)
+    assert "score cache" not in cost_html({"dataset": "x", **_combine([]), "scoring": {}})
+
+
+def test_the_work_each_model_reports_is_summed_per_model_and_in_all():
+    vision = ModelWork(
+        2, real_tokens=900, computed_tokens=1000, vision_seconds=1.5, language_seconds=2.0
+    )
+    text = ModelWork(1, real_tokens=300, computed_tokens=300, language_seconds=0.5)
+    figures = _combine(
+        [_stat("cuda:0", 0.0, 1.0, model="vlm", work=vision)],
+        [
+            _stat("cuda:0", 1.0, 1.0, model="vlm", work=vision),
+            _stat("cuda:0", 2.0, 1.0, model="text", work=text),
+            _stat("cuda:0", 3.0, 1.0, model="plugin"),  # reports nothing
+        ],
+    )["batches"]
+    assert figures["batches_reporting_work"] == 3
+    assert figures["work_by_model"]["vlm"] == {
+        "forward_passes": 4,
+        "real_tokens": 1800,
+        "computed_tokens": 2000,
+        "padding_fraction": 0.1,
+        "vision_seconds": 3.0,
+        "language_seconds": 4.0,
+    }
+    assert figures["work_by_model"]["text"]["vision_seconds"] is None
+    assert "plugin" not in figures["work_by_model"]
+    assert (figures["real_tokens"], figures["computed_tokens"]) == (2100, 2300)
+    assert figures["padding_fraction"] == pytest.approx(200 / 2300, abs=1e-4)
+    assert (figures["vision_seconds"], figures["language_seconds"]) == (3.0, 4.5)
+    page = cost_html({"cost": {"devices": {}}, "batches": figures})
+    assert page.count('class="model-work"') == 2 and "10%" in page
+    assert "No model reported" in cost_html({"cost": {"devices": {}}, "batches": {}})
 
 
 @pytest.mark.slow

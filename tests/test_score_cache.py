@@ -147,7 +147,7 @@ def _write_cache(directory: str, other_entries: int, samples) -> None:
     from transforms.samples.score_cache import cache_row, write_scores
 
     rows = [cache_row(s.replace(score=2.0)) for s in samples]
-    rows += [(f"{i:040x}", f"{i:040x}", -1.0) for i in range(other_entries)]
+    rows += [(f"{i:040x}", f"{i:040x}", -1.0, None) for i in range(other_entries)]
     for start in range(0, len(rows), 25_000):
         write_scores(directory, rows[start : start + 25_000])
 
@@ -229,8 +229,8 @@ def test_compaction_merges_the_small_files_and_keeps_every_score(tmp_path, monke
     from transforms.samples import score_cache
     from transforms.samples.score_cache import compact, count_cached, write_scores
 
-    def rows(batch: int, count: int) -> list[tuple[str, str, float]]:
-        return [(f"d{batch}-{i}", f"k{batch}-{i}", 0.5) for i in range(count)]
+    def rows(batch: int, count: int) -> list[tuple[str, str, float, None]]:
+        return [(f"d{batch}-{i}", f"k{batch}-{i}", 0.5, None) for i in range(count)]
 
     write_scores(str(tmp_path), rows(0, 5000))  # an earlier merge's result
     (big,) = tmp_path.glob("*.parquet")
@@ -249,5 +249,52 @@ def test_compaction_merges_the_small_files_and_keeps_every_score(tmp_path, monke
         for _, entry in score_cache.read_cache_entries(str(path))
     }
     assert keys == {
-        key for b, n in ((0, 5000), *((b, 10) for b in range(1, 6))) for _, key, _ in rows(b, n)
+        key for b, n in ((0, 5000), *((b, 10) for b in range(1, 6))) for _, key, *_ in rows(b, n)
     }
+
+
+def test_the_cache_serves_turn_scores_and_reads_files_written_without_them(tmp_path):
+    import pyarrow as pa
+
+    from transforms.core.record import Sample
+    from transforms.samples.score_cache import (
+        CACHED,
+        attach_known_scores,
+        cache_digest,
+        cache_key,
+        compact,
+        look_up_cached,
+        read_cache_entries,
+        save_scored,
+    )
+
+    turns = conversation("Colour?", "Red.", "") + conversation("Count?", "Two.", "")
+    multi = Sample("m", "s", turns, score=0.5, turn_scores=[1.0, 0.5])
+    single = Sample("o", "s", conversation("Q?", "A.", ""), score=-1.0)
+    cache = tmp_path / "cache"
+    assert save_scored(str(cache), [multi, single]) == 2
+    # A file from before turn scores: its samples are served their score alone.
+    older = Sample("old", "s", conversation("Old?", "Yes.", ""))
+    columns = {"digest": [cache_digest(older)], "key": [cache_key(older)], "score": [0.25]}
+    pq.write_table(pa.table(columns), cache / "scores-old.parquet")
+
+    def entries() -> dict:
+        found = {}
+        for path in sorted(cache.glob("*.parquet")):
+            for digest, entry in read_cache_entries(str(path)):
+                found[digest, entry.key] = (entry.score, entry.turn_scores)
+        return found
+
+    known = entries()
+    assert known[cache_digest(multi), cache_key(multi)] == (0.5, (1.0, 0.5))
+    assert known[cache_digest(single), cache_key(single)] == (-1.0, None)
+    assert known[cache_digest(older), cache_key(older)] == (0.25, None)
+    light = multi.replace(score=None, turn_scores=None)
+    group = [light, *(e for path in cache.glob("*.parquet") for _, e in read_cache_entries(path))]
+    (carrying,) = attach_known_scores((cache_digest(light), group))
+    served = look_up_cached(carrying)
+    assert served.tag == CACHED and served.value.turn_scores == [1.0, 0.5]
+    assert served.value.score == 0.5 and served.value.cached and not served.value.known_scores
+    assert compact(str(cache), min_files=2) == 2
+    (merged,) = cache.glob("*.parquet")
+    assert entries() == known

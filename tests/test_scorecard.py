@@ -72,3 +72,55 @@ def test_quality_reads_labels_and_the_runs_flagged_list(tmp_path):
     assert measured["recall"] == {"off_topic": 1.0, "wrong_motion": 0.0}
     assert measured["sources"]["allava_text"]["clean_flagged"] == 1
     assert measured["sources"]["llava_video_caption"]["clean_total"] == 0
+
+
+def test_turn_quality_checks_the_found_turn_and_what_repair_kept(tmp_path):
+    from bench.sample_quality import turn_quality
+    from transforms.core.record import Sample
+    from transforms.io.shard_formats import ParquetShard
+
+    def turns(n):
+        return [
+            {"from": role, "value": f"{role} {i}"} for i in range(n) for role in ("human", "gpt")
+        ]
+
+    source = "multi"
+    labels = [
+        ("found", "wrong_count", 2),  # found at its turn, the two turns before kept
+        ("early", "wrong_colour", 1),  # a false alarm at turn 0 flagged it: nothing kept
+        ("missed", "off_topic", 0),  # never flagged: in clean whole, planted turn and all
+        ("fine", None, None),
+        ("false-alarm", None, None),
+    ]
+    (tmp_path / "labels.jsonl").write_text(
+        "".join(
+            json.dumps({"id": i, "source": source, "defect": d, "turn": t}) + "\n"
+            for i, d, t in labels
+        )
+        + json.dumps({"id": "single", "source": "other", "defect": None})
+        + "\n"
+    )
+    run = tmp_path / "run"
+    (run / "report").mkdir(parents=True)
+    flagged = [
+        {"id": "found", "source": source, "low_score_turn": 2, "repaired_prefix_turns": 2},
+        {"id": "early", "source": source, "low_score_turn": 0, "repaired_prefix_turns": None},
+        {"id": "false-alarm", "source": source, "low_score_turn": 1, "repaired_prefix_turns": 1},
+    ]
+    (run / "report" / "flagged.jsonl").write_text("".join(json.dumps(r) + "\n" for r in flagged))
+    (run / "clean").mkdir()
+    with open(run / "clean" / "part-00000-of-00001.parquet", "wb") as handle:
+        shard = ParquetShard(handle)
+        for sid, n in (("found", 2), ("missed", 3), ("fine", 4), ("false-alarm", 1)):
+            shard.write(Sample(sid, source, turns(n)))
+        shard.close()
+    measured = turn_quality(str(tmp_path / "labels.jsonl"), str(run))
+    assert measured == {
+        source: {
+            "defective": 3, "first_low_turn_is_planted": 1, "planted_turn_in_clean": 1,
+            "with_good_prefix": 2, "good_prefix_kept_whole": 1, "planted_turn_in_a_repair": 0,
+            "faithful": 2, "faithful_flagged": 1, "faithful_cut_short": 1,
+            "first_low_turn_is_planted_share": 0.3333, "faithful_flagged_share": 0.5,
+            "good_prefix_kept_whole_share": 0.5,
+        }
+    }  # fmt: skip

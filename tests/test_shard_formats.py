@@ -103,3 +103,79 @@ def test_onevision_style_parquet_is_read_with_embedded_images(tmp_path):
     clean = read_parquet_dir(tmp_path / "out" / "clean")
     assert clean["images"][0][0]["path"] == "a.jpg"
     assert json.loads(clean["fields"][0]) == {"data_source": "ov_subset"}
+
+
+def _turn_samples() -> list:
+    from transforms.core.record import IMAGE, MediaRef, Sample
+
+    turns = [
+        {"from": "human", "value": "<image>\nWhat colour?"},
+        {"from": "gpt", "value": "Red."},
+        {"from": "human", "value": "How many?"},
+        {"from": "gpt", "value": "Seven."},
+    ]
+    media = [MediaRef(IMAGE, "a.jpg", jpeg_bytes())]
+    original = Sample(
+        "conv-1", "multi", turns, media, origin="m.json[0]", score=1.5, turn_scores=[2.0, -4.0],
+        reason="low_score_turn", detail="assistant turn 2 of 2", repaired_prefix={"messages": 2,
+        "turns": 1},
+    )  # fmt: skip
+    repaired = original.replace(
+        conversations=turns[:2],
+        score=2.0,
+        turn_scores=[2.0],
+        reason=None,
+        detail=None,
+        repaired_prefix=None,
+        repaired_from={"messages": 4, "turns": 2, "score": 1.5, "dropped_turn_scores": [-4.0]},
+    )
+    plain = Sample("plain", "single", conversation("Q?", "A."), origin="s.json[0]", score=0.3)
+    return [original, repaired, plain]
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "webdataset"])
+def test_turn_scores_and_repairs_read_back_from_both_formats(tmp_path, file_format):
+    """What per-turn scoring and repair add to a sample is stored and read back as written:
+    by rmclean (the report, apply-review, export) and by the formats' own readers."""
+    import fsspec
+
+    from transforms.io.shard_formats import SHARD_TYPES, SUFFIXES
+    from transforms.io.stored_samples import iter_stored_samples
+
+    written = _turn_samples()
+    path = tmp_path / f"part{SUFFIXES[file_format]}"
+    with open(path, "wb") as handle:
+        shard = SHARD_TYPES[file_format](handle)
+        for sample in written:
+            shard.write(sample)
+        shard.close()
+    fs = fsspec.filesystem("file")
+    read = [sample for _, sample in iter_stored_samples(fs, str(path))]
+    fields = ("conversations", "score", "turn_scores", "repaired_from", "repaired_prefix")
+    for before, after in zip(written, read, strict=True):
+        for name in fields:
+            assert getattr(after, name) == getattr(before, name), name
+    if file_format == "parquet":
+        rows = pq.read_table(path).to_pylist()
+        assert rows[0]["turn_scores"] == [2.0, -4.0] and rows[2]["turn_scores"] is None
+        assert rows[1]["repaired_from"]["dropped_turn_scores"] == [-4.0]
+    else:
+        members = list(wds.WebDataset(str(path), shardshuffle=False, empty_check=False))
+        metadata = [json.loads(m["json"]) for m in members]
+        assert metadata[0]["repaired_prefix"] == {"messages": 2, "turns": 1}
+        assert metadata[1]["turn_scores"] == [2.0] and metadata[2]["repaired_from"] is None
+
+
+def test_spilled_samples_keep_their_turn_scores(tmp_path):
+    from transforms.io.spill import SpillShard, read_spilled
+
+    written = _turn_samples()
+    path = tmp_path / "spill.parquet"
+    with open(path, "wb") as handle:
+        shard = SpillShard(handle)
+        for sample in written:
+            shard.write(sample)
+        shard.close()
+    read = list(read_spilled(str(path)))
+    assert [s.turn_scores for s in read] == [s.turn_scores for s in written]
+    assert [s.score for s in read] == [s.score for s in written]

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import conversation
+from transforms.core.content_hash import content_hash
 from transforms.core.record import IMAGE, MediaRef, Sample
 from transforms.io.rolling_shards import RollingShards, finalize_shards
 from transforms.io.shard_formats import SHARD_TYPES
@@ -62,6 +63,8 @@ def test_the_index_finds_every_sample_of_the_shards(tmp_path, file_format):
             expected.reason,
         )
         assert stored.media[0].data == expected.media[0].data
+        # What `rmclean compare` tells changed samples by, the score cache's key too.
+        assert row["content_hash"] == content_hash(expected) == content_hash(stored)
     assert not list((tmp_path / "clean").glob(".temp-*"))
 
 

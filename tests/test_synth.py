@@ -41,12 +41,15 @@ MANIFESTS = {
     "llava_video_caption": f"{VIDEO_FOLDER}/0_30_s_youtube_v0_1_cap_processed.json",
     "llava_video_open_ended": f"{VIDEO_FOLDER}/0_30_s_youtube_oe_v0_1_qa_processed.json",
     "llava_video_multiple_choice": f"{VIDEO_FOLDER}/0_30_s_youtube_mc_v0_1_qa_processed.json",
+    "llava_instruct_multiturn": "LLaVA-Instruct-665K/llava_v1_5_mix665k.json",
 }
+MULTITURN = "llava_instruct_multiturn"
 TAR = f"{VIDEO_FOLDER}/0_30_s_youtube_v0_1_videos_1.tar.gz"
 CLASSES = {
     "allava_text": set(C.TEXT_DEFECTS),
     **{s: set(C.IMAGE_DEFECTS) for s in MANIFESTS if s.startswith("allava_") and "text" not in s},
     **{s: set(C.VIDEO_DEFECTS) for s in MANIFESTS if s.startswith("llava_video")},
+    MULTITURN: set(C.MULTITURN_DEFECTS),
 }
 
 
@@ -112,9 +115,11 @@ def test_layout_files_exist_and_parse_as_arrays(root):
     for source in MANIFESTS:
         records = _records(root, source)
         assert isinstance(records, list) and records
+        turns = (1, 1) if source != MULTITURN else C.MULTITURN_TURNS
         for r in records:
-            conv = r["conversations"]
-            assert [t["from"] for t in conv] == ["human", "gpt"]
+            roles = [t["from"] for t in r["conversations"]]
+            assert turns[0] <= len(roles) // 2 <= turns[1], source
+            assert roles == ["human", "gpt"] * (len(roles) // 2), source
     assert not list(root.rglob("*.mp4")), "videos must live only inside the tar.gz"
 
 
@@ -137,11 +142,61 @@ def test_record_keys_follow_each_subset(root):
             assert r["conversations"][0]["value"].startswith("<video>\n")
 
 
+def test_multiturn_conversations_ask_about_one_image_in_llava_instruct_layout(root):
+    records = _records(root, MULTITURN)
+    lengths = Counter(len(r["conversations"]) // 2 for r in records)
+    assert set(lengths) == set(range(2, 7))  # every length from 2 to 6 turns occurs
+    for r in records:
+        assert re.fullmatch(r"\d{12}", r["id"]) and r["image"] == f"coco/train2017/{r['id']}.jpg"
+        assert (root / "LLaVA-Instruct-665K" / r["image"]).is_file()
+        questions = [t["value"] for t in r["conversations"][::2]]
+        assert questions[0].startswith("<image>\n")
+        assert not any("<image>" in q for q in questions[1:])
+        assert len(set(questions)) == len(questions)  # a different question each turn
+    labels = _labels(root)
+    for r in records:
+        label = labels[r["id"]]
+        if label["defect"] is None:
+            assert label["turn"] is None
+        else:
+            assert 0 <= label["turn"] < len(r["conversations"]) // 2
+    planted = {labels[r["id"]]["turn"] for r in records} - {None}
+    assert 0 in planted and max(planted) >= 2  # some at the first turn, some after a prefix
+
+
+def test_a_planted_wrong_turn_changes_that_answer_only():
+    scene = ImageScene("circle", "red", 3, 300, 200, 7)
+    rng = random.Random(5)
+    faithful = C.multiturn_conversation(scene, 4, rng)
+    for defect, attr, values in (
+        ("wrong_colour", "colour", sorted(COLOURS)),
+        ("wrong_count", "count", [1, 2, 3, 4]),
+        ("wrong_object", "shape", ["circle", "square", "triangle"]),
+    ):
+        planted = C.plant_wrong_turn(faithful, 2, defect, scene, random.Random(1))
+        changed = [i for i, (a, b) in enumerate(zip(faithful, planted, strict=True)) if a != b]
+        assert changed == [5]  # the third answer, nothing else
+        truth = getattr(scene, attr)
+        wrong = [v for v in values if v != truth and C.mentions(planted[5]["value"], attr, v)]
+        assert wrong, (defect, planted[5]["value"])
+    off = C.plant_wrong_turn(faithful, 0, "off_topic", scene, random.Random(1))
+    assert off[1]["value"] != faithful[1]["value"] and off[2:] == faithful[2:]
+    with pytest.raises(ValueError, match="multi-turn defect"):
+        C.plant_wrong_turn(faithful, 0, "empty_answer", scene, rng)
+
+
 def test_default_sizes(root):
     sizes = {s: len(_records(root, s)) for s in MANIFESTS}
     images = sum(v for k, v in sizes.items() if k.startswith("allava_") and k != "allava_text")
     videos = sum(v for k, v in sizes.items() if k.startswith("llava_video"))
     assert images >= 200 and videos >= 40 and sizes["allava_text"] >= 40
+    assert sizes[MULTITURN] == 60
+    total = sum(sizes.values())
+    assert total == len(_labels(root)) == 438
+    # The README says so where it says how many samples the sample has.
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    claims = re.findall(r"(?:scores its|writes) (\d+) samples", readme)
+    assert claims and all(int(n) == total for n in claims), claims
 
 
 def test_image_paths_resolve_and_laion_subsets_share_images(root):

@@ -89,10 +89,12 @@ def evaluate(
     model: DemoRewardModel, samples: list[tuple[Sample, str | None]], threshold: float = THRESHOLD
 ) -> tuple[Scorecard, list[tuple[str, str, str | None, float]]]:
     """The scorecard at ``threshold`` and every misjudged sample: (id, source, defect, score) of
-    faithful samples flagged and defective samples kept."""
+    faithful samples flagged and defective samples kept. A sample is flagged as the pipeline
+    flags it: when its score or one of its turn scores is below the cut."""
     scores = []
     for i in range(0, len(samples), 64):
-        scores += model.score([s for s, _ in samples[i : i + 64]])
+        rewards = model.score([s for s, _ in samples[i : i + 64]])
+        scores += [min((r.score, *r.turn_scores)) for r in rewards]
     card = Scorecard()
     misses = []
     for (sample, defect), score in zip(samples, scores, strict=True):

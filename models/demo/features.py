@@ -56,15 +56,34 @@ def hash_ids(tokens: list[str], buckets: int, limit: int) -> list[int]:
 
 
 def question_answer(conversations: list[dict[str, Any]]) -> tuple[str, str]:
-    """The last human turn and the last assistant turn; a multiple-choice letter answer is
-    replaced by its option's text and the options are removed from the question, so a
-    bag-of-words model judges the content of the chosen option rather than a bare letter."""
+    """The last human turn and the last assistant turn (see `readable_pair`): what the model
+    reads for the sample's score."""
     question = answer = ""
     for turn in conversations:
         if turn.get("from") in HUMAN_ROLES:
             question = str(turn.get("value") or "")
         elif turn.get("from") in ASSISTANT_ROLES:
             answer = str(turn.get("value") or "")
+    return readable_pair(question, answer)
+
+
+def turn_pairs(conversations: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """One (question, answer) per assistant turn, in order: the answer and the human turn
+    before it. For a conversation that ends with an answer, the last pair is exactly
+    `question_answer`'s, so the last turn's score is the sample's score."""
+    pairs, question = [], ""
+    for turn in conversations:
+        if turn.get("from") in HUMAN_ROLES:
+            question = str(turn.get("value") or "")
+        elif turn.get("from") in ASSISTANT_ROLES:
+            pairs.append(readable_pair(question, str(turn.get("value") or "")))
+    return pairs
+
+
+def readable_pair(question: str, answer: str) -> tuple[str, str]:
+    """A multiple-choice letter answer is replaced by its option's text and the options are
+    removed from the question, so a bag-of-words model judges the content of the chosen
+    option rather than a bare letter."""
     options: dict[str, str] = {}
     stem = []
     for line in question.splitlines():
@@ -242,11 +261,11 @@ def sample_features(sample: Sample, buckets: int) -> Features:
 def build_features(
     conversations: list[dict[str, Any]], pixels: np.ndarray | None, kind: str | None, buckets: int
 ) -> Features:
-    question, answer = question_answer(conversations)
+    question, answer = text_ids(*question_answer(conversations), buckets)
     code, frames, background, counts, stats = media_features(pixels, kind)
     return Features(
-        question=hash_ids(words(question), buckets, MAX_QUESTION_TOKENS),
-        answer=hash_ids(words(answer), buckets, MAX_ANSWER_TOKENS),
+        question=question,
+        answer=answer,
         kind=code,
         frames=frames,
         background=background,
@@ -255,18 +274,27 @@ def build_features(
     )
 
 
+def text_ids(question: str, answer: str, buckets: int) -> tuple[list[int], list[int]]:
+    """Hashed word ids of a question and its answer, cut where the model stops reading."""
+    return (
+        hash_ids(words(question), buckets, MAX_QUESTION_TOKENS),
+        hash_ids(words(answer), buckets, MAX_ANSWER_TOKENS),
+    )
+
+
+def pad_ids(rows: list[list[int]]) -> np.ndarray:
+    """(len(rows), longest) token ids, 0 = padding."""
+    padded = np.zeros((len(rows), max([len(r) for r in rows] + [1])), np.int64)
+    for i, row in enumerate(rows):
+        padded[i, : len(row)] = row
+    return padded
+
+
 def collate(items: list[Features]) -> dict[str, np.ndarray]:
     """Stack features into padded numpy arrays (token id 0 = padding)."""
-    lq = max([len(f.question) for f in items] + [1])
-    la = max([len(f.answer) for f in items] + [1])
-    question = np.zeros((len(items), lq), np.int64)
-    answer = np.zeros((len(items), la), np.int64)
-    for i, f in enumerate(items):
-        question[i, : len(f.question)] = f.question
-        answer[i, : len(f.answer)] = f.answer
     return {
-        "question": question,
-        "answer": answer,
+        "question": pad_ids([f.question for f in items]),
+        "answer": pad_ids([f.answer for f in items]),
         "kind": np.array([f.kind for f in items], np.int64),
         "frames": np.stack([f.frames for f in items]),
         "background": np.stack([f.background for f in items]),

@@ -1,4 +1,5 @@
-"""The bundled demo reward model: loads once, scores a batch of samples in one forward pass.
+"""The bundled demo reward model: loads once, scores a batch of samples in one forward pass,
+with a score for every assistant turn of each conversation.
 
 Scores are calibrated log-odds that a sample is faithful (Platt scaling fitted on held-out pairs,
 see `train.py`), so 0 is a coin flip and -2.0, P(faithful) = 0.12 by that fit, is a sensible
@@ -17,9 +18,18 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from models.base import Reward
 from transforms.core.record import Sample
 
-from .features import Features, collate, sample_features
+from .features import (
+    Features,
+    collate,
+    pad_ids,
+    question_answer,
+    sample_features,
+    text_ids,
+    turn_pairs,
+)
 from .network import DemoRewardNet
 
 DEFAULT_DIR = Path(__file__).resolve().parent
@@ -54,15 +64,42 @@ class DemoRewardModel:
         net.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
         return cls(net, config, device)
 
-    def raw_scores(self, items: list[Features]) -> torch.Tensor:
-        with torch.inference_mode():
-            tensors = {k: v.to(self.device) for k, v in to_tensors(items).items()}
-            return self.net(tensors).cpu()
+    def score(self, samples: Sequence[Sample]) -> list[Reward]:
+        """Calibrated rewards from one batched pass: each sample's media is encoded once, then
+        read with every (question, answer) pair of its conversation, one per assistant turn.
 
-    def score(self, samples: Sequence[Sample]) -> list[float]:
-        """Calibrated rewards, one per sample, from a single batched forward pass."""
+        The sample's score is its last pair's (the last human turn and the last answer), as it
+        always was; the turn scores are every pair's, so `turn_scores[i]` is also what the
+        conversation cut after answer i would score.
+        """
         if not samples:
             return []
-        items = [sample_features(s, self.buckets) for s in samples]
-        raw = self.raw_scores(items)
-        return [float(v) for v in (raw.double() * self.scale + self.offset).tolist()]
+        media_items = [sample_features(s, self.buckets) for s in samples]
+        questions, answers, owners, rows = [], [], [], []
+        for number, sample in enumerate(samples):
+            pairs = turn_pairs(sample.conversations)
+            whole = question_answer(sample.conversations)
+            # The sample's own pair is its last turn's, unless the conversation does not end
+            # with an answer (the rules send those to review before any model sees them).
+            texts = pairs if pairs and pairs[-1] == whole else [*pairs, whole]
+            rows.append((len(owners), len(pairs), len(texts)))
+            for question, answer in texts:
+                q_ids, a_ids = text_ids(question, answer, self.buckets)
+                questions.append(q_ids)
+                answers.append(a_ids)
+                owners.append(number)
+        with torch.inference_mode():
+            media = {k: v.to(self.device) for k, v in to_tensors(media_items).items()}
+            encoded = self.net.encode_media(media)
+            owner = torch.tensor(owners, device=self.device)
+            raw = self.net.score_text(
+                encoded[owner],
+                torch.from_numpy(pad_ids(questions)).to(self.device),
+                torch.from_numpy(pad_ids(answers)).to(self.device),
+            ).cpu()
+        calibrated = (raw.double() * self.scale + self.offset).tolist()
+        rewards = []
+        for start, turns, texts in rows:
+            scores = calibrated[start : start + texts]
+            rewards.append(Reward(scores[-1], tuple(scores[:turns])))
+        return rewards

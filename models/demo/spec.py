@@ -11,7 +11,14 @@ from models.loading import ModelConfigError
 from models.spec import BackendSpec
 from transforms.core.record import Sample
 
-from .features import MAX_ANSWER_TOKENS, MAX_QUESTION_TOKENS, SIZE, question_answer, words
+from .features import (
+    MAX_ANSWER_TOKENS,
+    MAX_QUESTION_TOKENS,
+    SIZE,
+    question_answer,
+    turn_pairs,
+    words,
+)
 
 DEFAULTS: dict[str, Any] = {"path": None, "device": "cpu"}
 # The network sees two SIZE x SIZE thumbnails per sample whatever the media, in 8 x 8 cells.
@@ -20,13 +27,16 @@ THUMBNAIL_CELLS = 2 * (SIZE // 8) ** 2
 
 @dataclass(frozen=True)
 class DemoTokenEstimator:
-    """The demo network's work per sample: the words it reads (it stops at 64 of the question
-    and 128 of the answer) plus its two thumbnails, the same for any image or video."""
+    """The demo network's work per sample: the words it reads of each (question, answer) pair
+    (it stops at 64 of a question and 128 of an answer), one pair per assistant turn, plus
+    its two thumbnails, encoded once whatever the media and the number of turns."""
 
     def __call__(self, sample: Sample) -> int:
-        question, answer = question_answer(sample.conversations)
-        text = min(len(words(question)), MAX_QUESTION_TOKENS) + min(
-            len(words(answer)), MAX_ANSWER_TOKENS
+        pairs = turn_pairs(sample.conversations) or [question_answer(sample.conversations)]
+        text = sum(
+            min(len(words(question)), MAX_QUESTION_TOKENS)
+            + min(len(words(answer)), MAX_ANSWER_TOKENS)
+            for question, answer in pairs
         )
         return text + (THUMBNAIL_CELLS if sample.media else 0)
 

@@ -24,7 +24,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
         metavar="FILE",
         help="decisions.jsonl from the run's report page (repeat for several reviewers)",
     )
-    apply.add_argument("--output", required=True, help="prefix to write the reviewed dataset to")
+    apply.add_argument(
+        "--output",
+        help="prefix to write the reviewed dataset to; default: reviewed-<run> beside the run",
+    )
     apply.add_argument(
         "--undecided",
         choices=("review", "keep", "drop"),
@@ -40,16 +43,20 @@ def add_parser(commands) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pipelines.apply_review import ApplyReviewError, apply_review
     from pipelines.output_prefix import OutputExistsError
+    from pipelines.run_paths import REVIEWED, derived_prefix, normalise_prefix
     from transforms.io.stored_samples import StoredShardError
     from transforms.report.scan import ReportInputError
     from transforms.review.decisions import DecisionError
     from transforms.review.matching import MissingIndexError
     from transforms.review.reroute import ReviewNotConservedError
 
+    run = normalise_prefix(args.run)
     try:
-        summary = apply_review(
-            args.run, args.decisions, args.output, args.undecided, args.overwrite
-        )
+        output = normalise_prefix(args.output) if args.output else derived_prefix(run, REVIEWED)
+    except ValueError as exc:
+        return usage(str(exc))
+    try:
+        summary = apply_review(run, args.decisions, output, args.undecided, args.overwrite)
     except (
         ApplyReviewError,
         DecisionError,

@@ -2,7 +2,9 @@
 
 Our own flags are parsed here; every other flag must be a real Beam pipeline option and is
 handed to Beam untouched, so any runner option (`--runner`, `--direct_num_workers`,
-`--project`, ...) works as Beam documents it.
+`--project`, ...) works as Beam documents it. Every flag also takes Beam's spelling
+(`--score_cache=DIR`, a bare `--trust_remote_code`), which is how schedulers such as Airflow's
+Beam operator write them (`pipelines/clean_job.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import time
 
 from pipelines.commands.beam_flags import check_beam_args
 from pipelines.commands.usage import EXIT_FAILED, EXIT_OK, UsageError, usage
-from pipelines.config import FORMATS, ConfigError, load_config
+from pipelines.config import FORMATS, ConfigError, load_config, with_absolute_paths
+from transforms.samples.repair import REPAIRS
 
 NAME = "clean"
 # What a finished run prints under its one-line total.
@@ -44,10 +47,17 @@ def add_parser(commands) -> argparse.ArgumentParser:
     cut = clean.add_mutually_exclusive_group()
     cut.add_argument("--threshold", type=float, help="review samples scoring below this")
     cut.add_argument("--percentile", type=float, help="review the lowest P%% of each source")
+    clean.add_argument(
+        "--repair",
+        choices=REPAIRS,
+        help="truncate: keep the good prefix of a conversation whose later turns scored low "
+        "(the original goes to review/)",
+    )
     clean.add_argument("--model", help="reward backend name (default from the config)")
     clean.add_argument("--format", choices=FORMATS, help="output shard format")
     clean.add_argument(
         "--trust-remote-code",
+        "--trust_remote_code",
         action="store_true",
         help="allow checkpoints that ship their own code (ixc25) to run it",
     )
@@ -62,7 +72,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "(default: <config output>/score-cache)",
     )
     clean.add_argument(
-        "--no-score-cache", action="store_true", help="score every sample, keep no scores"
+        "--no-score-cache",
+        "--no_score_cache",
+        action="store_true",
+        help="score every sample, keep no scores",
     )
     clean.add_argument(
         "--max-error-fraction",
@@ -80,33 +93,67 @@ def run(args: argparse.Namespace, beam_args: list[str], ours: list[str]) -> int:
     """Check everything a run needs before Beam starts, then run it."""
     from models.registry import ModelConfigError, preflight_models
     from pipelines.clean import DataMissingError
-    from pipelines.runners import beam_args_for, runs_locally
+    from pipelines.runners import UnknownRunnerError, beam_args_for, check_runner, runs_locally
+    from pipelines.stages.read_sources import discover_inputs
 
     try:
         check_beam_args(beam_args, ours)
-        config = config_for(args)
+        config, runs_folder = config_for(args)
         runner_args = beam_args_for(args.runner, beam_args)
+        check_runner(runner_args)
+        if not runs_locally(runner_args):
+            config = with_absolute_paths(config)
         # Model options, the remote-code opt-in, weight and font files: checked before Beam
         # and before the output prefix is touched, so the pipeline need not check again.
         preflight_models(config, runs_locally(runner_args))
-    except UsageError as exc:
+        # Likewise the input files (the pipeline lists them again when it is built).
+        discover_inputs(config)
+    except (UsageError, UnknownRunnerError) as exc:
         return usage(str(exc))
     except (ConfigError, ModelConfigError) as exc:
         return usage(f"bad configuration: {exc}")
-    print(f"rmclean: cleaning {config.name} from {config.root} -> {config.output}", flush=True)
-    try:
-        return _run(config, args.overwrite, runner_args)
     except DataMissingError as exc:
+        return usage(f"input data not found: {_missing_data(exc, args.input)}")
+    try:
+        return _run(config, args.overwrite, runner_args, runs_folder)
+    except DataMissingError as exc:  # the files went away since they were listed
         return usage(f"input data not found: {exc}")
 
 
+def _missing_data(exc: Exception, given_root: str | None) -> str:
+    """What to tell the user: a root they named that is not there is the whole story (the
+    config's own hint, e.g. how to generate the sample, is about the config's own root)."""
+    import fsspec
+
+    if given_root:
+        fs, path = fsspec.core.url_to_fs(given_root)
+        if not fs.isdir(path):
+            return f"--input {given_root} is not a folder (INPUT= with make)"
+    return str(exc)
+
+
+def _scoring_line(scoring: dict, score_cache: str | None) -> str:
+    """Where the scores came from: a rerun should say that the cache spared the model."""
+    cache = f"from the score cache ({score_cache})" if score_cache else "from the score cache"
+    parts = [
+        f"{scoring.get('scored', 0)} scored by the model",
+        f"{scoring.get('from_cache', 0)} {cache}",
+    ]
+    if scoring.get("not_scored"):
+        parts.append(f"{scoring['not_scored']} not scored (flagged by a rule first)")
+    return "scores: " + ", ".join(parts)
+
+
 def config_for(args: argparse.Namespace):
-    """The config file with this command line's overrides and the run defaults applied."""
+    """The config file with this command line's overrides and the run defaults applied, and
+    the config's own output folder (where each run's prefix and the LATEST pointer go)."""
+    from pipelines.run_paths import normalise_prefix
+
     config = load_config(args.config)
     if args.model and args.model != config.model:
         # The config's model_options belong to its own model, not to the one chosen here.
         config = config.with_overrides(model=args.model, model_options={})
-    runs = config.output.rstrip("/")
+    runs = normalise_prefix(config.output)
     # Defaults (the same for make and the CLI): each run its own timestamped prefix under the
     # config's output folder, and one score cache beside them that every run shares.
     output = args.output or f"{runs}/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
@@ -114,19 +161,21 @@ def config_for(args: argparse.Namespace):
     if args.no_score_cache:
         config = dataclasses.replace(config, score_cache=None)
         score_cache = None
-    return config.with_overrides(
+    config = config.with_overrides(
         root=args.input,
-        output=output,
+        output=normalise_prefix(output),
         score_cache=score_cache,
         threshold=args.threshold,
         percentile=args.percentile,
+        repair=args.repair,
         format=args.format,
         max_error_fraction=args.max_error_fraction,
         trust_remote_code=True if args.trust_remote_code else None,
     )
+    return config, runs
 
 
-def _run(config, overwrite: bool, beam_args: list[str]) -> int:
+def _run(config, overwrite: bool, beam_args: list[str], runs_folder: str) -> int:
     from pipelines import interrupt, progress
     from pipelines.clean import run as run_pipeline
     from pipelines.output_prefix import OutputExistsError, prepare_output
@@ -136,9 +185,10 @@ def _run(config, overwrite: bool, beam_args: list[str]) -> int:
         prepare_output(config.output, overwrite)
     except OutputExistsError as exc:
         return usage(str(exc))
+    print(f"rmclean: cleaning {config.name} from {config.root} -> {config.output}", flush=True)
     try:
         with interrupt.interruptible(), progress.shown():
-            summary = run_pipeline(config, beam_args, check_models=False)
+            summary = run_pipeline(config, beam_args, check_models=False, runs_folder=runs_folder)
     except (CountsNotConservedError, TooManyErrorsError) as exc:
         if interrupt.received() is None:
             print(f"rmclean: run failed: {exc}", file=sys.stderr)
@@ -151,15 +201,18 @@ def _run(config, overwrite: bool, beam_args: list[str]) -> int:
         return interrupt.wind_down(config, interrupt.received())
     if interrupt.received() is not None:  # the signal came as the run was finishing
         return interrupt.wind_down(config, interrupt.received())
-    _print_summary(summary)
+    _print_summary(summary, config.score_cache)
     return EXIT_OK
 
 
-def _print_summary(summary: dict) -> None:
+def _print_summary(summary: dict, score_cache: str | None) -> None:
     total = summary["counts"]["total"]
+    repaired = f" ({total['repaired']} repaired)" if total.get("repaired") else ""
     print(
-        f"rmclean: {total['input']} samples -> {total['clean']} clean, {total['review']} review, "
-        f"{total['errors']} errors in {summary['durations']['wall_seconds']:.1f}s"
+        f"rmclean: {total['input']} samples -> {total['clean']} clean{repaired}, "
+        f"{total['review']} review, {total['errors']} errors in "
+        f"{summary['durations']['wall_seconds']:.1f}s"
     )
+    print(f"rmclean: {_scoring_line(summary.get('scoring') or {}, score_cache)}")
     for name in OUTPUTS:
         print(f"  {summary['output']}/{name}")

@@ -17,7 +17,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     export.add_argument("run", metavar="RUN", help="the finished run's output prefix")
-    export.add_argument("--output", required=True, help="a new or empty folder (or URL)")
+    export.add_argument(
+        "--output", help="a new or empty folder (or URL); default: export-<run> beside the run"
+    )
     export.add_argument(
         "--layout",
         choices=("llava", "jsonl"),
@@ -35,11 +37,17 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from pipelines.export import ExportError, export_run
+    from pipelines.run_paths import EXPORT, derived_prefix, normalise_prefix
     from transforms.io.stored_samples import StoredShardError
     from transforms.report.scan import ReportInputError
 
+    run = normalise_prefix(args.run)
     try:
-        report = export_run(args.run, args.output, args.layout, args.part)
+        output = normalise_prefix(args.output) if args.output else derived_prefix(run, EXPORT)
+    except ValueError as exc:
+        return usage(str(exc))
+    try:
+        report = export_run(run, output, args.layout, args.part)
     except (ExportError, ReportInputError) as exc:
         return usage(f"{exc}\nrmclean: nothing was written")
     except StoredShardError as exc:
@@ -52,5 +60,5 @@ def run(args: argparse.Namespace) -> int:
     for reason, count in sorted(report.media_skipped.items()):
         print(f"rmclean: {count} media not written: {reason}", file=sys.stderr)
     for name, count in sorted(report.manifests.items()):
-        print(f"  {args.output.rstrip('/')}/{name} ({count})")
+        print(f"  {output}/{name} ({count})")
     return EXIT_OK

@@ -24,11 +24,12 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipelines.run_paths import normalise_prefix
     from transforms.report.html import write_html_report
     from transforms.report.scan import ReportInputError
 
     try:
-        index = write_html_report(args.output, max_rows_per_source=args.max_rows)
+        index = write_html_report(normalise_prefix(args.output), max_rows_per_source=args.max_rows)
     except ReportInputError as exc:
         return usage(str(exc))
     print(index)

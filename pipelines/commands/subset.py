@@ -27,8 +27,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipelines.run_paths import normalise_prefix
     from pipelines.subset import SubsetError, make_subset
 
+    args.output = normalise_prefix(args.output)
     try:
         config = load_config(args.config).with_overrides(root=args.input)
         report = make_subset(config, args.fraction, args.output)

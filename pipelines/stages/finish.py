@@ -2,10 +2,11 @@
 
 The step takes every write's finished files as a side input, so it runs only after they all
 landed. The counts come as one side input (`RunCounts`, from one light outcome per record);
-then summary.json is written, `input = clean + review + errors` per source and the error
-fraction are checked (either failing leaves summary.json for diagnosis and no `_SUCCESS`), the
-HTML report is written from the finished shards, `_SUCCESS` last, and the score cache's small
-files are merged.
+then the run is compared with the previous finished run of its dataset, summary.json is written,
+`input = clean + review + errors` per source and the error fraction are checked (either failing
+leaves summary.json for diagnosis and no `_SUCCESS`), the HTML report is written from the
+finished shards, `_SUCCESS`, the run's line in the run history, the score cache's small files
+are merged, and last the runs folder's LATEST pointer names this run (`pipelines/latest_run.py`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import Any
 
 import apache_beam as beam
 
+from pipelines.latest_run import mark_latest
 from pipelines.output_prefix import remove_temporaries
 from transforms.core.combine_branches import CombineBranches
 from transforms.report import summary as report
 from transforms.report.html import write_html_report
 from transforms.report.run_cost import CombineBatchStats
 from transforms.report.run_counts import CountOutcomes, RunCounts, read_outcome
+from transforms.report.since_last_run import record_run, since_last_run
 from transforms.samples.score_cache import compact
 
 _log = logging.getLogger(__name__)
@@ -34,12 +37,15 @@ class FinishRun(beam.DoFn):
         max_error_fraction: float,
         settings: dict[str, Any],
         started_at: float,
+        runs_folder: str | None = None,
     ):
         self._prefix = prefix
         self._cache_dir = cache_dir
         self._max_error_fraction = max_error_fraction
         self._settings = settings
         self._started_at = started_at
+        # Where the LATEST pointer goes (the config's output folder); None writes none.
+        self._runs_folder = runs_folder
 
     def process(self, _, counts: RunCounts, cuts: dict, files: int, cost: dict[str, Any]):
         prefix = self._prefix
@@ -51,17 +57,21 @@ class FinishRun(beam.DoFn):
         }
         summary = report.build_summary(counts, settings, self._started_at)
         remove_temporaries(prefix)
+        summary["since_last_run"] = since_last_run(prefix, summary)
         report.write_json(f"{prefix}/report/summary.json", summary)
         report.check_conservation(summary)
         report.check_error_fraction(summary, self._max_error_fraction)
         # The shards are finalized (side inputs), so the page can read them back.
         write_html_report(prefix, summary)
         report.write_success(prefix)
+        record_run(prefix, summary)
         if self._cache_dir:
             try:
                 compact(self._cache_dir)
             except Exception as exc:  # noqa: BLE001 - the run is done; the cache still works
                 _log.warning("could not compact the score cache: %s", exc)
+        if self._runs_folder:
+            mark_latest(self._runs_folder, prefix)
         yield summary
 
 

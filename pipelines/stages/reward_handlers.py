@@ -48,7 +48,8 @@ def _estimate_or_none(name: str, options: dict):
 
 
 def scored_sample(result: PredictionResult) -> Sample | ErrorRecord:
-    """A model's answer on the sample: its score, or an error record saying why there is none."""
+    """A model's answer on the sample: its score (and turn scores, one per assistant turn, if
+    the backend reads them), or an error record saying why there is none."""
     sample: Sample = result.example.replace(decoded=None)
     outcome = result.inference
     if outcome.score is None:
@@ -56,5 +57,12 @@ def scored_sample(result: PredictionResult) -> Sample | ErrorRecord:
             "non_finite_score" if "non-finite" in (outcome.error or "") else "model_error"
         )
         return ErrorRecord.for_sample(sample, "score", reason, outcome.error or "no score")
+    turns = outcome.turn_scores
+    if turns is not None and len(turns) != len(sample.assistant_turns()):
+        detail = (
+            f"the model returned {len(turns)} turn scores for "
+            f"{len(sample.assistant_turns())} assistant turns"
+        )
+        return ErrorRecord.for_sample(sample, "score", "turn_scores_mismatch", detail)
     sample.timings["score"] = outcome.seconds
-    return sample.replace(score=outcome.score)
+    return sample.replace(score=outcome.score, turn_scores=list(turns) if turns else None)

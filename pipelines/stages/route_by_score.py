@@ -1,9 +1,11 @@
 """RouteByScore: scored samples -> clean or review, by a threshold or a per-source percentile.
 
-Each branch of scored samples is routed on its own; only the light (source, score) pairs are
-flattened, to find each source's cut (`cuts`, which the report marks on the histograms). A
-percentile needs every score before any sample is routed, so the scored samples wait for it
-on disk (`transforms/io/spill.py`), not in memory.
+Each branch of scored samples is routed on its own; the light (source, routing score) pairs are
+combined branch by branch (`CombineBranches`) to find each source's cut (`cuts`, which the
+report marks on the histograms); a sample's routing score is the lowest of its score and its
+turn scores, so the lowest p% are the samples with the lowest turn. A percentile needs every
+score before any sample is routed, so the scored samples wait for it on disk
+(`transforms/io/spill.py`), not in memory.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from apache_beam.transforms.stats import ApproximateQuantilesCombineFn
 from pipelines.config import RunConfig
 from pipelines.steps import ERRORS_TAG, guarded, unexpected_error
 from transforms.core.combine_branches import CombineBranches
-from transforms.core.record import ErrorRecord
+from transforms.core.record import ErrorRecord, Sample
 from transforms.io.spill import SPILL_SHARD_MB, SpillShard, read_spilled
 from transforms.io.write_shards import WriteTempShards
+from transforms.samples.repair import REPAIRED, truncated
 from transforms.samples.route import (
     QUANTILE_POINTS,
     REVIEW,
@@ -41,9 +44,34 @@ def _route_spilled(path: str, cuts: dict[str, float], percentile: float):
             yield beam.pvalue.TaggedOutput(ERRORS_TAG, unexpected_error(sample, "route", exc))
 
 
+class RepairTurns(beam.DoFn):
+    """Review samples -> the same (main), plus the good prefix of each one that has one
+    (`repaired`, for clean/); the original then says which prefix of it is in clean/."""
+
+    def __init__(self, threshold: float | None):
+        self._threshold = threshold
+
+    def process(self, sample: Sample):
+        try:
+            cut = self._threshold
+            if cut is None:
+                cut = sample.run_cuts[sample.source]  # a percentile run's cut for the source
+            repaired = truncated(sample, cut)
+        except Exception as exc:  # noqa: BLE001 - the same policy as every per-sample step
+            yield beam.pvalue.TaggedOutput(ERRORS_TAG, unexpected_error(sample, "repair", exc))
+            return
+        if repaired is None:
+            yield sample
+            return
+        prefix, original = repaired
+        yield beam.pvalue.TaggedOutput(REPAIRED, prefix)
+        yield original
+
+
 class RouteByScore(beam.PTransform):
     """[branches of scored samples] -> {`clean`, `review`, `errors`: lists of branches,
-    `cuts`: (source, cut) pairs}."""
+    `cuts`: (source, cut) pairs}. With `repair: truncate`, the good prefixes of review
+    samples join the clean branches (`RepairTurns`)."""
 
     def __init__(self, config: RunConfig, spill_dir: str):
         super().__init__()
@@ -54,7 +82,7 @@ class RouteByScore(beam.PTransform):
         config = self._config
         # Combined branch by branch: a Flatten of one score per sample would be held in memory.
         scores = tuple(
-            branch | f"SourceScore{i}" >> beam.Map(lambda s: (s.source, s.score))
+            branch | f"SourceScore{i}" >> beam.Map(lambda s: (s.source, s.routing_score))
             for i, branch in enumerate(branches)
         )
         if config.threshold is not None:
@@ -101,9 +129,19 @@ class RouteByScore(beam.PTransform):
                     _route_spilled, beam.pvalue.AsDict(cuts), config.percentile
                 ).with_outputs(ERRORS_TAG, REVIEW, main="samples")
             ]
-        return {
-            "clean": [split.samples for split in routed],
-            "review": [split[REVIEW] for split in routed],
-            "errors": [split[ERRORS_TAG] for split in routed],
-            "cuts": cuts,
-        }
+        clean = [split.samples for split in routed]
+        review = [split[REVIEW] for split in routed]
+        errors = [split[ERRORS_TAG] for split in routed]
+        if config.repair:
+            repaired = [
+                branch
+                | f"RepairTurns{i}"
+                >> beam.ParDo(RepairTurns(config.threshold)).with_outputs(
+                    REPAIRED, ERRORS_TAG, main="review"
+                )
+                for i, branch in enumerate(review)
+            ]
+            clean += [split[REPAIRED] for split in repaired]
+            review = [split.review for split in repaired]
+            errors += [split[ERRORS_TAG] for split in repaired]
+        return {"clean": clean, "review": review, "errors": errors, "cuts": cuts}

@@ -27,11 +27,17 @@ from transforms.samples.rules import check_rules
 from transforms.samples.score_cache import CACHED, PersistScores, look_up_cached, model_cache_id
 
 
-def cache_dir_of(config: RunConfig) -> str | None:
-    """The score cache folder for this scoring setup, or None without a cache."""
+def cache_dir_of(config: RunConfig, setup_id: str | None = None) -> str | None:
+    """The score cache folder for this scoring setup (`scoring_setup_id`, derived when not
+    given), or None without a cache."""
     if not config.score_cache:
         return None
-    # Weights changed in place (a retrained or re-downloaded model) make a new cache too.
+    return f"{config.score_cache.rstrip('/')}/{setup_id or scoring_setup_id(config)}"
+
+
+def scoring_setup_id(config: RunConfig) -> str:
+    """The models, their options and weights as one id: another of any, another id."""
+    # Weights changed in place (a retrained or re-downloaded model) make a new id too.
     models_used = [
         config.model,
         config.model_options,
@@ -43,7 +49,7 @@ def cache_dir_of(config: RunConfig) -> str | None:
             config.text_model_options,
             weights_fingerprint(config.text_model, config.backend_options(text=True)),
         ]
-    return f"{config.score_cache.rstrip('/')}/{model_cache_id(models_used)}"
+    return model_cache_id(models_used)
 
 
 def _rule_route(sample: Sample):
@@ -72,11 +78,11 @@ def decode_settings(config: RunConfig, processes: int | None) -> DecodeSettings:
 
 class ScoreSamples(beam.PTransform):
     """Samples -> {`scored`: a list of branches of scored samples (one per model, plus those
-        served from the cache), `rule_flagged`, `errors`: a list, `batches`: a tuple of branches of
+    served from the cache), `rule_flagged`, `errors`: a list, `batches`: a tuple of branches of
     one stat per batch}.
 
-        The branches stay apart: a Flatten of sample-carrying PCollections would be held whole in
-        memory by local runners. `processes`: pipeline worker processes per machine (None: remote).
+    The branches stay apart: a Flatten of sample-carrying PCollections would be held whole in
+    memory by local runners. `processes`: pipeline worker processes per machine (None: remote).
     """
 
     def __init__(self, config: RunConfig, processes: int | None, cache_dir: str | None):

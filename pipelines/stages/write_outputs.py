@@ -49,6 +49,7 @@ class WriteOutputs(beam.PTransform):
 
     def expand(self, routed):
         config, prefix = self._config, self._prefix
+        cut = self._run_info.cut_for
         clean = _counted(routed["clean"], "CountClean", CLEAN)
         review = _counted(routed["review"], "CountReview", REVIEW)
         writes = {
@@ -82,9 +83,9 @@ class WriteOutputs(beam.PTransform):
             writes[CLEAN]["files"],
             writes[REVIEW]["files"],
             written_errors["files"],
-            _lines(review, "FlaggedJson", summary.flagged_json_line)
+            _lines(review, "FlaggedJson", functools.partial(summary.flagged_json_line, cut_for=cut))
             | "WriteFlaggedJsonl" >> WriteLines(f"{prefix}/report/flagged.jsonl"),
-            _lines(review, "FlaggedCsv", summary.flagged_csv_line)
+            _lines(review, "FlaggedCsv", functools.partial(summary.flagged_csv_line, cut_for=cut))
             | "WriteFlaggedCsv"
             >> WriteLines(f"{prefix}/report/flagged.csv", header=summary.FLAGGED_CSV_HEADER),
         )

@@ -1,112 +1,123 @@
-"""Media handling of the IXC-2.5-Reward stand-in: the upstream geometry, PIL instead of
-torchvision (which does not import beside the CPU torch these tests run on).
+"""The stand-in's media handling (upstream's ixc_utils.py), with torchvision as upstream.
 
-- The font that labels video frames is downloaded with a plain `urlopen` from the hub,
-  outside the Hugging Face cache, when the model is built: offline, that raises.
-- Images: the long side is laid horizontally and scaled to `scale` crops of 560 px, the
-  largest `scale` whose grid fits `hd_num` (no more than the image needs); the short side
-  follows, rounded down, and is padded with white to whole crops.
-- Videos: one frame per second (at most 32), each scaled to 1120 px on its long side,
-  stacked with a labelled strip above each, then scaled to 560 px across and padded.
+- `get_font` downloads the frame-label font with a plain `urlopen` from the hub, outside the
+  Hugging Face cache (offline, that raises), every time the model is built.
+- Images: laid horizontally, the long side scaled to `scale` 560 px crops, the largest scale
+  whose grid fits `hd_num` but no more than the width needs; the short side follows (rounded
+  down) and is padded with white at the bottom to whole crops; then turned back.
+- Videos: one frame per second (stride round(fps)), at most 32 evenly thinned; each frame
+  scaled to 1120 px on its long side and stacked with a label strip (landscape frames one
+  under another, others side by side); the strip is scaled to 560 px across and padded.
 """
 
-import math
 from urllib.request import urlopen
 
 import numpy as np
+import torchvision  # noqa: F401 - upstream imports it here; a missing torchvision fails here
+import torchvision.transforms as transforms
+from decord import VideoReader
 from PIL import Image, ImageDraw, ImageFont
+from torchvision.transforms.functional import InterpolationMode  # noqa: F401
 
-FONT_URL = "https://huggingface.co/internlm/internlm-xcomposer2d5-7b/resolve/main/SimHei.ttf"
-CROP = 560
+FONT_URL = (
+    "https://huggingface.co/internlm/internlm-xcomposer2d5-7b/resolve/main/SimHei.ttf?download=true"
+)
 
 
 def get_font():
-    handle = urlopen(FONT_URL)
-    return ImageFont.truetype(handle, size=40)
+    return ImageFont.truetype(urlopen(FONT_URL), size=40)
 
 
-def _pad_height(img, multiple=CROP):
-    width, height = img.size
-    target = int(math.ceil(height / multiple) * multiple)
-    canvas = Image.new("RGB", (width, target), "white")
-    canvas.paste(img, (0, 0))
-    return canvas
+def padding_336(b, pad=336):
+    width, height = b.size
+    target = int(np.ceil(height / pad) * pad)
+    bottom = target - height
+    return transforms.functional.pad(b, [0, 0, 0, bottom], fill=[255, 255, 255])
 
 
-def image_transform(img, hd_num=25):
-    img = img.convert("RGB")
+def Image_transform(img, hd_num=25):
     width, height = img.size
     transposed = width < height
     if transposed:
-        img = img.transpose(Image.Transpose.TRANSPOSE)
+        img = img.transpose(Image.TRANSPOSE)
         width, height = img.size
     ratio = width / height
     scale = 1
-    while scale * math.ceil(scale / ratio) <= hd_num:
+    while scale * np.ceil(scale / ratio) <= hd_num:
         scale += 1
-    scale = min(math.ceil(width / CROP), scale - 1)
-    new_w = int(scale * CROP)
+    scale = min(np.ceil(width / 560), scale - 1)
+    new_w = int(scale * 560)
     new_h = int(new_w / ratio)
-    img = _pad_height(img.resize((new_w, new_h), Image.Resampling.BILINEAR))
+    img = transforms.functional.resize(img, [new_h, new_w])
+    img = padding_336(img, 560)
     if transposed:
-        img = img.transpose(Image.Transpose.TRANSPOSE)
+        img = img.transpose(Image.TRANSPOSE)
     return img
 
 
-def video_transform(img):
+def Video_transform(img, hd_num=25):
     width, height = img.size
     transposed = width < height
     if transposed:
-        img = img.transpose(Image.Transpose.TRANSPOSE)
+        img = img.transpose(Image.TRANSPOSE)
         width, height = img.size
-    ratio = width / height
-    new_h, new_w = CROP, int(CROP * ratio)
-    img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
-    img = _pad_height(img.transpose(Image.Transpose.TRANSPOSE))
+    new_h = 560
+    new_w = int(new_h * (width / height))
+    img = transforms.functional.resize(img, [new_h, new_w])
+    img = padding_336(img.transpose(Image.TRANSPOSE), 560)
     if not transposed:
-        img = img.transpose(Image.Transpose.TRANSPOSE)
+        img = img.transpose(Image.TRANSPOSE)
     return img
 
 
-def load_video(path, max_frames=32):
-    from decord import VideoReader
-
-    reader = VideoReader(path, num_threads=1)
-    stride = max(1, int(round(float(reader.get_avg_fps()))))
-    frames = [reader[i].asnumpy() for i in range(0, len(reader), stride)]
-    if len(frames) > max_frames:
-        step = len(frames) / (max_frames + 1)
-        frames = [frames[int(i * step)] for i in range(max_frames)]
-    return [Image.fromarray(frame) for frame in frames]
-
-
-def frames_to_image(frames, font):
-    width, height = frames[0].size
-    landscape = width > height
-    if landscape:
-        size = (1120, int(1120 / (width / height)))
+def frame2img(imgs, font):
+    resized = []
+    for img in imgs:
+        w, h = img.size
+        aspect = w / h
+        if w > h:
+            size = [int(1120 / aspect), 1120]
+        else:
+            size = [1120, int(1120 * aspect)]
+        resized.append(transforms.functional.resize(img, size))
+    label_px, gap = 40, 10
+    # As upstream, the layout follows the last frame's original orientation.
+    if w > h:
+        width = max(im.size[0] for im in resized)
+        height = sum(im.size[1] + gap + label_px for im in resized)
+        canvas = Image.new("RGB", (width, height), "white")
+        draw = ImageDraw.Draw(canvas)
+        top = 0
+        for index, im in enumerate(resized):
+            canvas.paste(im, (0, label_px + top))
+            draw.text((0, top), f"<IMAGE {index}>", font=font, fill="black")
+            if index + 1 < len(resized):
+                rule = label_px + top + im.size[1] + 5
+                draw.line([(0, rule), (width, rule)], fill="black", width=2)
+            top += im.size[1] + gap + label_px
     else:
-        size = (int(1120 * (width / height)), 1120)
-    frames = [frame.resize(size, Image.Resampling.BILINEAR) for frame in frames]
-    fw, fh = size
-    if landscape:
-        canvas = Image.new("RGB", (fw, len(frames) * (fh + 50)), "white")
-        offsets = [(0, i * (fh + 50)) for i in range(len(frames))]
-    else:
-        canvas = Image.new("RGB", (len(frames) * (fw + 10), fh + 40), "white")
-        offsets = [(i * (fw + 10), 0) for i in range(len(frames))]
-    draw = ImageDraw.Draw(canvas)
-    for index, (frame, (x, y)) in enumerate(zip(frames, offsets, strict=True)):
-        canvas.paste(frame, (x, y + 40))
-        draw.text((x, y), f"<IMAGE {index}>", font=font, fill="black")
+        width = sum(im.size[0] + gap for im in resized)
+        height = max(im.size[1] for im in resized) + label_px
+        canvas = Image.new("RGB", (width, height), "white")
+        draw = ImageDraw.Draw(canvas)
+        left = 0
+        for index, im in enumerate(resized):
+            canvas.paste(im, (left, label_px))
+            draw.text((left, 0), f"<IMAGE {index}>", font=font, fill="black")
+            if index + 1 < len(resized):
+                rule = left + im.size[0] + 5
+                draw.line([(rule, 0), (rule, height)], fill="black", width=2)
+            left += im.size[0] + gap
     return canvas
 
 
-def to_tensor(img):
-    """ToTensor + CLIP's Normalize, as (1, 3, H, W) float32."""
-    import torch
-
-    mean = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
-    std = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
-    pixels = (np.asarray(img, dtype=np.float32) / 255.0 - mean) / std
-    return torch.from_numpy(pixels.transpose(2, 0, 1).copy()).unsqueeze(0)
+def load_video(video_path, num_frm=32, start=None, end=None):
+    reader = VideoReader(video_path, num_threads=1)
+    stride = int(round(float(reader.get_avg_fps())))
+    first = 0 if start is None else start
+    last = len(reader) if end is None else end
+    frames = [reader[i].asnumpy() for i in range(first, last, stride)]
+    if len(frames) > num_frm:
+        step = len(frames) / (num_frm + 1)
+        frames = [frames[int(i * step)] for i in range(num_frm)]
+    return [Image.fromarray(frame) for frame in frames]

@@ -60,13 +60,17 @@ class Sample:
     layout: RecordLayout = field(default_factory=RecordLayout)
     decoded: list[Any] | None = None
     score: float | None = None
+    # One reward per assistant turn, in order, from a backend that reads them (None: it does
+    # not); `turn_scores[i]` is the reward of the conversation cut after assistant turn i.
+    turn_scores: list[float] | None = None
     reason: str | None = None
     detail: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     cached: bool = False  # the score came from the score cache, not from the model
-    # Scores the cache holds for this sample's conversation and media paths, by cache key,
-    # from before its media is read until the cache lookup (transforms/samples/score_cache.py).
-    known_scores: dict[str, float] | None = None
+    # Scores (score, turn scores or None) the cache holds for this sample's conversation and
+    # media paths, by cache key, from before its media is read until the cache lookup
+    # (transforms/samples/score_cache.py).
+    known_scores: dict[str, tuple[float, tuple[float, ...] | None]] | None = None
     # A reviewer's verdict once `rmclean apply-review` has run: "keep", "drop", or "undecided"
     # for a sample routed by the --undecided policy; None for a sample no one reviewed.
     review_decision: str | None = None
@@ -77,6 +81,12 @@ class Sample:
     # Per-source cuts of a percentile run, set when the sample is routed by one, so the
     # writers can record them (the cuts exist only once every score is in).
     run_cuts: dict[str, float] | None = None
+    # `repair: truncate` (transforms/samples/repair.py): the kept prefix of a conversation
+    # whose later turns scored low says what it was cut from (`repaired_from`: the original's
+    # messages, assistant turns and score, and the dropped turns' scores); the original, in
+    # review/, says which prefix of it is in clean/ (`repaired_prefix`: messages and turns).
+    repaired_from: dict[str, Any] | None = None
+    repaired_prefix: dict[str, Any] | None = None
 
     @property
     def is_text_only(self) -> bool:
@@ -88,6 +98,14 @@ class Sample:
     def assistant_turns(self) -> list[str]:
         return [t.get("value", "") for t in self.conversations if t.get("from") in ASSISTANT_ROLES]
 
+    @property
+    def routing_score(self) -> float | None:
+        """What a cut is compared with: the lowest of the score and the turn scores, so one
+        bad turn flags a conversation whose final reward recovered."""
+        if self.score is None:
+            return None
+        return min((self.score, *(self.turn_scores or ())))
+
     def stored_fields(self) -> dict[str, Any]:
         """What every output shard stores beside id, source, conversation and media: the
         original record's other fields (as JSON text), its layout, and what the run said."""
@@ -95,11 +113,14 @@ class Sample:
             "fields": json.dumps(self.fields, ensure_ascii=False),
             "record_layout": self.layout.to_dict(),
             "score": self.score,
+            "turn_scores": self.turn_scores,
             "reason": self.reason,
             "detail": self.detail,
             "origin": self.origin,
             "review_decision": self.review_decision,
             "review_note": self.review_note,
+            "repaired_from": self.repaired_from,
+            "repaired_prefix": self.repaired_prefix,
         }
 
     def replace(self, **changes: Any) -> Sample:

@@ -30,6 +30,15 @@ from transforms.io.validation import (
 )
 
 MEDIA_COLUMNS = {IMAGE: "images", VIDEO: "videos"}
+REPAIRED_FROM = pa.struct(
+    [
+        ("messages", pa.int64()),
+        ("turns", pa.int64()),
+        ("score", pa.float64()),
+        ("dropped_turn_scores", pa.list_(pa.float64())),
+    ]
+)
+REPAIRED_PREFIX = pa.struct([("messages", pa.int64()), ("turns", pa.int64())])
 SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -50,6 +59,8 @@ SCHEMA = pa.schema(
             ),
         ),
         ("score", pa.float64()),
+        # One reward per assistant turn, from a backend that reads them; else null.
+        ("turn_scores", pa.list_(pa.float64())),
         ("reason", pa.string()),
         ("detail", pa.string()),
         # Where the sample was read from (manifest file and index, or shard and key), so a
@@ -57,6 +68,10 @@ SCHEMA = pa.schema(
         ("origin", pa.string()),
         ("review_decision", pa.string()),
         ("review_note", pa.string()),
+        # `repair: truncate`: on a kept prefix in clean/, what it was cut from; on the
+        # original in review/, which prefix of it is in clean/ (transforms/samples/repair.py).
+        ("repaired_from", REPAIRED_FROM),
+        ("repaired_prefix", REPAIRED_PREFIX),
     ]
 )
 HF_FEATURES = features_json(SCHEMA, image_columns=("images",))

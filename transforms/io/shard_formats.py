@@ -108,24 +108,25 @@ class TarShard:
     def __init__(self, handle, run_info: RunInfo | None = None):
         self._run_info = run_info
         self._tar = tarfile.open(fileobj=handle, mode="w|", format=tarfile.PAX_FORMAT)
-        self._mtime = time.time()
+        # Whole seconds: a fractional mtime costs every member an extra PAX header.
+        self._mtime = int(time.time())
         self.last_position = ""  # the key of the sample written last
 
     def write(self, sample: Sample) -> int:
-        """Write one sample's files; return how many bytes of content they hold."""
+        """Write one sample's files; return how many bytes they add to the tar (headers and
+        padding to whole blocks included)."""
         try:
             key, files = sample_key(sample), sample_to_files(sample, self._run_info)
         except (TypeError, ValueError) as exc:
             raise UnwritableSample(f"WebDataset cannot hold this sample: {exc}") from exc
-        self.last_position, size = key, 0
+        self.last_position, start = key, self._tar.offset
         for suffix, data in files.items():
             info = tarfile.TarInfo(f"{key}.{suffix}")
             info.size = len(data)
             info.mtime = self._mtime
             info.mode = 0o644
             self._tar.addfile(info, io.BytesIO(data))
-            size += len(data)
-        return size
+        return self._tar.offset - start
 
     def close(self) -> None:
         self._tar.close()  # leaves the handle open: the caller owns it

@@ -2,8 +2,8 @@
 
 Finding a sample by id would otherwise mean reading every shard, media included. So every
 temporary shard gets a sidecar beside it, one JSON line per sample (source, id, origin,
-position, score, reason) written as the sample is; the finishing step that renames the shards
-merges the sidecars of exactly the shards it renames into one Parquet file,
+position, score, reason, content hash, repair) written as the sample is; the finishing step that
+renames the shards merges the sidecars of exactly the shards it renames into one Parquet file,
 `<prefix>/index/<folder>.parquet`, with each shard's final name. A retried bundle's shard is never
 reported, so its sidecar is never merged: the index cannot point at samples that did not land,
 and a retried finishing step writes the same index again.
@@ -23,8 +23,10 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from transforms.core.content_hash import content_hash
 from transforms.core.record import Sample
 from transforms.core.storage import open_for_write
+from transforms.samples.repair import repair_role
 
 INDEX_DIR = "index"
 SIDECAR_SUFFIX = ".index.jsonl"
@@ -37,6 +39,12 @@ INDEX_SCHEMA = pa.schema(
         ("position", pa.string()),
         ("score", pa.float64()),
         ("reason", pa.string()),
+        # The sample's content (conversation and media bytes), so two runs can tell a changed
+        # sample from an unchanged one by the index alone (`rmclean compare`).
+        ("content_hash", pa.string()),
+        # `repair: truncate`: "repaired" for a kept prefix in clean/, "original" for the
+        # original it came from in review/ (same id and origin), else null.
+        ("repair", pa.string()),
     ]
 )
 SIDECAR_FIELDS = tuple(name for name in INDEX_SCHEMA.names if name != "shard")
@@ -60,6 +68,8 @@ def sidecar_line(sample: Sample, position: str) -> bytes:
         "position": position,
         "score": sample.score,
         "reason": sample.reason,
+        "content_hash": content_hash(sample),
+        "repair": repair_role(sample),
     }
     return (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
 

@@ -48,5 +48,8 @@ def read_spilled(path: str) -> Iterator[Sample | ErrorRecord]:
             yield sample  # cannot happen to a sample that was valid when spilled, but if so
             continue
         yield sample.replace(
-            score=row["score"], timings=json.loads(row["timings"]), cached=row["cached"]
+            score=row["score"],
+            turn_scores=row["turn_scores"],
+            timings=json.loads(row["timings"]),
+            cached=row["cached"],
         )

@@ -1,7 +1,8 @@
 """A run's own shards read back whole: each sample with everything the run wrote about it.
 
 The pipeline's readers (`parquet_rows`, `read_webdataset`) treat shards as input, so they leave
-out what only an output holds (score, reason, detail, origin, a reviewer's verdict). The report
+out what only an output holds (score, turn scores, reason, detail, origin, a reviewer's
+verdict, a repair). The report
 and apply-review need those back, and each sample's position in its shard (the row number in a
 Parquet file, the sample key in a tar), which is how the id -> shard index (`shard_index.py`)
 points at a sample. Memory stays at a few samples: Parquet is read a small batch at a time and
@@ -30,11 +31,14 @@ class StoredShardError(ValueError):
 def _restored(sample: Sample, stored: dict[str, Any]) -> Sample:
     return sample.replace(
         score=stored.get("score"),
+        turn_scores=stored.get("turn_scores"),
         reason=stored.get("reason"),
         detail=stored.get("detail"),
         origin=stored.get("origin") or sample.origin,
         review_decision=stored.get("review_decision"),
         review_note=stored.get("review_note"),
+        repaired_from=stored.get("repaired_from"),
+        repaired_prefix=stored.get("repaired_prefix"),
     )
 
 

@@ -3,14 +3,14 @@
 `DecodeAhead` hands each sample's media to a `DecodePool` and returns at once, emitting the
 samples whose frames are ready; so while the model scores one batch (downstream in the same
 fused stage, or on its own threads), the pool's processes decode the next ones on the other
-cores, as many as the machine has (`decode.workers`), however many pipeline processes share
-it. How far ahead it runs is bounded in bytes (`decode.prefetch_mb`, per machine): media and
-frames of samples handed to the pool and not yet passed on, and the samples themselves; and
-while decoding is the slower side, by JOBS_AHEAD_PER_DECODER jobs waiting per decoder. Frames arrive in shared memory
-(`shared_frames`), decoded once and never copied on this side. Every failure is an
-`ErrorRecord` on the `errors` output, as in any `SampleStep`: a decode error, a hung decoder
-(killed at `decode.video_timeout_s` per video), a decoder that died mid-video, or a bug here.
-At the end of a bundle every sample still in the pool is waited for, so none is lost.
+cores, as many as the machine has (`decode.workers`), however many pipeline processes share it.
+How far ahead it runs is bounded in bytes (`decode.prefetch_mb`, per machine): media and frames
+of samples handed to the pool and not yet passed on, and the samples themselves; and while
+decoding is the slower side, by JOBS_AHEAD_PER_DECODER jobs waiting per decoder. Frames arrive
+in shared memory (`shared_frames`), decoded once and never copied on this side. Every failure is
+an `ErrorRecord` on the `errors` output, as in any `SampleStep`: a decode error, a hung decoder
+(killed at `decode.video_timeout_s` per video), a decoder that died mid-video, or a bug here. At
+the end of a bundle every sample still in the pool is waited for, so none is lost.
 """
 
 from __future__ import annotations

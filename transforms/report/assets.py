@@ -17,12 +17,23 @@ td.num,th.num{text-align:right}
 .histogram .bar.clean{fill:#4a7fc1}.histogram .bar.review{fill:#d9534f}
 .histogram .axis{stroke:#444}.histogram .tick{stroke:#444}.histogram .grid{stroke:#ddd}
 .histogram .cut{stroke:#000;stroke-dasharray:4 3;stroke-width:2}
+.histogram .bar.before{fill:#9aa5b1;fill-opacity:.7}
+.histogram .bar.after{fill:#e07b00;fill-opacity:.25;stroke:#e07b00;stroke-width:1.5}
 .histogram text{font-size:11px}
 .media{display:flex;flex-wrap:wrap;gap:4px;max-width:540px}
 .media img{max-width:256px;max-height:256px;display:block}
 .missing{width:120px;min-height:60px;background:#eee;color:#a00;font-size:12px;padding:4px}
 .turn{white-space:pre-wrap;word-break:break-word;max-width:640px;margin-bottom:4px}
 .role{font-weight:bold;color:#555;margin-right:.4em}
+.turn.low-turn{border-left:4px solid #c62828;padding-left:6px;background:#fdecea}
+.turn-strip{display:flex;flex-wrap:wrap;gap:3px;align-items:center;margin-bottom:6px}
+.turn-cell{display:inline-block;min-width:3.2em;padding:1px 4px;border:1px solid #9bbf9b;
+  background:#e8f5e9;font-size:12px;text-align:center;border-radius:3px}
+.turn-cell .turn-number{display:block;font-size:10px;color:#555}
+.turn-cell.low{background:#f8d7da;border-color:#d9534f}
+.turn-cell.first-low{background:#c62828;color:#fff;border:2px solid #7f0000;font-weight:bold}
+.turn-cell.first-low .turn-number{color:#fff}
+.turn-cell.kept{text-decoration:underline}
 .origin{font-size:12px;color:#555;word-break:break-all;max-width:260px}
 .filters{position:sticky;top:0;z-index:1;background:#fff;padding:6px 0;
   border-bottom:1px solid #ddd;display:flex;flex-wrap:wrap;gap:.6em;align-items:center}

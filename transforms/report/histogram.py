@@ -1,4 +1,5 @@
-"""A source's score histogram as inline SVG: clean stacked on review per bin, the cut dashed.
+"""A source's score histogram as inline SVG: clean stacked on review per bin, the cut dashed;
+and two runs' histograms of one source overlaid (the report's "since the last run").
 
 Both axes are labelled (reward score; number of samples, with ticks), so a reader can tell a
 bin of 3 from a bin of 3,000 without hovering; each bar's title gives its exact counts.
@@ -89,4 +90,58 @@ def histogram_svg(source: str, histogram: StreamingHistogram, cut: float | None)
             f'<line class="cut" x1="{x(cut):.1f}" y1="{TOP - 2}" x2="{x(cut):.1f}" '
             f'y2="{base_y}"/><text x="{x(cut) + 3:.1f}" y="{TOP + 10}">cut {num(cut)}</text>'
         )
+    return "".join(parts) + "</svg>"
+
+
+def overlay_svg(source: str, overlay: dict) -> str:
+    """The previous run's scores (grey) under this run's (orange outline), same bins.
+
+    `overlay` is a comparison's `histogram`: {low, high, before: [counts], after: [counts]}.
+    """
+    before, after = overlay["before"], overlay["after"]
+    low, high = overlay["low"], overlay["high"]
+    if high <= low:
+        high = low + 1.0
+    plot_w, plot_h = SVG_WIDTH - LEFT - RIGHT, SVG_HEIGHT - TOP - BOTTOM
+    base_y = TOP + plot_h
+    ticks = count_ticks(max([*before, *after, 0]))
+    top_count = ticks[-1] or 1
+    width = plot_w / len(before)
+
+    def y(count: float) -> float:
+        return base_y - count / top_count * plot_h
+
+    parts = [
+        f'<svg class="histogram overlay" width="{SVG_WIDTH}" height="{SVG_HEIGHT}" '
+        f'viewBox="0 0 {SVG_WIDTH} {SVG_HEIGHT}" role="img">'
+        f"<title>{escape(source)}: scores of the previous run and of this one</title>"
+    ]
+    for tick in ticks:
+        parts.append(
+            f'<line class="grid" x1="{LEFT}" y1="{y(tick):.1f}" x2="{LEFT + plot_w}" '
+            f'y2="{y(tick):.1f}"/><text class="count-label" x="{LEFT - 6}" '
+            f'y="{y(tick) + 4:.1f}" text-anchor="end">{tick}</text>'
+        )
+    step = (high - low) / len(before)
+    for i, (old, new) in enumerate(zip(before, after, strict=True)):
+        span = f"[{num(low + i * step)}, {num(low + (i + 1) * step)})"
+        for count, run, label in ((old, "before", "previous run"), (new, "after", "this run")):
+            if count:
+                parts.append(
+                    f'<rect class="bar {run}" x="{LEFT + i * width:.1f}" y="{y(count):.1f}" '
+                    f'width="{max(width - 1, 1):.1f}" height="{base_y - y(count):.1f}">'
+                    f"<title>{span}: {count} in the {label}</title></rect>"
+                )
+    parts.append(
+        f'<line class="axis" x1="{LEFT}" y1="{base_y}" x2="{LEFT + plot_w}" y2="{base_y}"/>'
+        f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{base_y}"/>'
+        f'<text x="{LEFT}" y="{base_y + 14}">{num(low)}</text>'
+        f'<text x="{LEFT + plot_w}" y="{base_y + 14}" text-anchor="end">{num(high)}</text>'
+        f'<text class="axis-label" x="{LEFT + plot_w / 2:.1f}" y="{SVG_HEIGHT - 6}" '
+        'text-anchor="middle">reward score</text>'
+        f'<text class="axis-label" transform="translate(14 {TOP + plot_h / 2:.1f}) rotate(-90)" '
+        'text-anchor="middle">samples per bin</text>'
+        f'<text x="{LEFT}" y="{TOP - 10}">{escape(source)}: grey the previous run, '
+        "orange this one</text>"
+    )
     return "".join(parts) + "</svg>"

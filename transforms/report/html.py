@@ -1,9 +1,10 @@
 """report/index.html and the review pages: where a person sees what a run flagged and decides.
 
 Built from a finished run's output prefix alone, so `rmclean report OUTPUT` can rebuild it.
-The index holds the summary, the histograms, per source the first review page's rows, the page
-list and the near misses (clean samples just above the cut), and the errors; every flagged
-sample is on a review page (`review_pages.py`). Memory is bounded whatever the run's size (see
+The index holds the summary, what changed since the last run (`comparison_html.py`), the
+histograms, per source the first review page's rows, the page list and the near misses (clean
+samples just above the cut), and the errors; every flagged sample is on a review page
+(`review_pages.py`). Memory is bounded whatever the run's size (see
 `report_scan` and `review_pages`); the index's size is bounded by the rows per page, the number
 of sources and the errors shown per source. It must be safe to open on untrusted data and
 work offline, so:
@@ -22,6 +23,7 @@ import fsspec
 
 from transforms.core.run_identity import run_id
 from transforms.media.video_worker import KillableVideoDecoder
+from transforms.report.comparison_html import comparison_html
 from transforms.report.cost import cost_html
 from transforms.report.histogram import histogram_svg
 from transforms.report.review_pages import ReviewPages
@@ -46,7 +48,9 @@ from transforms.report.scan import (
     scan_errors,
     scan_scores,
 )
+from transforms.report.summary import REPAIRED, REPAIRED_ORIGINALS
 from transforms.report.thumbs import ThumbWriter
+from transforms.review.evidence import MIN_DECISIONS_PER_BAND
 from transforms.samples.route import CLEAN, DROPPED, ERRORS, REVIEW
 
 VIDEO_TIMEOUT_S = 30.0  # a thumbnail strip is not worth waiting longer for
@@ -60,10 +64,15 @@ def _summary_html(summary: dict[str, Any]) -> str:
     else:
         cut = "–"
     wall = (summary.get("durations") or {}).get("wall_seconds")
+    repair = summary.get("repair")
+    if isinstance(repair, dict):
+        kept = repair.get("repaired", 0)
+        repair = f"{repair.get('mode')}: {kept} conversation(s) kept their good start"
     settings = [
         ("dataset", summary.get("dataset")),
         ("model", summary.get("model")),
         ("review rule", cut),
+        ("repair", repair),
         ("runner", summary.get("runner")),
         ("format", summary.get("format")),
         ("duration", f"{wall:.1f} s" if isinstance(wall, (int, float)) else None),
@@ -79,20 +88,47 @@ def _summary_html(summary: dict[str, Any]) -> str:
     )
     counts = summary.get("counts") or {}
     cuts = summary.get("cuts") or {}
-    columns = ["input", CLEAN, REVIEW] + ([DROPPED] if DROPPED in counts.get("total", {}) else [])
+    total = counts.get("total") or {}
+    columns = ["input", CLEAN, REVIEW] + ([DROPPED] if DROPPED in total else [])
     columns.append(ERRORS)
+    # A repaired run: the kept prefixes (counted in clean) and their originals (in review/).
+    columns += [key for key in (REPAIRED, REPAIRED_ORIGINALS) if key in total]
     header = "".join(f'<th class="num">{c}</th>' for c in columns)
     body = ""
     for source, c in sorted((counts.get("per_source") or {}).items()):
         cells = "".join(f'<td class="num">{escape(str(c.get(k, 0)))}</td>' for k in columns)
         body += f"<tr><td>{escape(source)}</td>{cells}<td>{num(cuts.get(source))}</td></tr>"
-    total = counts.get("total") or {}
     cells = "".join(f'<td class="num">{escape(str(total.get(k, 0)))}</td>' for k in columns)
     return (
         f'<table class="settings">{rows}</table><h2>Counts</h2>'
         f'<table class="counts"><tr><th>source</th>{header}<th>score cut</th></tr>{body}'
         f"<tr><th>total</th>{cells}<td></td></tr></table>"
     )
+
+
+def _advice(evidence: dict[str, Any]) -> str:
+    """What one source's decisions say about the cut, or why they say nothing yet."""
+    least = evidence.get("min_decisions_per_band", MIN_DECISIONS_PER_BAND)
+    bands = evidence.get("bands") or []
+    if evidence.get("half_dropped_below") is not None:
+        return (
+            f"reviewers dropped at least half of every band below "
+            f"<b>{num(evidence['half_dropped_below'])}</b> (each band from {least} decisions up)"
+        )
+    if evidence.get("advice") == "kept_in_lowest_band":
+        return "reviewers kept more than they dropped in the lowest band"
+    lowest = bands[0]["decisions"] if bands else 0
+    return (
+        f'<b class="not-enough">not enough decisions yet</b>: the lowest band rests on {lowest}; '
+        f"a cut is suggested only from bands of at least {least} decisions"
+    )
+
+
+def _interval(band: dict[str, Any]) -> str:
+    low, high = band.get("kept_share_interval") or (None, None)
+    if low is None:
+        return "–"
+    return f"{band['kept_share']:.0%} ({low:.0%}–{high:.0%})"
 
 
 def _evidence_html(summary: dict[str, Any]) -> str:
@@ -104,26 +140,22 @@ def _evidence_html(summary: dict[str, Any]) -> str:
     cuts = summary.get("cuts") or {}
     rows = ""
     for source, evidence in sorted((review.get("threshold_evidence") or {}).items()):
-        half = evidence.get("half_dropped_below")
-        said = (
-            f"reviewers dropped at least half of every band below <b>{num(half)}</b>"
-            if half is not None
-            else "reviewers kept more than they dropped in the lowest band"
-        )
         rows += (
-            f'<tr class="evidence-source"><th colspan="3">{escape(source)}: {said} '
-            f"(the run's cut: {num(cuts.get(source))})</th></tr>"
+            f'<tr class="evidence-source"><th colspan="5">{escape(source)}: '
+            f"{_advice(evidence)} (the run's cut: {num(cuts.get(source))})</th></tr>"
         )
         for band in evidence.get("bands") or []:
+            decisions = band.get("decisions", band["kept"] + band["dropped"])
             rows += (
                 f"<tr><td>[{num(band['low'])}, {num(band['high'])})</td>"
-                f'<td class="num">{band["kept"]}</td><td class="num">{band["dropped"]}</td></tr>'
+                f'<td class="num">{band["kept"]}</td><td class="num">{band["dropped"]}</td>'
+                f'<td class="num">{decisions}</td><td class="num">{_interval(band)}</td></tr>'
             )
         unscored = evidence.get("unscored") or {}
         if unscored.get("kept") or unscored.get("dropped"):
             rows += (
                 f'<tr><td>not scored (rule-flagged)</td><td class="num">{unscored["kept"]}</td>'
-                f'<td class="num">{unscored["dropped"]}</td></tr>'
+                f'<td class="num">{unscored["dropped"]}</td><td></td><td></td></tr>'
             )
     return (
         "<h2>Review applied</h2>"
@@ -131,9 +163,11 @@ def _evidence_html(summary: dict[str, Any]) -> str:
         f"({escape(str(review.get('from_output')))}): {decided.get('keep', 0)} kept, "
         f"{decided.get('drop', 0)} dropped; flagged samples nobody decided went to "
         f"{escape(str(review.get('undecided')))}. Use the bands below to choose the next "
-        "run's THRESHOLD.</p>"
+        "run's THRESHOLD: a band's kept share comes with its 95% interval, and the fewer "
+        "decisions a band rests on, the wider it is.</p>"
         '<table class="evidence"><tr><th>score band</th><th class="num">kept</th>'
-        f'<th class="num">dropped</th></tr>{rows}</table>'
+        '<th class="num">dropped</th><th class="num">decisions</th>'
+        f'<th class="num">kept share (95% interval)</th></tr>{rows}</table>'
     )
 
 
@@ -209,6 +243,7 @@ def _index_html(summary, histograms, pages: ReviewPages, near, errors, error_tot
     unreadable = "".join(f"<li>{escape(u)}</li>" for u in pages.unreadable)
     yield page_head(title, run_id(summary))
     yield _summary_html(summary)
+    yield comparison_html(summary)
     yield _evidence_html(summary)
     yield f"<h2>Scoring cost</h2>{cost_html(summary)}"
     yield (
@@ -238,7 +273,7 @@ def write_html_report(
     root = root.rstrip("/")
     summary = load_summary(fs, root) if summary is None else summary
     report_dir = f"{root}/report"
-    pages = ReviewPages(max_rows_per_source)
+    pages = ReviewPages(max_rows_per_source, summary.get("cuts") or {})
     decode_video = KillableVideoDecoder(VIDEO_TIMEOUT_S)
     try:
         histograms, near = scan_scores(fs, root, summary.get("cuts") or {}, pages.count)

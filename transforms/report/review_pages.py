@@ -121,6 +121,10 @@ class PageOrder:
         return min((self._start[group] + seen) // self.rows_per_page + 1, self.pages)
 
 
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def page_stems(sources: list[str]) -> dict[str, str]:
     """A file-name-safe, unique stem per source: review-<stem>-<n>.html."""
     stems: dict[str, str] = {}
@@ -161,8 +165,9 @@ class _PageRange:
 class ReviewPages:
     """The review pages of one report: counted, rendered to spools, then written."""
 
-    def __init__(self, rows_per_page: int):
+    def __init__(self, rows_per_page: int, cuts: dict[str, float] | None = None):
         self.rows_per_page = rows_per_page
+        self.cuts = cuts or {}  # per source, to mark each flagged conversation's low turns
         self.orders: dict[str, PageOrder] = {}
         self.reasons: set[str] = set()
         self.ranges: dict[tuple[str, int], _PageRange] = {}
@@ -212,6 +217,9 @@ class ReviewPages:
             sample.review_note,
             sample.replace(media=[]),
             thumbs.write(sample.media),
+            sample.turn_scores,
+            _number(self.cuts.get(sample.source)),
+            sample.repaired_prefix,
         )
         self.ranges.setdefault((sample.source, page), _PageRange()).add(sample.score)
         line = json.dumps({"key": order_key(sample.score), "html": row_html(pick)})

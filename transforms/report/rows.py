@@ -11,11 +11,13 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from transforms.core.record import ASSISTANT_ROLES
 from transforms.report.assets import SCRIPT, STYLE
 from transforms.report.scan import Pick, order_key
 from transforms.samples.route import REVIEW
+from transforms.samples.turns import first_low_turn
 
-TURNS_SHOWN = 8
+TURNS_SHOWN = 12  # messages: a six-turn conversation whole
 TURN_CHARS = 1500
 DETAIL_CHARS = 400
 ORIGIN_CHARS = 400
@@ -52,18 +54,60 @@ def _media_html(pick: Pick) -> str:
     )
 
 
+def turn_strip_html(pick: Pick) -> str:
+    """One cell per assistant turn with its score, low turns red, the first of them outlined;
+    for a repaired original, the turns kept in clean/ underlined. Empty for one turn."""
+    turns = pick.turn_scores or ()
+    if len(turns) < 2 or pick.route != REVIEW:
+        return ""
+    first = first_low_turn(turns, pick.cut)
+    kept = (pick.repaired_prefix or {}).get("turns") or 0
+    cells = []
+    for i, score in enumerate(turns):
+        classes = ["turn-cell"]
+        said = f"assistant turn {i + 1}: {num(score)}"
+        if pick.cut is not None and score < pick.cut:
+            classes.append("low")
+            said += f", below the cut {num(pick.cut)}"
+        if i == first:
+            classes.append("first-low")
+        if i < kept:
+            classes.append("kept")
+            said += ", kept in clean/"
+        cells.append(
+            f'<span class="{" ".join(classes)}" title="{escape(said)}">'
+            f'<span class="turn-number">{i + 1}</span>{num(score, 2)}</span>'
+        )
+    if kept:
+        cells.append(f'<span class="muted">turns 1–{kept} kept in clean/</span>')
+    return (
+        f'<div class="turn-strip" aria-label="score of each assistant turn">{"".join(cells)}</div>'
+    )
+
+
+def _turn_html(turn: dict, low: bool) -> str:
+    classes = "turn low-turn" if low else "turn"
+    return (
+        f'<div class="{classes}"><span class="role">{escape(str(turn.get("from", "?")))}</span>'
+        f"{clip(turn.get('value'), TURN_CHARS)}</div>"
+    )
+
+
 def _conversation_html(pick: Pick) -> str:
+    """The first TURNS_SHOWN messages, the first low answer marked (and shown with its
+    question even when it comes later)."""
     turns = pick.sample.conversations if pick.sample else []
-    parts = [
-        f'<div class="turn"><span class="role">{escape(str(t.get("from", "?")))}</span>'
-        f"{clip(t.get('value'), TURN_CHARS)}</div>"
-        for t in turns[:TURNS_SHOWN]
-    ]
+    low = first_low_turn(pick.turn_scores, pick.cut) if pick.route == REVIEW else None
+    answers = [i for i, turn in enumerate(turns) if turn.get("from") in ASSISTANT_ROLES]
+    low_at = answers[low] if low is not None and low < len(answers) else None
+    parts = [_turn_html(t, i == low_at) for i, t in enumerate(turns[:TURNS_SHOWN])]
     if len(turns) > TURNS_SHOWN:
         parts.append(f'<div class="muted">… {len(turns) - TURNS_SHOWN} more turns</div>')
+        if low_at is not None and low_at >= TURNS_SHOWN:
+            parts += [_turn_html(turns[low_at - 1], False), _turn_html(turns[low_at], True)]
     if pick.sample is None:
         parts.append('<div class="muted">sample could not be re-read from its shard</div>')
-    return "".join(parts)
+    return turn_strip_html(pick) + "".join(parts)
 
 
 def _reason_html(pick: Pick) -> str:

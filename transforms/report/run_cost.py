@@ -1,7 +1,11 @@
-"""What a run's scoring cost: batch sizes, and per device its throughput and busy fraction.
+"""What a run's scoring cost: batch sizes, the work the models did, and per device its
+throughput and busy fraction.
 
 Combined from one `BatchStat` per scored batch (`models/score_ahead.py`), so memory stays
-constant however many batches a run scores. The scoring span runs from the first batch's start
+constant however many batches a run scores. The work (`models/work.py`), per model and in all:
+the tokens the samples have (real), the positions the language models computed (padding
+included), the padding fraction, and the seconds in vision towers and language models where the
+backend measures them. The scoring span runs from the first batch's start
 to the last one's end, over every device; a device's busy fraction is its time inside the
 model's `score()` over that span, and device-hours per million samples prices the span at
 every device that scored.
@@ -13,6 +17,8 @@ from typing import Any
 
 import apache_beam as beam
 
+from models.work import ModelWork
+
 
 def _empty() -> dict[str, Any]:
     return {
@@ -23,6 +29,8 @@ def _empty() -> dict[str, Any]:
         "first": None,
         "last": None,
         "devices": {},
+        "work": {},  # model name -> ModelWork summed over the batches that reported one
+        "work_batches": 0,
     }
 
 
@@ -39,6 +47,9 @@ class CombineBatchStats(beam.CombineFn):
             acc["unestimated"] += 1
         else:
             acc["tokens"] += stat.tokens
+        if stat.work is not None:
+            acc["work_batches"] += 1
+            acc["work"][stat.model] = acc["work"].get(stat.model, ModelWork()) + stat.work
         if stat.busy_seconds > 0 or stat.started_at > 0:
             end = stat.started_at + stat.busy_seconds
             acc["first"] = (
@@ -55,8 +66,10 @@ class CombineBatchStats(beam.CombineFn):
     def merge_accumulators(self, accumulators):
         merged = _empty()
         for acc in accumulators:
-            for key in ("count", "samples", "tokens", "unestimated"):
+            for key in ("count", "samples", "tokens", "unestimated", "work_batches"):
                 merged[key] += acc[key]
+            for model, work in acc["work"].items():
+                merged["work"][model] = merged["work"].get(model, ModelWork()) + work
             for key, pick in (("first", min), ("last", max)):
                 values = [v for v in (merged[key], acc[key]) if v is not None]
                 merged[key] = pick(values) if values else None
@@ -80,6 +93,28 @@ def batches_summary(acc: dict[str, Any]) -> dict[str, Any]:
         "mean_tokens": round(acc["tokens"] / count, 1)
         if count and not acc["unestimated"]
         else (None if count else 0),
+        # What the models' forward passes computed, from the batches whose backend says.
+        "batches_reporting_work": acc["work_batches"],
+        **work_figures(sum(acc["work"].values(), ModelWork())),
+        "work_by_model": {model: work_figures(work) for model, work in sorted(acc["work"].items())},
+    }
+
+
+def work_figures(work: ModelWork) -> dict[str, Any]:
+    """One model's (or the run's) work as summary.json shows it; None where nothing says."""
+    reported = work.forward_passes > 0
+    fraction = work.padding_fraction
+
+    def seconds(value: float | None) -> float | None:
+        return round(value, 3) if value is not None else None
+
+    return {
+        "forward_passes": work.forward_passes if reported else None,
+        "real_tokens": work.real_tokens if reported else None,
+        "computed_tokens": work.computed_tokens if reported else None,
+        "padding_fraction": round(fraction, 4) if fraction is not None else None,
+        "vision_seconds": seconds(work.vision_seconds),
+        "language_seconds": seconds(work.language_seconds),
     }
 
 

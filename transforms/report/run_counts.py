@@ -3,9 +3,15 @@
 Readers emit an `Outcome` per record read (route `input`); the writers emit one per sample
 they wrote (clean or review) and per error record. `CountOutcomes` folds them into one
 `RunCounts` (per source and route, errors by reason, time per stage, how samples were
-scored), the single counts side input of the finishing step. Each branch of outcomes is
-counted where it is made (`transforms/core/combine_branches.py`), so only per-bundle counts
-travel between steps.
+scored, repairs), the single counts side input of the finishing step. Each branch of
+outcomes is counted where it is made (`transforms/core/combine_branches.py`), so only
+per-bundle counts travel between steps.
+
+A repaired conversation (`repair: truncate`) is written twice, its kept prefix to clean/ and
+its original to review/, and counted once: as clean (also counted in `repaired`); the original
+is counted apart (`repaired_originals`), in no route, so input = clean + review + errors
+still holds exactly, and every prefix must have its original (`repaired` ==
+`repaired_originals`, checked by the finishing step).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import NamedTuple
 import apache_beam as beam
 
 from transforms.core.record import ErrorRecord, Sample
+from transforms.samples.repair import ORIGINAL, REPAIRED, repair_role
 from transforms.samples.route import ERRORS, ROUTES
 
 INPUT = "input"
@@ -30,6 +37,8 @@ class Outcome(NamedTuple):
     scoring: str | None = None  # how a written sample got its score (one of SCORING)
     reason: str | None = None  # "stage/reason" of an error record
     timings: dict[str, float] | None = None  # seconds per stage
+    repair: str | None = None  # REPAIRED (a kept prefix) or ORIGINAL (its original)
+    dropped_turns: int = 0  # assistant turns a kept prefix left out
 
 
 def read_outcome(item: Sample | ErrorRecord) -> Outcome:
@@ -44,7 +53,9 @@ def written_outcome(item: Sample | ErrorRecord, route: str) -> Outcome:
         scoring = "from_cache"
     else:
         scoring = "scored" if item.score is not None else "not_scored"
-    return Outcome(item.source, route, scoring, None, item.timings)
+    role = repair_role(item)
+    dropped = item.repaired_from["turns"] - len(item.turn_scores) if role == REPAIRED else 0
+    return Outcome(item.source, route, scoring, None, item.timings, role, dropped)
 
 
 @dataclass
@@ -54,11 +65,20 @@ class RunCounts:
     reasons: dict[str, int] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     scoring: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SCORING, 0))
+    # source -> [kept prefixes written to clean/, their originals written to review/]
+    repairs: dict[str, list[int]] = field(default_factory=dict)
+    dropped_turns: int = 0
 
     def add(self, outcome: Outcome) -> None:
         if outcome.route == INPUT:
             self.inputs[outcome.source] = self.inputs.get(outcome.source, 0) + 1
             return
+        if outcome.repair is not None:
+            counts = self.repairs.setdefault(outcome.source, [0, 0])
+            counts[outcome.repair == ORIGINAL] += 1
+            self.dropped_turns += outcome.dropped_turns
+            if outcome.repair == ORIGINAL:
+                return  # counted with its kept prefix, as clean
         routes = self.routed.setdefault(outcome.source, dict.fromkeys(ROUTES, 0))
         routes[outcome.route] += 1
         if outcome.reason:
@@ -81,6 +101,11 @@ class RunCounts:
             self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
         for how, number in other.scoring.items():
             self.scoring[how] += number
+        for source, (repaired, originals) in other.repairs.items():
+            mine = self.repairs.setdefault(source, [0, 0])
+            mine[0] += repaired
+            mine[1] += originals
+        self.dropped_turns += other.dropped_turns
 
 
 class CountOutcomes(beam.CombineFn):

@@ -39,6 +39,9 @@ METADATA_COLUMNS = (
     "origin",
     "review_decision",
     "review_note",
+    "turn_scores",
+    "repaired_from",
+    "repaired_prefix",
 )
 METADATA_BATCH_ROWS = 1024
 START_BIN_WIDTH = 2.0**-8  # finer than any score difference worth seeing
@@ -106,6 +109,9 @@ class Pick:
     note: str | None = None
     sample: Sample | None = None
     thumbs: list[tuple[str, Thumb]] = field(default_factory=list)  # (relative src, thumb)
+    turn_scores: list[float] | None = None
+    cut: float | None = None  # the score its source was cut at, to mark low turns
+    repaired_prefix: dict | None = None  # an original whose first turns are in clean/
 
     @property
     def order(self) -> tuple[int, float]:
@@ -190,6 +196,8 @@ def _pick(meta: dict[str, Any], route: str, path: str, position: str) -> Pick:
         route,
         meta.get("review_decision"),
         meta.get("review_note"),
+        turn_scores=meta.get("turn_scores"),
+        repaired_prefix=meta.get("repaired_prefix"),
     )
 
 
@@ -201,7 +209,9 @@ def scan_scores(fs, root: str, cuts: dict[str, Any], on_flagged: FlaggedCallback
 
     `on_flagged(source, score, reason)` is called for every flagged sample, in the order the review
     pages' pass will meet them again. Near misses are the clean samples scoring at or above
-    their source's cut (a reviewed run's clean/ also holds kept samples below it).
+    their source's cut (a reviewed run's clean/ also holds kept samples below it), less the
+    prefixes a repair kept (their originals are on the review pages). The histograms count a
+    repaired conversation once, as its prefix in clean.
     """
     histograms: dict[str, StreamingHistogram] = {}
     near_misses: dict[str, LowestPicks] = {}
@@ -210,13 +220,21 @@ def scan_scores(fs, root: str, cuts: dict[str, Any], on_flagged: FlaggedCallback
             for position, meta in _shard_metadata(fs, path):
                 source = str(meta.get("source") or "unknown")
                 score = _score(meta.get("score"))
-                histograms.setdefault(source, StreamingHistogram()).add(score, route)
+                if meta.get("repaired_prefix") is None:  # an original counts as its prefix
+                    histograms.setdefault(source, StreamingHistogram()).add(score, route)
                 if route == REVIEW:
                     on_flagged(source, score, str(meta.get("reason") or ""))
                     continue
                 cut = cuts.get(source)
-                if score is not None and isinstance(cut, (int, float)) and score >= cut:
+                repaired = meta.get("repaired_from") is not None
+                if (
+                    score is not None
+                    and isinstance(cut, (int, float))
+                    and score >= cut
+                    and not repaired
+                ):
                     pick = _pick(meta, CLEAN, path, position)
+                    pick.cut = float(cut)
                     near_misses.setdefault(source, LowestPicks(NEAR_MISSES)).offer(pick)
     return histograms, near_misses
 

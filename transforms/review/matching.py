@@ -5,6 +5,11 @@ finds the shard and position of every decided sample, while only the decisions a
 matches are held. A decision that names no sample of the run, names several (an id shared by
 several samples, with no origin to tell them apart), or disagrees with another decision about the
 same sample is refused, all of them in one message.
+
+A repaired run (`repair: truncate`) holds a conversation twice under one id and origin: its
+kept prefix in clean/ and its original in review/. Decisions name the original (the one on the
+review pages); keeping it means keeping the whole conversation, so its prefix is matched too,
+with the verdict SUPERSEDED, and left out of the reviewed dataset.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from dataclasses import dataclass
 import fsspec
 
 from transforms.io.shard_index import iter_index
-from transforms.review.decisions import Decision, DecisionError, problem_list
+from transforms.review.decisions import KEEP, Decision, DecisionError, problem_list
+from transforms.samples.repair import ORIGINAL, REPAIRED
 from transforms.samples.route import CLEAN, REVIEW
+
+SUPERSEDED = "superseded"  # a repaired prefix whose original a reviewer kept whole
 
 
 class MissingIndexError(FileNotFoundError):
@@ -36,6 +44,7 @@ class Match:
     reason: str | None
     verdict: str
     note: str
+    repair: str | None = None  # the index's repair role: REPAIRED, ORIGINAL or None
 
 
 def _index_rows(index_files: dict[str, str]):
@@ -69,6 +78,7 @@ def _merged(decisions: list[Decision], row: dict, route: str) -> Match | str:
         row["reason"],
         verdicts[0],
         " | ".join(notes),
+        row.get("repair"),
     )
 
 
@@ -89,10 +99,16 @@ def match_decisions(
     # For each decision: how many samples it named, and the first one (route, row).
     named: list[int] = [0] * len(decisions)
     first: list[tuple[str, dict] | None] = [None] * len(decisions)
+    prefixes: dict[tuple[str, str, str], dict] = {}  # repaired prefixes of decided originals
     for route, row in _index_rows(index_files):
         hits = by_origin.get((row["source"], row["origin"]), []) + by_id.get(
             (row["source"], row["id"]), []
         )
+        if row.get("repair") == REPAIRED:
+            # Decided through its original; found here in case that one is kept whole.
+            if hits:
+                prefixes[(row["source"], row["origin"] or "", row["id"])] = row
+            continue
         for number in hits:
             named[number] += 1
             if first[number] is None:
@@ -123,8 +139,38 @@ def match_decisions(
         merged = _merged(said, row, route)
         if isinstance(merged, str):
             problems.append(merged)
-        else:
-            matches[key] = merged
+            continue
+        matches[key] = merged
+        if merged.repair == ORIGINAL and merged.verdict == KEEP:
+            prefix = prefixes.get((merged.source, merged.origin, merged.id))
+            if prefix is None:
+                problems.append(
+                    f"{merged.source} sample {merged.id!r} was repaired, but the run's "
+                    "index/clean.parquet has no repaired prefix for it"
+                )
+                continue
+            matches[(prefix["shard"], prefix["position"])] = _superseded(prefix)
     if problems:
         raise DecisionError("the decisions cannot be applied:\n" + problem_list(problems))
     return matches
+
+
+def _superseded(row: dict) -> Match:
+    return Match(
+        CLEAN,
+        row["shard"],
+        row["position"],
+        row["source"],
+        row["id"],
+        row["origin"] or "",
+        row["score"],
+        row["reason"],
+        SUPERSEDED,
+        "",
+        REPAIRED,
+    )
+
+
+def decided(matches) -> list[Match]:
+    """The matches a reviewer decided (not the prefixes their decisions superseded)."""
+    return [m for m in matches if m.verdict != SUPERSEDED]

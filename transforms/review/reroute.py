@@ -3,6 +3,11 @@
 Shard by shard, in the run's index order: a shard holding no decided sample is copied whole
 (its index rows carried over as they stream by), any other is read and routed sample by
 sample into rolling temp shards of the new prefix, renamed and indexed at the end.
+
+A repaired conversation's original (in review/, its kept prefix in clean/) is counted with its
+prefix, as in the run: kept, it goes to clean/ whole and replaces its prefix (which the matching
+marked SUPERSEDED and is left out); dropped, or undecided under `--undecided keep|drop`, it goes
+to dropped/ and its prefix stays, the repair standing; undecided, it stays in review/.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ from transforms.io.rolling_shards import (
 from transforms.io.shard_formats import SHARD_TYPES, SUFFIXES
 from transforms.io.shard_index import SidecarWriter, index_path, iter_index
 from transforms.io.stored_samples import iter_stored_samples
-from transforms.review.matching import Match
+from transforms.review.matching import SUPERSEDED, Match
+from transforms.samples.repair import ORIGINAL, REPAIRED, repair_role
 from transforms.samples.route import CLEAN, DROPPED, REVIEW
 
 UNDECIDED = "undecided"
 DESTINATIONS = (CLEAN, REVIEW, DROPPED)
+# Repairs, counted apart from the destinations: kept prefixes (also counted in clean) and the
+# originals beside them (in review/ or dropped/, counted in neither).
+REPAIR_COUNTS = ("repaired", "repaired_originals")
 
 
 class ReviewNotConservedError(RuntimeError):
@@ -90,20 +99,37 @@ class ReviewRouter:
         self.destinations = destinations
         self.counts: dict[str, dict[str, int]] = {}
 
-    def count(self, source: str, destination: str, number: int = 1) -> None:
-        per_source = self.counts.setdefault(source, dict.fromkeys(DESTINATIONS, 0))
-        per_source[destination] += number
+    def count(self, source: str, destination: str, repair: str | None = None) -> None:
+        per_source = self.counts.setdefault(
+            source, dict.fromkeys((*DESTINATIONS, *REPAIR_COUNTS), 0)
+        )
+        if repair == ORIGINAL:
+            per_source["repaired_originals"] += 1
+            return
+        per_source[destination] += 1
+        if repair == REPAIRED:
+            per_source["repaired"] += 1
 
     def copies_whole(self, route: str, has_decisions: bool) -> bool:
         return not has_decisions and (route != REVIEW or self.undecided == REVIEW)
 
-    def destination(self, route: str, match: Match | None, sample: Sample) -> tuple[str, Sample]:
+    def destination(
+        self, route: str, match: Match | None, sample: Sample
+    ) -> tuple[str, Sample] | None:
+        """(folder, sample as written there), or None for a sample left out (a superseded
+        repaired prefix)."""
+        original = repair_role(sample) == ORIGINAL
         if match is not None:
-            verdict = CLEAN if match.verdict == "keep" else DROPPED
-            return verdict, sample.replace(review_decision=match.verdict, review_note=match.note)
+            if match.verdict == SUPERSEDED:
+                return None
+            decided = sample.replace(review_decision=match.verdict, review_note=match.note)
+            if match.verdict == "keep":
+                # Kept whole: it replaces its prefix, so it is no longer a repair's original.
+                return CLEAN, decided.replace(repaired_prefix=None) if original else decided
+            return DROPPED, decided
         if route != REVIEW or self.undecided == REVIEW:
             return route, sample
-        where = CLEAN if self.undecided == "keep" else DROPPED
+        where = CLEAN if self.undecided == "keep" and not original else DROPPED
         return where, sample.replace(review_decision=UNDECIDED, review_note="")
 
     def rewrite(self, run_prefix: str, route: str, shard: str, matches: dict[str, Match]):
@@ -119,9 +145,11 @@ class ReviewRouter:
                         f"index says {match.id!r}: the run changed after it finished"
                     )
                 seen += 1
-            where, routed = self.destination(route, match, sample)
-            self.destinations[where].write(routed)
-            self.count(sample.source, where)
+            sent = self.destination(route, match, sample)
+            if sent is not None:
+                where, routed = sent
+                self.destinations[where].write(routed)
+                self.count(routed.source, where, repair_role(routed))
         if seen != len(matches):
             raise ReviewNotConservedError(
                 f"{run_prefix}/{shard} no longer holds {len(matches) - seen} decided sample(s) "
@@ -160,6 +188,6 @@ def route_samples(run_prefix: str, router: ReviewRouter, by_shard: dict[str, dic
                     router.rewrite(run_prefix, route, shard, matches)
             if sidecar is not None:
                 sidecar.add_entry(row)
-                router.count(row["source"], route)
+                router.count(row["source"], route, row.get("repair"))
         if sidecar is not None:
             sidecar.close()

@@ -12,7 +12,7 @@ from transforms.core.record import ASSISTANT_ROLES, HUMAN_ROLES, Sample
 
 # Answers that say nothing. "none" is deliberately absent: it can answer "how many dogs?".
 EMPTY_ANSWERS = frozenset({"", "n/a", "na", "n.a.", "n/a.", "null", "-", "..."})
-_PLACEHOLDER = re.compile(r"<(image|video)>")
+PLACEHOLDER = re.compile(r"<(image|video)>")
 
 
 def check_rules(sample: Sample) -> tuple[str, str] | None:
@@ -25,13 +25,13 @@ def check_rules(sample: Sample) -> tuple[str, str] | None:
     if roles[-1] in HUMAN_ROLES:
         return "missing_turn", "the last human turn has no answer"
     for number, question in enumerate(sample.human_turns(), start=1):
-        if not _PLACEHOLDER.sub("", question).strip():
+        if not PLACEHOLDER.sub("", question).strip():
             return "empty_question", f"human turn {number} is empty"
     for number, answer in enumerate(sample.assistant_turns(), start=1):
         if answer.strip().lower() in EMPTY_ANSWERS:
             shown = answer.strip() or "empty"
             return "empty_answer", f"assistant turn {number} is {shown!r}"
-    referenced = {m.group(1) for t in sample.human_turns() for m in _PLACEHOLDER.finditer(t)}
+    referenced = {m.group(1) for t in sample.human_turns() for m in PLACEHOLDER.finditer(t)}
     present = {ref.kind for ref in sample.media}
     missing = sorted(referenced - present)
     if missing:

@@ -1,11 +1,12 @@
 """A score cache so weekly reruns score only what is new, looked up without holding it.
 
-Each entry is (digest, key, score), kept in Parquet files under one folder per scoring setup
-(model ids, options and weights: `model_cache_id`):
+Each entry is (digest, key, score, turn scores), kept in Parquet files under one folder per
+scoring setup (model ids, options and weights: `model_cache_id`):
 - `key` covers what the model saw, the conversation and every media file's bytes: a sample is
-  served a cached score only when its key matches (`cache_key`);
-- `digest` covers the conversation and the media paths (`dedupe.content_hash`), so it is known
-  before any media is read.
+  served a cached score only when its key matches (`cache_key`, the sample's `content_hash`);
+- `digest` covers the conversation and the media paths (`cache_digest`), so it is known
+  before any media is read;
+- the turn scores are those of a backend that reads them (null otherwise).
 
 Looking up never holds the cache in memory. Before media is loaded, the light samples and the
 cache's entries meet in one shuffle keyed by digest (`AttachKnownScores`; on local runners
@@ -37,12 +38,20 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from transforms.core.content_hash import content_hash
 from transforms.core.record import Sample
 from transforms.core.storage import glob_paths, open_for_write
-from transforms.samples.dedupe import content_hash
+from transforms.samples import dedupe
 
 _log = logging.getLogger(__name__)
-SCHEMA = pa.schema([("digest", pa.string()), ("key", pa.string()), ("score", pa.float64())])
+SCHEMA = pa.schema(
+    [
+        ("digest", pa.string()),
+        ("key", pa.string()),
+        ("score", pa.float64()),
+        ("turn_scores", pa.list_(pa.float64())),
+    ]
+)
 # Part of every cache folder's name: caches of another layout are never read as this one.
 CACHE_FORMAT = 2
 CACHED = "cached"
@@ -56,6 +65,13 @@ class CachedScore(NamedTuple):
 
     key: str
     score: float
+    turn_scores: tuple[float, ...] | None
+
+
+# What the cache knows about one sample: (score, turn scores or None).
+Cached = tuple[float, "tuple[float, ...] | None"]
+# One cache row: (digest, key, score, turn scores or None).
+CacheRow = tuple[str, str, float, "list[float] | None"]
 
 
 def model_cache_id(models_used: list) -> str:
@@ -67,12 +83,14 @@ def model_cache_id(models_used: list) -> str:
 
 
 def cache_key(sample: Sample) -> str:
-    digest = hashlib.sha1()
-    digest.update(json.dumps(sample.conversations, sort_keys=True).encode("utf-8", "replace"))
-    for ref in sample.media:
-        digest.update(f"|{ref.kind}|".encode())
-        digest.update(hashlib.sha1(ref.data or b"").digest())
-    return digest.hexdigest()
+    """The model is the folder; within it, the sample's content (media bytes included) is the
+    key."""
+    return content_hash(sample)
+
+
+def cache_digest(sample: Sample) -> str:
+    """What a light sample (media not yet read) is looked up by: conversation and media paths."""
+    return dedupe.content_hash(sample)
 
 
 def cache_files(directory: str) -> list[str]:
@@ -86,15 +104,14 @@ def read_cache_entries(path: str) -> Iterator[tuple[str, CachedScore]]:
     try:
         with fsspec.open(path, "rb") as handle:
             for batch in pq.ParquetFile(handle).iter_batches(batch_size=READ_BATCH_ROWS):
-                yield from zip(
-                    batch.column("digest").to_pylist(),
-                    map(
-                        CachedScore,
-                        batch.column("key").to_pylist(),
-                        batch.column("score").to_pylist(),
-                    ),
-                    strict=True,
-                )
+                keys, scores = batch.column("key").to_pylist(), batch.column("score").to_pylist()
+                has_turns = "turn_scores" in batch.schema.names
+                turns = batch.column("turn_scores").to_pylist() if has_turns else [None] * len(keys)
+                for digest, key, score, turn_scores in zip(
+                    batch.column("digest").to_pylist(), keys, scores, turns, strict=True
+                ):
+                    kept_turns = tuple(turn_scores) if turn_scores is not None else None
+                    yield digest, CachedScore(key, score, kept_turns)
     except Exception as exc:  # noqa: BLE001 - a cache is an optimisation, not input data
         _log.warning(
             "score cache file %s is unreadable (%s); its samples will be rescored", path, exc
@@ -102,16 +119,18 @@ def read_cache_entries(path: str) -> Iterator[tuple[str, CachedScore]]:
 
 
 def keyed_by_digest(sample: Sample) -> tuple[str, Sample]:
-    return content_hash(sample), sample
+    return cache_digest(sample), sample
 
 
 def attach_known_scores(group: tuple[str, Iterable]) -> Iterator[Sample]:
-    """The samples of one digest, each carrying that digest's cached scores (key -> score)."""
+    """The samples of one digest, each carrying that digest's cached scores (key -> (score,
+    turn scores))."""
     _, values = group
-    samples, known = [], {}
+    samples: list[Sample] = []
+    known: dict[str, Cached] = {}
     for value in values:
         if isinstance(value, CachedScore):
-            known[value.key] = value.score
+            known[value.key] = (value.score, value.turn_scores)
         else:
             samples.append(value)
     for sample in samples:
@@ -152,20 +171,23 @@ def look_up_cached(sample: Sample):
     without the scores they were carrying."""
     if not sample.known_scores:
         return sample
-    score = sample.known_scores.get(cache_key(sample))
-    if score is None:
+    known = sample.known_scores.get(cache_key(sample))
+    if known is None:
         return sample.replace(known_scores=None)
-    return beam.pvalue.TaggedOutput(
-        CACHED, sample.replace(score=score, cached=True, known_scores=None)
+    score, turns = known
+    cached = sample.replace(
+        score=score, turn_scores=list(turns) if turns else None, cached=True, known_scores=None
     )
+    return beam.pvalue.TaggedOutput(CACHED, cached)
 
 
-def cache_row(sample: Sample) -> tuple[str, str, float]:
-    return content_hash(sample), cache_key(sample), sample.score
+def cache_row(sample: Sample) -> CacheRow:
+    return cache_digest(sample), cache_key(sample), sample.score, sample.turn_scores
 
 
 class PersistScores(beam.DoFn):
-    """Pass scored samples through, appending their entries to the cache as they come.
+    """Pass scored samples through, appending their entries (digest, key, score, turn scores)
+    to the cache as they come.
 
     Rows reach the cache every `flush_every` samples or `flush_seconds`, whichever comes
     first (a timer covers a slow model that sends nothing for a while), so a killed run loses
@@ -178,7 +200,7 @@ class PersistScores(beam.DoFn):
         self._flush_seconds = flush_seconds
 
     def setup(self):
-        self._rows: list[tuple[str, str, float]] = []
+        self._rows: list[CacheRow] = []
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         _LIVE.add(self)
@@ -239,12 +261,16 @@ def save_scored(directory: str, samples: list[Sample]) -> int:
     return len(rows)
 
 
-def write_scores(directory: str, rows: list[tuple[str, str, float]]) -> None:
-    """One cache file of (digest, key, score) rows."""
-    digests, keys, scores = zip(*rows, strict=True)
-    table = pa.table(
-        {"digest": list(digests), "key": list(keys), "score": list(scores)}, schema=SCHEMA
-    )
+def write_scores(directory: str, rows: list[CacheRow]) -> None:
+    """One cache file of (digest, key, score, turn scores or None) rows."""
+    digests, keys, scores, turns = zip(*rows, strict=True)
+    columns = {
+        "digest": list(digests),
+        "key": list(keys),
+        "score": list(scores),
+        "turn_scores": list(turns),
+    }
+    table = pa.table(columns, schema=SCHEMA)
     with _new_cache_file(directory) as writer:
         writer.write_table(table)
 
@@ -283,7 +309,7 @@ def compact(directory: str, min_files: int = 64) -> int:
             try:
                 with fsspec.open(path, "rb") as handle:
                     for batch in pq.ParquetFile(handle).iter_batches(batch_size=READ_BATCH_ROWS):
-                        writer.write_table(pa.Table.from_batches([batch]).cast(SCHEMA))
+                        writer.write_table(_in_schema(pa.Table.from_batches([batch])))
             except Exception as exc:  # noqa: BLE001 - kept for a person to look at
                 _log.warning("score cache file %s is unreadable (%s); left as it is", path, exc)
                 continue
@@ -291,6 +317,14 @@ def compact(directory: str, min_files: int = 64) -> int:
     if merged:
         fs.rm(merged)
     return len(merged)
+
+
+def _in_schema(table: pa.Table) -> pa.Table:
+    """A cache table in the current schema (files written before turn scores lack them)."""
+    if "turn_scores" not in table.column_names:
+        nulls = pa.nulls(table.num_rows, type=SCHEMA.field("turn_scores").type)
+        table = table.append_column("turn_scores", nulls)
+    return table.select(SCHEMA.names).cast(SCHEMA)
 
 
 def _fs_path(url: str) -> str:

@@ -1,0 +1,76 @@
+"""Padding-free micro-batches: the samples of a micro-batch laid end to end in one row.
+
+Each sample keeps the positions it would have alone (0, 1, 2, ... restarting at its first
+token), attention never crosses from one sample into another (`varlen_attention.py`, or
+transformers' own packed-sequence masks, which it derives from those restarting positions), and
+each sample's value is read at its own positions (`value_positions`). No position is padding, so
+the language model computes exactly the tokens the samples have.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+def value_positions(bounds: Sequence[int]) -> list[int]:
+    """Where each packed sample's value is read, as indices into the packed row: its last token.
+
+    `bounds` are the cumulative sample boundaries [0, end of sample 1, ..., end of the row]. The
+    one place that decides where a value is read (reading a value per assistant turn would
+    return several positions per sample here)."""
+    return [end - 1 for end in bounds[1:]]
+
+
+@dataclass(frozen=True)
+class PackedRow:
+    """One micro-batch as a single row of token ids, with what attention and pooling need."""
+
+    input_ids: torch.Tensor  # (1, L)
+    positions: torch.Tensor  # (1, L): 0, 1, ... restarting at every sample
+    bounds: torch.Tensor  # int32 (samples + 1,): cumulative sample boundaries
+    longest: int  # the longest sample's length
+    read_at: torch.Tensor  # long: indices into the row where the values are read
+
+    @property
+    def tokens(self) -> int:
+        return int(self.input_ids.shape[1])
+
+    def to(self, device: torch.device) -> PackedRow:
+        return PackedRow(
+            self.input_ids.to(device),
+            self.positions.to(device),
+            self.bounds.to(device),
+            self.longest,
+            self.read_at.to(device),
+        )
+
+    def attention_kwargs(self) -> dict:
+        """The sequence boundaries in transformers' packed-attention keywords (flash-attn and
+        `varlen_attention` read them; sdpa and eager read the restarting positions instead)."""
+        return {
+            "cu_seq_lens_q": self.bounds,
+            "cu_seq_lens_k": self.bounds,
+            "max_length_q": self.longest,
+            "max_length_k": self.longest,
+        }
+
+
+def pack(sequences: Sequence[Sequence[int]]) -> PackedRow:
+    """Token id lists -> one packed row; every sequence must have at least one token."""
+    lengths = [len(sequence) for sequence in sequences]
+    if not lengths or min(lengths) < 1:
+        raise ValueError("packing needs at least one sequence, none of them empty")
+    bounds = [0, *itertools.accumulate(lengths)]
+    ids = torch.tensor([token for sequence in sequences for token in sequence], dtype=torch.long)
+    positions = torch.cat([torch.arange(length) for length in lengths])
+    return PackedRow(
+        input_ids=ids.unsqueeze(0),
+        positions=positions.unsqueeze(0),
+        bounds=torch.tensor(bounds, dtype=torch.int32),
+        longest=max(lengths),
+        read_at=torch.tensor(value_positions(bounds), dtype=torch.long),
+    )
