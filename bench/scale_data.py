@@ -4,8 +4,9 @@ The scale benchmark measures the pipeline, not the media, so a handful of tiny i
 short videos are referenced over and over (each record still has its own conversation, so
 every record is its own sample for the score cache and for dedupe). The layout is the
 generated sample's (ALLaVA-4V: LAION caption and instruct sharing images, VFLAN, text;
-LLaVA-Video-178K: cap/oe/mc manifests over videos found only inside .tar.gz archives), so
-`CONFIG` below reads it with the sample config's sources. About 2% of the records have an
+LLaVA-Video-178K: cap/oe/mc manifests over videos found only inside .tar.gz archives;
+LLaVA-Instruct-665K: multi-turn conversations over COCO-style images), so the sample config's
+sources read it. About 2% of the records have an
 empty answer (review by rule) and 1% name a missing image (errors/), so every route carries
 samples at every size.
 
@@ -26,6 +27,8 @@ IMAGE_POOL = 48  # distinct images referenced round-robin
 VIDEO_POOL = 6  # distinct clips, repeated inside the archives
 VIDEOS_PER_ARCHIVE = 400  # LLaVA-Video-178K archives hold a few thousand; enough groups here
 QUESTIONS_PER_VIDEO = 3  # one caption, one open-ended, one multiple-choice record per video
+MULTITURN_TURNS = 3  # questions (and answers) per LLaVA-Instruct-style conversation
+INSTRUCT_DIR = "LLaVA-Instruct-665K"
 VIDEO_BUCKET = "0_30_s_scale_v0_1"
 VIDEO_DIR = "scale_videos"
 WORDS = ("red", "blue", "green", "square", "circle", "triangle", "small", "large", "bright")
@@ -61,15 +64,18 @@ def video_bytes(index: int, frames: int = 8, size=(64, 48)) -> bytes:
 
 
 def split(total: int) -> dict[str, int]:
-    """Records per subset: 10% video (three per video), 10% text, the rest images 3:3:2."""
+    """Records per subset: 10% video (three per video), 10% text, 5% multi-turn, the rest
+    images 3:3:2."""
     videos = max(1, total // 10 // QUESTIONS_PER_VIDEO)
     texts = max(1, total // 10)
-    images = total - videos * QUESTIONS_PER_VIDEO - texts
+    multiturn = max(1, total // 20)
+    images = total - videos * QUESTIONS_PER_VIDEO - texts - multiturn
     laion = images * 3 // 8
     return {
         "laion": laion,
         "vflan": images - 2 * laion,
         "texts": texts,
+        "multiturn": multiturn,
         "videos": videos,
     }
 
@@ -86,6 +92,20 @@ def _conversation(question: str, kind: str, number: int) -> list[dict[str, str]]
         {"from": "human", "value": question},
         {"from": "gpt", "value": _answer(kind, number)},
     ]
+
+
+def _multiturn_records(count: int, new: int) -> list[dict]:
+    """LLaVA-Instruct-665K-style records: MULTITURN_TURNS questions about one image each."""
+    records = []
+    for number, record_id in enumerate(_ids("mt_", count, new)):
+        conversation = []
+        for turn in range(MULTITURN_TURNS):
+            image_tag = "<image>\n" if turn == 0 else ""
+            question = f"{image_tag}Question {turn + 1} about it (#{record_id})?"
+            conversation += _conversation(question, "image", number * MULTITURN_TURNS + turn)
+        path = f"coco/train2017/{number % IMAGE_POOL:012d}.jpg"
+        records.append({"id": record_id, "image": path, "conversations": conversation})
+    return records
 
 
 def _ids(prefix: str, count: int, new: int) -> list[str]:
@@ -141,6 +161,16 @@ def write_scale_dataset(root: Path, total: int, new: int = 0) -> dict[str, int]:
         for n, record_id in enumerate(_ids("text_", counts["texts"], extra["texts"]))
     ]
     _write_json(allava / "allava_text/Evol-Instruct-GPT4-Turbo-143K.json", texts)
+    coco = root / INSTRUCT_DIR / "coco" / "train2017"
+    coco.mkdir(parents=True, exist_ok=True)
+    for index in range(IMAGE_POOL):
+        path = coco / f"{index:012d}.jpg"
+        if not path.exists():
+            path.write_bytes(image_bytes(index + 2000))
+    _write_json(
+        root / INSTRUCT_DIR / "llava_v1_5_mix665k.json",
+        _multiturn_records(counts["multiturn"], extra["multiturn"]),
+    )
     _write_videos(root / "LLaVA-Video-178K" / VIDEO_BUCKET, counts["videos"], extra["videos"])
     written = {name: counts[name] + extra[name] for name in counts}
     written["laion"] *= 2  # caption and instruct share the images

@@ -72,8 +72,12 @@ def build(
             | "AttachKnownScores"
             >> AttachKnownScores(cache_dir, grouping(shuffle_dir and f"{shuffle_dir}/cache")),
         )
+    archives = any(files.archives for files in inputs.values())
     loaded = light | "LoadMedia" >> LoadMedia(
-        config, read["archive_videos"], grouping(shuffle_dir and f"{shuffle_dir}/media")
+        config,
+        read["archive_videos"] if archives else None,
+        grouping(shuffle_dir and f"{shuffle_dir}/media"),
+        grouping(shuffle_dir and f"{shuffle_dir}/archives"),
     )
     scored = loaded["samples"] | "ScoreSamples" >> ScoreSamples(config, processes, cache_dir)
     routed = tuple(scored["scored"]) | "RouteByScore" >> RouteByScore(
