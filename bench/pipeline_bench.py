@@ -95,8 +95,9 @@ def _tree_memory_mib(pid: int) -> tuple[float, float]:
         try:
             rss += _status_kib(f"/proc/{current}/status", "VmRSS:")
             pss += _status_kib(f"/proc/{current}/smaps_rollup", "Pss:")
-            with open(f"/proc/{current}/task/{current}/children") as children:
-                pending += [int(c) for c in children.read().split()]
+            # Children of every thread: a decoder pool may be started from a worker thread.
+            for children in Path(f"/proc/{current}/task").glob("*/children"):
+                pending += [int(c) for c in children.read_text().split()]
         except (FileNotFoundError, StopIteration, ProcessLookupError):
             continue
     return rss / 1024, pss / 1024

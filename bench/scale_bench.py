@@ -80,6 +80,8 @@ def one_size(tree: Path, work: Path, total: int, config: Path, beam_args: list[s
     write_scale_dataset(data, total)
     generated = time.perf_counter() - started
     first = clean(tree, config, data, work / "out", cache, beam_args)
+    # Said at once: a long size's first run is worth having even if its rerun is cut short.
+    print(json.dumps({total: {"first_run": first}}), flush=True)
     new = round(total * NEW_FRACTION)
     write_scale_dataset(data, total, new=new)
     rerun = clean(tree, config, data, work / "out", cache, beam_args)
