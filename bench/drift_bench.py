@@ -5,7 +5,7 @@
    PSI and flagged share against every other source's PSI.
 
 A source's PSI from sampling alone is about 9 * (1/n_before + 1/n_after), so the sample is
-generated `--scale` times its usual size (378 samples at 1; video sources get 30 * scale).
+generated `--scale` times its usual size (438 samples at 1; video sources get 30 * scale).
 
     python -m bench.drift_bench --scale 20 --out bench/results/drift.json
 """

@@ -8,7 +8,9 @@
 #   env.json               a. nvidia-smi, python/torch/transformers/beam versions, CUDA
 #   backends_cuda.json     b. ixc25, vlm-value-head, text-rm from tiny random checkpoints
 #                             (tests/tiny_models.py), loaded through models.registry, scored on
-#                             CPU fp32 and on CUDA fp32 and bf16 (dtype auto), batch 1 and all
+#                             CPU fp32 and on CUDA fp32 and bf16 (dtype auto), batch 1 and all;
+#                             scores and, for the value-head backends, turn scores (one sample
+#                             has three answers)
 #   gpu_reward_bench.json  c. python -m bench.gpu_reward_bench: packed vs padded through score()
 #                             for vlm-value-head (Qwen2.5-VL-7B shapes) and text-rm (Llama-3.1-8B
 #                             shapes), bf16, and torch's varlen kernel against the exact path
@@ -177,6 +179,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from models.base import Reward, score_of
 from models.registry import loader_for, preflight
 from tests.tiny_models import (build_tiny_clip, build_tiny_ixc, build_tiny_qwen_vl,
                                build_tiny_text_rm, write_test_font)
@@ -192,8 +195,11 @@ def encode(pixels, fmt):
     return buffer.getvalue()
 
 
-def chat(question, answer):
-    return [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
+def chat(question, answer, *more):
+    """A conversation: (question, answer), then any further question and answer pairs."""
+    pairs = [question, answer, *more]
+    return [{"from": "human" if i % 2 == 0 else "gpt", "value": text}
+            for i, text in enumerate(pairs)]
 
 
 def first_mp4(root):
@@ -229,6 +235,8 @@ def media_samples():
         Sample("two", "s", chat("<image>\n<image>\ncompare them", "the second is darker"),
                [c, d], decoded=[pc, pd]),
         Sample("text", "s", chat("say hi", "hello there friend")),
+        Sample("turns", "s", chat("<image>\nwhat is shown", "a red square", "is it small",
+                                  "yes", "what colour is it", "blue"), [a], decoded=[pa]),
     ]
     try:
         data, frames = first_mp4(sample_root)
@@ -242,7 +250,9 @@ def media_samples():
 def text_samples():
     pairs = [("say hi", "hello there friend"), ("what is red", "a colour"),
              ("describe the picture", "a cat sat on the mat and then it left"), ("yes?", "no")]
-    return [Sample(f"t{i}", "s", chat(q, a)) for i, (q, a) in enumerate(pairs)]
+    samples = [Sample(f"t{i}", "s", chat(q, a)) for i, (q, a) in enumerate(pairs)]
+    samples.append(Sample("turns", "s", chat(*[text for pair in pairs for text in pair])))
+    return samples
 
 
 def finite(values):
@@ -264,14 +274,22 @@ def run_config(name, options, samples):
             row["param_devices"] = sorted({str(p.device) for p in params})
         row["model_device"] = str(getattr(model, "device", "?"))
         started = time.perf_counter()
-        row["single"] = [model.score([s])[0] for s in samples]
+        single = [model.score([s])[0] for s in samples]
         row["single_seconds"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        row["batched"] = model.score(samples)
+        batched = model.score(samples)
         row["batched_seconds"] = round(time.perf_counter() - started, 3)
-        row["finite"] = finite(row["single"]) and finite(row["batched"])
+        # A Reward's score and turn scores (value-head backends), else the score alone.
+        for kind, results in (("single", single), ("batched", batched)):
+            row[kind] = [score_of(r) for r in results]
+            row[f"{kind}_turns"] = [
+                list(r.turn_scores) if isinstance(r, Reward) else None for r in results]
+        row["finite"] = finite(row["single"]) and finite(row["batched"]) and all(
+            finite(t) for t in row["single_turns"] + row["batched_turns"] if t is not None)
         row["single_vs_batched_max_abs"] = max(
             abs(x - y) for x, y in zip(row["single"], row["batched"], strict=True))
+        row["turns_single_vs_batched_max_abs"] = turn_difference(
+            row["single_turns"], row["batched_turns"])
         if torch.cuda.is_available():
             row["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         del model
@@ -284,11 +302,24 @@ def run_config(name, options, samples):
     return row
 
 
+def turn_difference(a, b):
+    """The largest difference between two lists of per-sample turn scores (None: no turn
+    scores at all; inf: one side has turn scores the other lacks)."""
+    if all(t is None for t in a + b):
+        return None
+    if [None if t is None else len(t) for t in a] != [None if t is None else len(t) for t in b]:
+        return math.inf
+    return max((abs(x - y) for s, o in zip(a, b) if s is not None for x, y in zip(s, o)),
+               default=0.0)
+
+
 def compare(reference, other):
     if "single" not in reference or "single" not in other:
         return None
-    return {kind: max(abs(x - y) for x, y in zip(reference[kind], other[kind], strict=True))
-            for kind in ("single", "batched")}
+    found = {kind: max(abs(x - y) for x, y in zip(reference[kind], other[kind], strict=True))
+             for kind in ("single", "batched")}
+    found["batched_turns"] = turn_difference(reference["batched_turns"], other["batched_turns"])
+    return found
 
 
 def builders():

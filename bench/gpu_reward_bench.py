@@ -15,9 +15,11 @@ events), peak memory; and the largest score difference between the modes (bf16: 
 
 `--tiny` (the CPU, fp32, seconds; a CI check, times are not checked): tiny Qwen2-VL, Qwen2.5-VL,
 Llama and Gemma-2 (sliding window, soft-capped logits) backends score micro-batches mixing
-text-only samples, 1-10-crop images, videos and two-image samples. Packed scores must equal
-one-at-a-time (padded) scores within 1e-4, and packed computed tokens / real tokens must be
-at most 1.02; the exit status says whether every backend did.
+text-only samples, 1-10-crop images, videos and two-image samples, single- and multi-turn
+(`random_value_head.with_turns`). Packed scores and turn scores must equal one-at-a-time
+(padded) ones within 1e-4, every turn score (packed and padded, read from the one forward
+pass) must equal its cut conversation scored alone within 1e-4, and packed computed tokens /
+real tokens must be at most 1.02; the exit status says whether every backend did.
 
     python -m bench.gpu_reward_bench                        # both backends, CUDA, bf16
     python -m bench.gpu_reward_bench --backends vlm-value-head --samples 64
@@ -37,7 +39,9 @@ import numpy as np
 import torch
 
 from bench.random_text_rm import build_text_backend, make_text_samples
-from bench.random_value_head import build_backend, make_mixed_samples, make_samples
+from bench.random_value_head import build_backend, make_mixed_samples, make_samples, with_turns
+from models.base import Reward, reward_values
+from models.chat import role_of
 from models.varlen_attention import packed_attention, use_attention
 from transforms.core.record import Sample
 
@@ -66,8 +70,8 @@ class Bench:
         attention = packed_attention(None, self.backend.device) if packed else None
         use_attention(self.backend.model, attention or self.padded_attention)
 
-    def run(self, packed: bool, handler_batch: int) -> tuple[dict, list[float]]:
-        """Scores through `score()` on handler batches, and what the forward passes did."""
+    def run(self, packed: bool, handler_batch: int) -> tuple[dict, list[float | Reward]]:
+        """Results of `score()` on handler batches, and what the forward passes did."""
         backend = self.backend
         self.use(packed)
         backend.score(self.samples[: min(4, len(self.samples))])  # warm-up (kernels, caches)
@@ -81,12 +85,25 @@ class Bench:
         seconds = time.perf_counter() - started
         return figures(backend.work.take(), len(self.samples), seconds, handler_batch), scores
 
-    def one_at_a_time(self) -> list[float]:
+    def one_at_a_time(self) -> list[float | Reward]:
         """The reference: each sample alone through the padded forward."""
         self.use(False)
         scores = [self.backend.score([sample])[0] for sample in self.samples]
         self.backend.work.take()
         return scores
+
+    def cuts_one_at_a_time(self) -> list[list[float]]:
+        """The turn scores' reference: for each sample, the conversation cut after each of its
+        answers, scored alone through the padded forward (one pass per cut)."""
+        self.use(False)
+        found = []
+        for sample in self.samples:
+            turns = sample.conversations
+            answers = [i for i, t in enumerate(turns) if role_of(t, sample.id) == "assistant"]
+            cuts = [sample.replace(conversations=turns[: i + 1]) for i in answers]
+            found.append([reward_values(self.backend.score([cut]))[0] for cut in cuts])
+        self.backend.work.take()
+        return found
 
 
 def figures(work, samples: int, seconds: float, handler_batch: int) -> dict:
@@ -111,8 +128,24 @@ def figures(work, samples: int, seconds: float, handler_batch: int) -> dict:
     }
 
 
-def largest_difference(a: list[float], b: list[float]) -> float:
+def largest_difference(a: list[float | Reward], b: list[float | Reward]) -> float:
+    """Over every score and turn score; infinite when one side lacks a turn score."""
+    a, b = reward_values(a), reward_values(b)
+    if len(a) != len(b):
+        return float("inf")
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+
+
+def turn_check(results: list[float | Reward], cuts: list[list[float]]) -> float:
+    """The largest difference between turn scores and their cuts scored alone; infinite when
+    a sample has no turn score for some answer."""
+    worst = 0.0
+    for result, reference in zip(results, cuts, strict=True):
+        turns = result.turn_scores if isinstance(result, Reward) else ()
+        if len(turns) != len(reference):
+            return float("inf")
+        worst = max([worst, *(abs(t - r) for t, r in zip(turns, reference, strict=True))])
+    return worst
 
 
 def build(label: str, tiny: bool, device: torch.device, dtype: torch.dtype, count: int) -> Bench:
@@ -120,10 +153,14 @@ def build(label: str, tiny: bool, device: torch.device, dtype: torch.dtype, coun
     if backend_name == "vlm-value-head":
         model_type = variant or "qwen2_5_vl"
         backend = build_backend(tiny, device, dtype, None, model_type=model_type)
-        samples = (make_mixed_samples if tiny else make_samples)(count, 0, 0.05 if tiny else 1.0)
+        if tiny:
+            samples = with_turns(make_mixed_samples(count, 0, 0.05), seed=0, max_answers=5)
+        else:
+            samples = make_samples(count, 0, 1.0)
     else:
         backend = build_text_backend(variant or "llama", tiny, device, dtype, None)
         samples = make_text_samples(count, 0, 0.02 if tiny else 1.0)
+        samples = with_turns(samples, seed=0, max_answers=1) if tiny else samples
     return Bench(label, backend, samples)
 
 
@@ -134,19 +171,26 @@ def budget(bench: Bench, requested: int | None, per_batch: int) -> int:
 
 
 def tiny_check(bench: Bench, args) -> dict:
-    """Parity and token efficiency on the CPU: packed micro-batches vs one at a time."""
+    """Parity and token efficiency on the CPU: packed micro-batches vs one at a time, and every
+    turn score vs its cut conversation scored alone."""
     bench.backend.max_batch_tokens = budget(bench, args.max_batch_tokens, 4)
     reference = bench.one_at_a_time()
+    cuts = bench.cuts_one_at_a_time()
     padded, padded_scores = bench.run(False, args.handler_batch)
     packed, packed_scores = bench.run(True, args.handler_batch)
     parity = largest_difference(packed_scores, reference)
+    turn_parity = max(turn_check(packed_scores, cuts), turn_check(padded_scores, cuts))
     result = {
         "max_batch_tokens": bench.backend.max_batch_tokens,
         "padded": padded,
         "packed": packed,
+        "multi_turn_samples": sum(len(c) > 1 for c in cuts),
+        "turn_scores": sum(len(c) for c in cuts),
         "packed_vs_one_at_a_time_max_abs_diff": parity,
         "padded_vs_one_at_a_time_max_abs_diff": largest_difference(padded_scores, reference),
-        "parity_ok": parity <= PARITY_ATOL,
+        "packed_turns_vs_cuts_alone_max_abs_diff": turn_check(packed_scores, cuts),
+        "padded_turns_vs_cuts_alone_max_abs_diff": turn_check(padded_scores, cuts),
+        "parity_ok": parity <= PARITY_ATOL and turn_parity <= PARITY_ATOL,
         "efficiency_ok": packed["computed_over_real"] <= MAX_COMPUTED_OVER_REAL,
         "note": "CPU figures: parity and tokens are the check; times are not",
     }
@@ -166,6 +210,7 @@ def gpu_measure(bench: Bench, args) -> dict:
         "packed": packed,
         "packed_speedup": round(packed["samples_per_s"] / padded["samples_per_s"], 3),
         "packed_vs_padded_max_abs_diff": largest_difference(packed_scores, padded_scores),
+        "turn_scores": sum(len(getattr(r, "turn_scores", ())) for r in packed_scores),
         "packed_attention": packed_attention(None, device),
     }
     if device.type == "cuda":

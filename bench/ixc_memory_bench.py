@@ -12,7 +12,7 @@ each dtype, and records the peak RSS of the whole process tree (Beam, decoders i
 Those settings make a batch's cost 16 x its longest sample, so by default the input is the
 heaviest batch the sample can form: its 16 samples with the most tokens (LLaVA-Video clips),
 in the sample's layout, in one manifest so that they are scored as one batch. `--whole` runs
-the whole sample instead (378 samples: hours on two CPU cores).
+the whole sample instead (438 samples: hours on two CPU cores).
 
     python -m bench.ixc_memory_bench [--work DIR] [--dtypes fp32,bf16] [--whole]
 

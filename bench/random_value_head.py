@@ -224,3 +224,25 @@ def make_mixed_samples(count: int, seed: int, scale: float) -> list[Sample]:
         ]
         samples.append(Sample(f"mixed-{i}", "bench", conversation, refs, decoded=pixels))
     return samples
+
+
+def with_turns(samples: list[Sample], seed: int, max_answers: int = 6) -> list[Sample]:
+    """The same samples (media and conversation kept) with 1 to `max_answers` - 1 more
+    exchanges after theirs, but one in five left as it was; every third opens with a system
+    message, and every seventh ends with a question nobody answered (its score is then read
+    after that question, its last turn score before it)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, sample in enumerate(samples):
+        extra = int(rng.integers(1, max_answers)) if i % 5 and max_answers > 1 else 0
+        conversation = list(sample.conversations)
+        for _ in range(extra):
+            question = " ".join(rng.choice(WORDS, int(rng.integers(2, 8))))
+            answer = " ".join(rng.choice(WORDS, int(rng.integers(1, 16))))
+            conversation += [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
+        if i % 3 == 2:
+            conversation.insert(0, {"from": "system", "value": "answer about the media only"})
+        if i % 7 == 6:
+            conversation.append({"from": "human", "value": "and what else"})
+        out.append(sample.replace(id=f"{sample.id}-turns", conversations=conversation))
+    return out

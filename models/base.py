@@ -44,6 +44,21 @@ class Reward:
     turn_scores: tuple[float, ...]
 
 
+def score_of(result: float | Reward) -> float:
+    """A sample's score from what `score()` returned for it."""
+    return result.score if isinstance(result, Reward) else float(result)
+
+
+def reward_values(results: Sequence[float | Reward]) -> list[float]:
+    """Every number `score()` returned, flat: each sample's score, then its turn scores (to
+    compare two ways of scoring the same samples: a turn score missing on one side shows)."""
+    values: list[float] = []
+    for result in results:
+        values.append(score_of(result))
+        values.extend(result.turn_scores if isinstance(result, Reward) else ())
+    return values
+
+
 class RewardModel(Protocol):
     name: str
 

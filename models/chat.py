@@ -85,3 +85,28 @@ def to_multimodal_chat(sample: Sample) -> list[dict[str, Any]]:
 def text_length(sample: Sample) -> int:
     """Characters of conversation text the model will read (placeholders excluded)."""
     return sum(len(strip_placeholders(str(t.get("value", "")))) for t in sample.conversations)
+
+
+def assistant_turn_cuts(sample: Sample) -> list[Sample]:
+    """The conversation cut after each of its assistant turns, in order: what a reward model
+    that reads one reward at the end scores to give each turn its own score.
+
+    The last cut is `sample` itself when the conversation ends with an answer. Where the text's
+    `<image>`/`<video>` placeholders place several media, a cut keeps the media its own
+    placeholders name (a cut is then what the dataset would hold had it ended there); otherwise
+    every cut keeps all the media, which the model puts first.
+    """
+    answers = [i for i, t in enumerate(sample.conversations) if t.get("from") in ASSISTANT_ROLES]
+    placed = len(sample.media) > 1 and placeholder_count(sample) == len(sample.media)
+    cuts = []
+    for end in (i + 1 for i in answers):
+        if end == len(sample.conversations):
+            cuts.append(sample)
+            continue
+        cut = sample.replace(conversations=sample.conversations[:end])
+        if placed:
+            kept = placeholder_count(cut)
+            decoded = sample.decoded[:kept] if sample.decoded is not None else None
+            cut = cut.replace(media=sample.media[:kept], decoded=decoded)
+        cuts.append(cut)
+    return cuts

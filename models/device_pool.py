@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from models.base import RewardModel, ScoreOutcome, score_isolating_failures
+from models.base import Reward, RewardModel, ScoreOutcome, score_isolating_failures
 from models.work import ModelWork
 from transforms.core.record import Sample
 
@@ -145,7 +145,7 @@ class DevicePool:
         begin = getattr(copy, "head_start", None)
         return begin(batch) if begin is not None else None
 
-    def score(self, samples: Sequence[Sample]) -> list[float]:
+    def score(self, samples: Sequence[Sample]) -> list[float | Reward]:
         """The `RewardModel` contract on whichever copy is free (raises if the batch fails)."""
         device = self._free.get()
         try:

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from models.chat import assistant_turn_cuts
 from models.ixc25_checks import check_packages, check_tensor_names
 from models.ixc25_inputs import (
     IMAGE_HERE,
@@ -54,6 +55,7 @@ from models.loading import (
 from models.micro_batches import MicroBatchedModel
 from models.spec import BackendSpec
 from models.tokens import IXC_VIDEO_TOKENS, IxcTokenEstimator, ixc_media_tokens
+from models.work import WorkMeter
 from transforms.core.record import Sample
 
 # The model is given this many tokens more than the limit enforced here, so that its own
@@ -89,6 +91,9 @@ DEFAULTS: dict[str, Any] = {
     # batched: inputs built ahead from the decoded media, one vision pass and one forward per
     # micro-batch (`ixc25_batched.py`); upstream: the checkpoint's own get_scores.
     "engine": "batched",
+    # Score every assistant turn: the model reads one reward token at the end, so each
+    # conversation is also scored cut after each of its answers (more forward work: README).
+    "per_turn": False,
 }
 ENGINES = ("batched", "upstream")
 
@@ -145,6 +150,11 @@ class Ixc25RewardModel(MicroBatchedModel):
         self.tmp_dir = options["tmp_dir"]
         self.video_tokens = int(options["video_tokens"])
         self.estimate_tokens = IxcTokenEstimator(self.hd_num, self.video_tokens)
+        self.per_turn = bool(options["per_turn"])
+        self.work = WorkMeter()
+
+    def _turn_cuts(self, sample: Sample) -> list[Sample] | None:
+        return assistant_turn_cuts(sample) if self.per_turn else None
 
     def sample_tokens(self, sample: Sample) -> int:
         """Exact: the prompt's pieces between media tokenized as the model does, plus media."""
@@ -178,6 +188,8 @@ class Ixc25RewardModel(MicroBatchedModel):
                 )
         finally:
             shutil.rmtree(call_dir, ignore_errors=True)
+        lengths = [self.sample_tokens(sample) for sample in samples]
+        self.work.record(sum(lengths), max(lengths) * len(lengths))  # get_scores pads right
         return normalise_scores(raw, len(samples))
 
     def _autocast(self):
@@ -203,6 +215,9 @@ def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None
     for key in ("hd_num", "max_length", "video_tokens", "forward_tokens"):
         if not isinstance(options[key], int) or options[key] < 1:
             raise ModelConfigError(f"ixc25: {key} must be a positive integer, got {options[key]!r}")
+    if not isinstance(options["per_turn"], bool):
+        given = options["per_turn"]
+        raise ModelConfigError(f"ixc25: per_turn must be true or false, got {given!r}")
     for key, allowed in (("engine", ENGINES), ("attention", ATTENTIONS)):
         if options[key] not in allowed:
             raise ModelConfigError(

@@ -130,6 +130,7 @@ class Ixc25BatchedModel(Ixc25RewardModel):
             im_mask = torch.cat(
                 [torch.cat([m, m.new_zeros(1, longest - m.shape[1])], dim=1) for m in marks]
             )
+            self.work.record(int(lengths.sum()), longest * len(rows))
             attention_mask = torch.arange(longest, device=device)[None] < lengths[:, None]
             outputs = model(
                 inputs_embeds=embeds,

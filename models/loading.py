@@ -128,12 +128,6 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return DTYPES[dtype]
 
 
-def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Index of each row's last non-padding token; right for left and right padding alike."""
-    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
-    return (positions * attention_mask.to(positions.dtype)).argmax(dim=1)
-
-
 def padded_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     """0, 1, 2, ... over real tokens only, so left padding does not shift a sample's positions."""
     return (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)

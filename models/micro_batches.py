@@ -16,7 +16,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from models.base import SampleTooLong
+from models.base import Reward, SampleTooLong
 from transforms.core.record import Sample
 
 _PREPARER_LOCK = threading.Lock()
@@ -59,12 +59,12 @@ def score_in_micro_batches(
     samples: Sequence[Sample],
     costs: Sequence[int],
     prepare: Callable[[list[Sample]], Any],
-    forward: Callable[[Any], list[float]],
+    forward: Callable[[Any], list[float | Reward]],
     max_tokens: int | None,
     max_size: int | None = None,
     ahead: Executor | None = None,
     packed: bool = False,
-) -> list[float]:
+) -> list[float | Reward]:
     """Run `forward(prepare(group))` on token-budget groups; return scores in input order."""
     groups = micro_batches(costs, max_tokens, max_size, packed)
     return score_groups(samples, groups, prepare, forward, ahead)
@@ -74,18 +74,18 @@ def score_groups(
     samples: Sequence[Sample],
     groups: list[list[int]],
     prepare: Callable[[list[Sample]], Any],
-    forward: Callable[[Any], list[float]],
+    forward: Callable[[Any], list[float | Reward]],
     ahead: Executor | None = None,
     first: Any = None,
-) -> list[float]:
-    """Run `forward(prepare(group))` on each group; return scores in input order.
+) -> list[float | Reward]:
+    """Run `forward(prepare(group))` on each group; return scores (or `Reward`s) in input order.
 
     `first`: the first group's inputs, already prepared. With `ahead` (an executor of one
     thread), each next group's inputs are prepared while the current group's forward pass
     runs, so the device does not wait for the CPU work of building inputs (resizing, patching,
     tokenizing).
     """
-    scores: list[float | None] = [None] * len(samples)
+    scores: list[float | Reward | None] = [None] * len(samples)
 
     def inputs_of(group: list[int]) -> Any:
         return prepare([samples[i] for i in group])
@@ -105,7 +105,7 @@ def score_groups(
             if len(group_scores) != len(group):
                 raise RuntimeError(f"backend returned {len(group_scores)} scores for {len(group)}")
             for index, value in zip(group, group_scores, strict=True):
-                scores[index] = float(value)
+                scores[index] = value if isinstance(value, Reward) else float(value)
     finally:
         if pending is not None:
             # A failed forward leaves the next group in preparation: let it finish, so the
@@ -131,20 +131,24 @@ def refuse_too_long(samples: Sequence[Sample], counts: Sequence[int], max_length
 
 @dataclass(frozen=True)
 class ScoringPlan:
-    """A handler batch ready to score: its micro-batches and the first one's inputs."""
+    """A handler batch ready to score: what is scored (the samples, or with per-turn cuts the
+    cuts and the samples), its micro-batches and the first one's inputs. `turns`, with cuts:
+    per sample, (where its scores start, how many are turn scores, how many in all; the last
+    is the sample's own)."""
 
     samples: list[Sample]
     groups: list[list[int]]
     first: Any
+    turns: list[tuple[int, int, int]] | None = None
 
 
 class MicroBatchedModel:
     """Mixin for backends: `score` splits the handler's batch into token-budget micro-batches.
 
     Subclasses set `estimate_tokens`, `max_batch_tokens`, `max_batch_size` and implement
-    `_forward(inputs) -> list[float]` (one forward pass) over what `_prepare(samples)` builds
-    (by default the samples themselves); `packed` backends budget micro-batches by their total
-    tokens rather than their padded size. With `prepare_ahead`, everything that builds inputs
+    `_forward(inputs) -> list[float | Reward]` (one forward pass) over what `_prepare(samples)`
+    builds (by default the samples themselves); `packed` backends budget micro-batches by their
+    total tokens rather than their padded size. With `prepare_ahead`, everything that builds inputs
     (token counts included: it may tokenize) runs on one helper thread per model copy, each
     micro-batch while the previous one runs, and `head_start` lets the device pool start a
     batch's first micro-batch before a copy is free for it. A backend whose model reads at
@@ -163,7 +167,13 @@ class MicroBatchedModel:
     def _prepare(self, samples: list[Sample]) -> Any:
         return samples
 
-    def score(self, samples: Sequence[Sample]) -> list[float]:
+    def _turn_cuts(self, sample: Sample) -> list[Sample] | None:
+        """The cuts scored beside `sample` to give each assistant turn a score (see
+        `chat.assistant_turn_cuts`), or None: a backend that reads one reward at the end
+        scores per turn only this way, and only when asked to (it costs forward work)."""
+        return None
+
+    def score(self, samples: Sequence[Sample]) -> list[float | Reward]:
         return self.finish(self.begin(samples))
 
     def begin(self, samples: Sequence[Sample]) -> Future:
@@ -185,10 +195,10 @@ class MicroBatchedModel:
         pass). Its inputs are on the CPU: any copy of the model can `finish` it."""
         return self.begin(samples) if self.prepare_ahead else None
 
-    def finish(self, started: Future) -> list[float]:
+    def finish(self, started: Future) -> list[float | Reward]:
         """Score what `begin` started (on this copy: its device, its helper thread)."""
         plan: ScoringPlan = started.result()
-        return score_groups(
+        values = score_groups(
             plan.samples,
             plan.groups,
             self._prepare,
@@ -196,14 +206,32 @@ class MicroBatchedModel:
             self._preparer() if self.prepare_ahead else None,
             first=plan.first,
         )
+        if plan.turns is None:
+            return values
+        return [
+            Reward(values[start + scored - 1], tuple(values[start : start + turns]))
+            for start, turns, scored in plan.turns
+        ]
 
     def _plan(self, samples: list[Sample]) -> ScoringPlan:
-        counts = [self.sample_tokens(sample) for sample in samples]
+        scored, turns = samples, None
+        cuts = [self._turn_cuts(sample) for sample in samples]
+        if any(c is not None for c in cuts):
+            # Every cut is one more sample to the micro-batches: sorted by length with the
+            # rest, so a conversation's cuts share forward passes with other samples.
+            scored, turns = [], []
+            for sample, sample_cuts in zip(samples, cuts, strict=True):
+                sample_cuts = sample_cuts or []
+                ends_with_answer = bool(sample_cuts) and sample_cuts[-1] is sample
+                extra = [] if ends_with_answer else [sample]
+                turns.append((len(scored), len(sample_cuts), len(sample_cuts) + len(extra)))
+                scored.extend([*sample_cuts, *extra])
+        counts = [self.sample_tokens(sample) for sample in scored]
         if self.max_length is not None:
-            refuse_too_long(samples, counts, self.max_length)
+            refuse_too_long(scored, counts, self.max_length)
         groups = micro_batches(counts, self.max_batch_tokens, self.max_batch_size, self.packed)
-        first = self._prepare([samples[i] for i in groups[0]]) if groups else None
-        return ScoringPlan(samples, groups, first)
+        first = self._prepare([scored[i] for i in groups[0]]) if groups else None
+        return ScoringPlan(scored, groups, first, turns)
 
     def _preparer(self) -> Executor:
         # One per model copy, made on first use: copies are loaded inside workers, never

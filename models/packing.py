@@ -3,8 +3,9 @@
 Each sample keeps the positions it would have alone (0, 1, 2, ... restarting at its first
 token), attention never crosses from one sample into another (`varlen_attention.py`, or
 transformers' own packed-sequence masks, which it derives from those restarting positions), and
-each sample's value is read at its own positions (`value_positions`). No position is padding, so
-the language model computes exactly the tokens the samples have.
+each sample's values are read at its own tokens (`value_reads.py`: its last token, and the end
+of each assistant turn where those are known). No position is padding, so the language model
+computes exactly the tokens the samples have.
 """
 
 from __future__ import annotations
@@ -15,14 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-
-def value_positions(bounds: Sequence[int]) -> list[int]:
-    """Where each packed sample's value is read, as indices into the packed row: its last token.
-
-    `bounds` are the cumulative sample boundaries [0, end of sample 1, ..., end of the row]. The
-    one place that decides where a value is read (reading a value per assistant turn would
-    return several positions per sample here)."""
-    return [end - 1 for end in bounds[1:]]
+from models.value_reads import ValueReads
 
 
 @dataclass(frozen=True)
@@ -34,6 +28,7 @@ class PackedRow:
     bounds: torch.Tensor  # int32 (samples + 1,): cumulative sample boundaries
     longest: int  # the longest sample's length
     read_at: torch.Tensor  # long: indices into the row where the values are read
+    reads: ValueReads  # which of those values are whose score and turn scores
 
     @property
     def tokens(self) -> int:
@@ -46,6 +41,7 @@ class PackedRow:
             self.bounds.to(device),
             self.longest,
             self.read_at.to(device),
+            self.reads,
         )
 
     def attention_kwargs(self) -> dict:
@@ -59,18 +55,25 @@ class PackedRow:
         }
 
 
-def pack(sequences: Sequence[Sequence[int]]) -> PackedRow:
-    """Token id lists -> one packed row; every sequence must have at least one token."""
+def pack(
+    sequences: Sequence[Sequence[int]], turn_ends: Sequence[Sequence[int] | None] | None = None
+) -> PackedRow:
+    """Token id lists -> one packed row; every sequence must have at least one token.
+
+    `turn_ends[i]`: the offsets in sequence i where its assistant turns end (`turn_ends.py`),
+    or None: its value is read at its last token only."""
     lengths = [len(sequence) for sequence in sequences]
     if not lengths or min(lengths) < 1:
         raise ValueError("packing needs at least one sequence, none of them empty")
     bounds = [0, *itertools.accumulate(lengths)]
     ids = torch.tensor([token for sequence in sequences for token in sequence], dtype=torch.long)
     positions = torch.cat([torch.arange(length) for length in lengths])
+    reads = ValueReads.of(lengths, turn_ends)
     return PackedRow(
         input_ids=ids.unsqueeze(0),
         positions=positions.unsqueeze(0),
         bounds=torch.tensor(bounds, dtype=torch.int32),
         longest=max(lengths),
-        read_at=torch.tensor(value_positions(bounds), dtype=torch.long),
+        read_at=torch.tensor(reads.packed(bounds), dtype=torch.long),
+        reads=reads,
     )

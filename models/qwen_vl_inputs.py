@@ -12,10 +12,16 @@ Two layouts of the same tokens:
 - `packed`: one row for the whole micro-batch (`packing.py`), each sample's multimodal rope
   positions computed alone by the model's own `get_rope_index` and laid end to end, and every
   image's and video's patches in one tensor for a single vision-tower pass.
+
+Both say where each sample's values are read (`value_reads.py`): its last token, and the end of
+each assistant turn (`turn_ends.py`). Turn ends are found on the chat text before its media
+placeholders are expanded (a cut and the whole hold the same media, so comparing them costs no
+media tokens), then moved past each placeholder's expansion.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +32,8 @@ import torch
 from models.chat import to_multimodal_chat
 from models.packing import PackedRow, pack
 from models.tokens import qwen_resized
+from models.turn_ends import TurnEnds
+from models.value_reads import ValueReads
 from transforms.core.record import IMAGE, Sample
 
 IMAGE_PAD, VIDEO_PAD = "<|image_pad|>", "<|video_pad|>"
@@ -88,6 +96,14 @@ class PackedQwenInputs:
         return torch.cat([self.row.positions.unsqueeze(0), self.rope_positions])
 
 
+@dataclass(frozen=True)
+class PaddedQwenInputs:
+    """One micro-batch as the model's own forward takes it, and where its values are read."""
+
+    batch: dict[str, torch.Tensor]
+    reads: ValueReads
+
+
 class QwenVlInputs:
     """Chat text, media patches and token ids for a list of samples (CPU tensors only)."""
 
@@ -118,14 +134,17 @@ class QwenVlInputs:
         self.image_token_id = config.image_token_id
         self.video_token_id = config.video_token_id
         self.is_qwen25 = config.model_type.startswith("qwen2_5")
+        self.turn_ends = TurnEnds("vlm-value-head", self.render, self.token_ids)
 
     # -- the two layouts ------------------------------------------------------------------
-    def padded(self, samples: list[Sample], padding_side: str) -> dict[str, torch.Tensor]:
+    def padded(self, samples: list[Sample], padding_side: str) -> PaddedQwenInputs:
         """Token ids with media placeholders expanded, pixels, grids and mask, as the model's
-        forward takes them."""
+        forward takes them, and where each sample's values are read."""
         media = self.media(samples)
+        rendered = [self.render(sample) for sample in samples]
+        texts = self.expand(rendered, media)
         encoded = self.tokenizer(
-            self.texts(samples, media),
+            texts,
             padding=True,
             padding_side=padding_side,
             add_special_tokens=False,
@@ -147,13 +166,17 @@ class QwenVlInputs:
                 batch["second_per_grid_ts"] = torch.full(
                     (len(media.video_tokens),), media.video_seconds_per_grid, dtype=torch.float
                 )
-        return batch
+        mask = encoded["attention_mask"].bool()
+        ids = [row[real].tolist() for row, real in zip(input_ids, mask, strict=True)]
+        turn_ends = self.sample_turn_ends(samples, rendered, media, ids)
+        return PaddedQwenInputs(batch, ValueReads.of([len(i) for i in ids], turn_ends))
 
     def packed(self, samples: list[Sample]) -> PackedQwenInputs:
         """The micro-batch as one row; each sample's rope positions as if it were alone."""
         media = self.media(samples)
-        ids = self.tokenizer(self.texts(samples, media), add_special_tokens=False)["input_ids"]
-        row = pack(ids)
+        rendered = [self.render(sample) for sample in samples]
+        ids = self.token_ids(self.expand(rendered, media))
+        row = pack(ids, self.sample_turn_ends(samples, rendered, media, ids))
         grids = media.grid_thw if media.grid_thw is not None else torch.zeros(0, 3)
         images, videos = iter(grids[: media.images]), iter(grids[media.images :])
         positions = []
@@ -177,17 +200,59 @@ class QwenVlInputs:
         return PackedQwenInputs(row, torch.cat(positions, dim=2), media)
 
     # -- pieces -----------------------------------------------------------------------------
+    def render(self, sample: Sample) -> str:
+        """The sample's chat text, one placeholder token per image or video."""
+        return self.tokenizer.apply_chat_template(
+            to_multimodal_chat(sample), chat_template=self.chat_template, tokenize=False
+        )
+
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+    def expand(self, rendered: list[str], media: Media) -> list[str]:
+        """Chat texts with every media placeholder expanded to its token count."""
+        texts = expand_placeholders(rendered, IMAGE_PAD, media.image_tokens)
+        return expand_placeholders(texts, VIDEO_PAD, media.video_tokens)
+
     def texts(self, samples: list[Sample], media: Media) -> list[str]:
         """Each sample's chat text with every media placeholder expanded to its token count."""
-        texts = []
-        for sample in samples:
-            texts.append(
-                self.tokenizer.apply_chat_template(
-                    to_multimodal_chat(sample), chat_template=self.chat_template, tokenize=False
+        return self.expand([self.render(sample) for sample in samples], media)
+
+    def sample_turn_ends(
+        self, samples: list[Sample], rendered: list[str], media: Media, ids: list[list[int]]
+    ) -> list[tuple[int, ...] | None]:
+        """Each sample's turn ends as offsets into `ids` (its expanded tokens), or None."""
+        if self.turn_ends.unavailable:
+            return [None] * len(samples)
+        image_tokens, video_tokens = iter(media.image_tokens), iter(media.video_tokens)
+        shorts, expanded_ends = [], []
+        for sample, short, full in zip(samples, self.token_ids(rendered), ids, strict=True):
+            # What each token of the short (unexpanded) text becomes in the expanded one.
+            short_ids = np.asarray(short, dtype=np.int64)
+            widths = np.ones(len(short), dtype=np.int64)
+            for token, counts in (
+                (self.image_token_id, image_tokens),
+                (self.video_token_id, video_tokens),
+            ):
+                slots = np.flatnonzero(short_ids == token)
+                widths[slots] = list(itertools.islice(counts, len(slots)))
+            if not np.array_equal(np.repeat(short_ids, widths), np.asarray(full)):
+                self.turn_ends.skip(
+                    sample,
+                    "expansion",
+                    "its expanded media placeholders did not tokenize as the placeholders "
+                    "repeated, so turn ends found before expanding cannot be moved across",
                 )
-            )
-        texts = expand_placeholders(texts, IMAGE_PAD, media.image_tokens)
-        return expand_placeholders(texts, VIDEO_PAD, media.video_tokens)
+                short, widths = None, None
+            shorts.append(short)
+            expanded_ends.append(None if widths is None else np.cumsum(widths) - 1)
+        checked = [i for i, short in enumerate(shorts) if short is not None]
+        short_ends = self.turn_ends.of([samples[i] for i in checked], [shorts[i] for i in checked])
+        found: list[tuple[int, ...] | None] = [None] * len(samples)
+        for i, ends in zip(checked, short_ends, strict=True):
+            # expanded_ends[i][e]: the last expanded token of short token e.
+            found[i] = None if ends is None else tuple(int(expanded_ends[i][e]) for e in ends)
+        return found
 
     def media(self, samples: list[Sample]) -> Media:
         """Every image's then every video's patches, in sample and placeholder order."""

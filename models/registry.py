@@ -114,6 +114,11 @@ def weights_fingerprint(name: str, options: Options | None = None) -> str | None
     return spec.fingerprint(spec.options(options)) if spec.fingerprint else None
 
 
+def results_held(name: str) -> str | None:
+    """What the backend's results hold beyond a score per sample (`BackendSpec.holds`)."""
+    return spec_for(name).holds
+
+
 @dataclass(frozen=True)
 class CopyLoader:
     """Builds backend `name` on one device, its `device` option set to it (picklable).

@@ -46,7 +46,10 @@ class BackendSpec:
     `check(options, workers_here)` raises `ModelConfigError` for options that cannot work
     (files, opt-ins, devices), where `workers_here` says the files are on this machine.
     `run_options` names the options the run's config sets (see RUN_OPTION_SOURCES);
-    `fingerprint(options)` identifies the weights for the score cache.
+    `fingerprint(options)` identifies the weights for the score cache. `holds` names what the
+    backend's results hold beyond a score per sample since they first did (e.g. "turn
+    scores"): part of the score cache's identity, so a cache written before then is not reused
+    for results it lacks.
     """
 
     name: str
@@ -58,6 +61,7 @@ class BackendSpec:
     # A cheap identity of the weights `options` load (None: unknown), so the score cache of a
     # retrained or re-downloaded model is a new one rather than the old scores.
     fingerprint: Callable[[Options], str | None] | None = None
+    holds: str | None = None
 
     def __post_init__(self):
         unknown = sorted(set(self.run_options) - set(RUN_OPTION_SOURCES))

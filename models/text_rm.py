@@ -1,14 +1,17 @@
 """Text-only reward models loaded as `AutoModelForSequenceClassification` (e.g. for ALLaVA's
-text subset): the tokenizer's chat template, score = logit 0 at each sample's last token.
+text subset): the tokenizer's chat template, score = logit 0 at each sample's last token, and
+a turn score per assistant turn = logit 0 at the token where the template ends that turn
+(`turn_ends.py`, `value_reads.py`), from the same forward pass.
 
 Packed (the default, `packing: true`): each micro-batch is one row without padding
 (`packing.py`), positions restarting at every sample and attention never crossing from one
 sample into another (`varlen_attention.py`, which keeps the model's own sliding windows and
-logit soft-capping); the score head runs on each sample's last token. `packing: false` runs one
-padded forward per micro-batch, the logit read at the last token the attention mask marks real
+logit soft-capping); the score head runs on the tokens read. `packing: false` runs one padded
+forward per micro-batch, the tokens counted from the first one the attention mask marks real
 (computed here rather than by the model's pad-id search, which mis-fires when the pad token
 doubles as the end-of-turn token: many tokenizers set pad = eos). A model whose score head is
-not a plain linear layer on its base model is always run padded, pooled by the model itself.
+not a plain linear layer on its base model is always run padded, pooled by the model itself at
+the last token only: it gives scores, no turn scores.
 
 Conversations longer than `max_length` tokens are refused (`score/too_long`), not cut: cutting
 drops the end of the response, which is what the score is about.
@@ -16,17 +19,19 @@ drops the end of the response, which is what the score is about.
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from models.base import Reward
 from models.chat import to_chat
 from models.loading import (
     ModelConfigError,
     check_device,
     checkpoint_fingerprint,
-    last_token_index,
     looks_like_hub_name,
     padded_position_ids,
     resolve_device,
@@ -37,10 +42,13 @@ from models.micro_batches import MicroBatchedModel
 from models.packing import PackedRow, pack
 from models.spec import BackendSpec
 from models.tokens import TextTokenEstimator
+from models.turn_ends import TurnEnds
+from models.value_reads import ValueReads
 from models.varlen_attention import packed_attention, use_attention
 from models.work import WorkMeter, timed_forward
 from transforms.core.record import Sample
 
+_log = logging.getLogger(__name__)
 FALLBACK_MAX_LENGTH = 4096
 
 DEFAULTS: dict[str, Any] = {
@@ -56,6 +64,14 @@ DEFAULTS: dict[str, Any] = {
     # attention; padded, what transformers picks for the model (Gemma-2: eager).
     "attn_implementation": None,
 }
+
+
+@dataclass(frozen=True)
+class PaddedText:
+    """A padded micro-batch: the tokenizer's padded encoding and where its values are read."""
+
+    encoded: Any  # BatchEncoding: input_ids, attention_mask
+    reads: ValueReads
 
 
 class TextRewardModel(MicroBatchedModel):
@@ -88,6 +104,16 @@ class TextRewardModel(MicroBatchedModel):
         self._head = head if isinstance(head, torch.nn.Linear) and base is not model else None
         self._base = base if self._head is not None else None
         self.packed = bool(options["packing"]) and self._head is not None
+        self.turn_ends = None
+        if self._head is not None:
+            self.turn_ends = TurnEnds("text-rm", self._text, self._token_ids)
+        else:
+            _log.warning(
+                "text-rm: the score head of %s is not a linear layer on its base model's hidden "
+                "states, so the model pools it itself, at the last token only: scores, no turn "
+                "scores",
+                type(model).__name__,
+            )
 
     def _text(self, sample: Sample) -> str:
         if not sample.is_text_only:
@@ -97,29 +123,37 @@ class TextRewardModel(MicroBatchedModel):
             )
         return self.tokenizer.apply_chat_template(to_chat(sample), tokenize=False)
 
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of chat texts, as the forward pass tokenizes them."""
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+
     def sample_tokens(self, sample: Sample) -> int:
         """Exact: the chat template's output as the forward pass tokenizes it."""
-        encoded = self.tokenizer(self._text(sample), add_special_tokens=False)
-        return len(encoded["input_ids"])
+        return len(self._token_ids([self._text(sample)])[0])
 
     def _prepare(self, samples: list[Sample]) -> Any:
         texts = [self._text(sample) for sample in samples]
+        ids = self._token_ids(texts)
+        turn_ends = None
+        if self.turn_ends is not None:
+            turn_ends = self.turn_ends.of(samples, ids)
         if self.packed:
-            return pack(self.tokenizer(texts, add_special_tokens=False)["input_ids"])
-        return self.tokenizer(
+            return pack(ids, turn_ends)
+        encoded = self.tokenizer(
             texts,
             padding=True,
             padding_side=self.padding_side,
             add_special_tokens=False,
             return_tensors="pt",
         )
+        return PaddedText(encoded, ValueReads.of([len(i) for i in ids], turn_ends))
 
-    def _forward(self, inputs: Any) -> list[float]:
+    def _forward(self, inputs: Any) -> list[float | Reward]:
         if isinstance(inputs, PackedRow):
             return self._forward_packed(inputs.to(self.device))
-        return self._forward_padded(inputs.to(self.device))
+        return self._forward_padded(inputs)
 
-    def _forward_packed(self, row: PackedRow) -> list[float]:
+    def _forward_packed(self, row: PackedRow) -> list[float | Reward]:
         with torch.inference_mode(), timed_forward(self.device) as times:
             hidden = self._base(
                 input_ids=row.input_ids,
@@ -130,9 +164,11 @@ class TextRewardModel(MicroBatchedModel):
             ).last_hidden_state
             logits = self._head(hidden[0, row.read_at]).float().cpu()
         self.work.record(row.tokens, row.tokens, None, times.language_seconds)
-        return logits[:, 0].tolist()
+        return row.reads.rewards(logits[:, 0].tolist())
 
-    def _forward_padded(self, encoded: Any) -> list[float]:
+    def _forward_padded(self, inputs: PaddedText) -> list[float | Reward]:
+        rows, columns = inputs.reads.padded(inputs.encoded["attention_mask"])
+        encoded = inputs.encoded.to(self.device)
         input_ids, mask = encoded["input_ids"], encoded["attention_mask"]
         positions = padded_position_ids(mask)
         with torch.inference_mode(), timed_forward(self.device) as times:
@@ -143,15 +179,15 @@ class TextRewardModel(MicroBatchedModel):
                     position_ids=positions,
                     use_cache=False,
                 ).last_hidden_state
-                rows = torch.arange(hidden.shape[0], device=hidden.device)
-                logits = self._head(hidden[rows, last_token_index(mask)])
+                logits = self._head(hidden[rows.to(self.device), columns.to(self.device)])
+                values = inputs.reads.rewards(logits.float().cpu()[:, 0].tolist())
             else:  # architectures with their own head layout: trust the model's pooling
                 logits = self.model(
                     input_ids=input_ids, attention_mask=mask, position_ids=positions
                 ).logits
-            logits = logits.float().cpu()
+                values = logits.float().cpu()[:, 0].tolist()
         self.work.record(int(mask.sum()), mask.numel(), None, times.language_seconds)
-        return logits[:, 0].tolist()
+        return values
 
 
 def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None:
@@ -202,5 +238,7 @@ SPEC = BackendSpec(
     estimator=_estimator,
     check=preflight,
     fingerprint=_fingerprint,
+    # Scores cached before turn scores were read lack them: those caches are not reused.
+    holds="turn scores",
     run_options=("max_batch_tokens", "max_batch_size"),
 )

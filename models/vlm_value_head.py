@@ -1,7 +1,9 @@
 """Qwen2-VL / Qwen2.5-VL checkpoints with a scalar value head (Skywork-VL-Reward design).
 
-score = value_head(last hidden state at each sample's last token). Everything goes through
-transformers' own model classes; inputs are built on the CPU by `qwen_vl_inputs.py`.
+score = value_head(last hidden state at each sample's last token), and a turn score per
+assistant turn = value_head(the hidden state where the chat template ends that turn), from the
+same forward pass (`turn_ends.py`, `value_reads.py`). Everything goes through transformers' own
+model classes; inputs are built on the CPU by `qwen_vl_inputs.py`.
 
 Packed (the default, `packing: true`): each micro-batch is one row without padding
 (`packing.py`), its images and video frames go through the vision tower in one pass (one
@@ -20,17 +22,22 @@ from typing import Any
 
 import torch
 
+from models.base import Reward
 from models.loading import (
     ModelConfigError,
     check_device,
     checkpoint_fingerprint,
-    last_token_index,
     resolve_device,
     resolve_dtype,
     take_options,
 )
 from models.micro_batches import MicroBatchedModel
-from models.qwen_vl_inputs import PackedQwenInputs, QwenVlInputs, image_processor_class
+from models.qwen_vl_inputs import (
+    PackedQwenInputs,
+    PaddedQwenInputs,
+    QwenVlInputs,
+    image_processor_class,
+)
 from models.spec import BackendSpec
 from models.tokens import QwenTokenEstimator
 from models.value_head_checkpoint import (
@@ -103,29 +110,32 @@ class VlmValueHeadRewardModel(MicroBatchedModel):
 
     def build_inputs(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
         """The padded layout on the CPU (the model's own forward takes it)."""
-        return self.inputs.padded(samples, self.padding_side)
+        return self.inputs.padded(samples, self.padding_side).batch
 
     def _prepare(self, samples: list[Sample]) -> Any:
-        return self.inputs.packed(samples) if self.packed else self.build_inputs(samples)
+        if self.packed:
+            return self.inputs.packed(samples)
+        return self.inputs.padded(samples, self.padding_side)
 
-    def _forward(self, inputs: Any) -> list[float]:
+    def _forward(self, inputs: Any) -> list[float | Reward]:
         if isinstance(inputs, PackedQwenInputs):
             return self._forward_packed(inputs.to(self.device, self.model.dtype))
-        return self._forward_padded({k: v.to(self.device) for k, v in inputs.items()})
+        return self._forward_padded(inputs)
 
-    def _forward_padded(self, inputs: dict[str, torch.Tensor]) -> list[float]:
+    def _forward_padded(self, inputs: PaddedQwenInputs) -> list[float | Reward]:
+        rows, columns = inputs.reads.padded(inputs.batch["attention_mask"])
+        batch = {k: v.to(self.device) for k, v in inputs.batch.items()}
         with torch.inference_mode(), timed_forward(self.device, self.model.visual) as times:
-            hidden = self.model(**inputs, use_cache=False).last_hidden_state
-            last = last_token_index(inputs["attention_mask"])
-            pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-            values = self.value_head(pooled.float()).squeeze(-1).cpu()
-        mask = inputs["attention_mask"]
+            hidden = self.model(**batch, use_cache=False).last_hidden_state
+            read = hidden[rows.to(hidden.device), columns.to(hidden.device)]
+            values = self.value_head(read.float()).squeeze(-1).cpu()
+        mask = batch["attention_mask"]
         self.work.record(
             int(mask.sum()), mask.numel(), times.vision_seconds, times.language_seconds
         )
-        return values.tolist()
+        return inputs.reads.rewards(values.tolist())
 
-    def _forward_packed(self, inputs: PackedQwenInputs) -> list[float]:
+    def _forward_packed(self, inputs: PackedQwenInputs) -> list[float | Reward]:
         row, media = inputs.row, inputs.media
         with torch.inference_mode(), timed_forward(self.device, self.model.visual) as times:
             embeds = self.model.get_input_embeddings()(row.input_ids)
@@ -148,7 +158,7 @@ class VlmValueHeadRewardModel(MicroBatchedModel):
             ).last_hidden_state
             values = self.value_head(hidden[0, row.read_at].float()).squeeze(-1).cpu()
         self.work.record(row.tokens, row.tokens, times.vision_seconds, times.language_seconds)
-        return values.tolist()
+        return row.reads.rewards(values.tolist())
 
 
 def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None:
@@ -228,6 +238,8 @@ SPEC = BackendSpec(
     estimator=_estimator,
     check=preflight,
     fingerprint=_fingerprint,
+    # Scores cached before turn scores were read lack them: those caches are not reused.
+    holds="turn scores",
     # Frames are sampled by the decode step (decode.video_fps / decode.max_frames): the
     # model's temporal positions must say the same.
     run_options=("max_batch_tokens", "max_batch_size", "video_fps", "video_max_frames"),

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from models.base import RewardModelHandler, SampleTooLong
+from models.base import RewardModelHandler, SampleTooLong, reward_values, score_of
 from models.loading import ModelConfigError
 from models.registry import loader_for, token_estimator_for
 from models.tokens import qwen_media_tokens
@@ -84,13 +84,14 @@ def assert_batch_independent(model, samples: list[Sample]) -> None:
     for size in (2, 7):
         chunks = [samples[i : i + size] for i in range(0, len(samples), size)]
         batched = [score for chunk in chunks for score in model.score(chunk)]
-        assert batched == pytest.approx(singles, abs=ATOL)
+        assert reward_values(batched) == pytest.approx(reward_values(singles), abs=ATOL)
     order = list(range(len(samples)))
     random.Random(1).shuffle(order)
     permuted = model.score([samples[i] for i in order])
-    assert permuted == pytest.approx([singles[i] for i in order], abs=ATOL)
+    expected = reward_values([singles[i] for i in order])
+    assert reward_values(permuted) == pytest.approx(expected, abs=ATOL)
     # Scores are paired with their samples: distinct samples get distinct scores.
-    assert len({round(s, 6) for s in singles}) == len(singles)
+    assert len({round(score_of(s), 6) for s in singles}) == len(singles)
 
 
 # -- vlm-value-head ------------------------------------------------------------------------
@@ -124,7 +125,8 @@ def test_vlm_value_head_loads_saved_weights_and_budgeted_batches_keep_order(qwen
     assert all(torch.equal(loaded[k], reference[k]) for k in reference)
     samples = make_samples()
     budgeted = loader_for("vlm-value-head", {"path": str(qwen_dir), "max_batch_tokens": 120})()
-    assert budgeted.score(samples) == pytest.approx(model.score(samples), abs=ATOL)
+    expected = reward_values(model.score(samples))
+    assert reward_values(budgeted.score(samples)) == pytest.approx(expected, abs=ATOL)
 
 
 def test_qwen_token_estimate_matches_the_placeholders_the_model_sees(qwen_dir):
@@ -232,7 +234,8 @@ def test_text_rm_batched_equals_single_with_pad_equal_to_eos(text_dir, layout):
 def test_text_rm_left_and_right_padding_agree_and_media_is_refused(text_dir):
     right = loader_for("text-rm", {"path": str(text_dir), **LAYOUTS["padded_right"]})()
     left = loader_for("text-rm", {"path": str(text_dir), **LAYOUTS["padded_left"]})()
-    assert left.score(text_samples()) == pytest.approx(right.score(text_samples()), abs=ATOL)
+    expected = reward_values(right.score(text_samples()))
+    assert reward_values(left.score(text_samples())) == pytest.approx(expected, abs=ATOL)
     with pytest.raises(ValueError, match="text-only"):
         right.score([make_samples()[0]])
 
@@ -248,7 +251,7 @@ def test_text_rm_refuses_too_long_samples_instead_of_cutting_them(text_dir):
     handler = RewardModelHandler(lambda device: model, "text-rm", devices=["cpu"])
     outcomes = [r.inference for r in handler.run_inference(samples, handler.load_model())]
     assert outcomes[3].score is None and outcomes[3].reason == "too_long"
-    singles = [model.score([s])[0] for i, s in enumerate(samples) if i != 3]
+    singles = [score_of(model.score([s])[0]) for i, s in enumerate(samples) if i != 3]
     assert [o.score for i, o in enumerate(outcomes) if i != 3] == pytest.approx(singles, abs=ATOL)
 
 

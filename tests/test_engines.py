@@ -148,7 +148,8 @@ def test_no_media_bytes_cross_a_shuffle_on_the_engine(engine, engine_run, sample
         if path.suffix in {".jpg", ".jpeg", ".png", ".mp4", ".gz"}
     )
     shuffled = engine.shuffle_bytes(since=started)
-    assert summary["counts"]["total"]["input"] == 378
+    labels = (sample / "labels.jsonl").read_text().splitlines()  # one per generated sample
+    assert summary["counts"]["total"]["input"] == len(labels)
     assert 0 < shuffled < media / 2, (shuffled, media)
 
 

@@ -1,6 +1,7 @@
 """The reward benchmark's --tiny mode: the CPU check CI runs. Packed scores equal one-at-a-time
-scores within 1e-4 on tiny Qwen2-VL, Qwen2.5-VL, Llama and Gemma-2 backends, and the packed
-path computes no padding; times are recorded, never checked."""
+scores, and turn scores their cut conversations scored alone, within 1e-4 on tiny Qwen2-VL,
+Qwen2.5-VL, Llama and Gemma-2 backends, and the packed path computes no padding; times are
+recorded, never checked."""
 
 import json
 
@@ -17,6 +18,10 @@ def test_tiny_benchmark_checks_parity_and_token_efficiency_per_backend(tmp_path)
     assert set(result["backends"]) == set(TINY_BACKENDS) and result["ok"] is True
     for entry in result["backends"].values():
         assert entry["packed_vs_one_at_a_time_max_abs_diff"] <= PARITY_ATOL
+        # Every answer's turn score, packed and padded, is its cut conversation scored alone.
+        assert entry["multi_turn_samples"] >= 8 and entry["turn_scores"] > 16 + 8
+        assert entry["packed_turns_vs_cuts_alone_max_abs_diff"] <= PARITY_ATOL
+        assert entry["padded_turns_vs_cuts_alone_max_abs_diff"] <= PARITY_ATOL
         packed, padded = entry["packed"], entry["padded"]
         assert packed["computed_over_real"] <= MAX_COMPUTED_OVER_REAL
         # The same samples padded in length-sorted micro-batches do compute padding.

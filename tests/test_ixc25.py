@@ -767,3 +767,90 @@ def test_the_readme_names_every_ixc25_option_and_the_measured_memory():
     for dtype in ("fp32", "bf16"):
         peak = results["runs"][dtype]["peak_rss_mib"] / 1024
         assert f"{peak:.1f} GiB in {dtype}" in section, dtype
+
+
+# -- per-turn scores (per_turn: true) ----------------------------------------------------------
+def multi_turn_samples() -> list[Sample]:
+    """Three answers ending with one; two answers then a question; two images each placed by
+    its own turn's placeholder; one answer."""
+    rng = np.random.default_rng(5)
+
+    def image(name):
+        return MediaRef("image", name, image_bytes(rng.integers(0, 255, (48, 64, 3), np.uint8)))
+
+    def turns(*values):
+        roles = ("human", "gpt")
+        return [{"from": roles[i % 2], "value": v} for i, v in enumerate(values)]
+
+    return [
+        Sample(
+            "three",
+            "s",
+            turns("<image>\nwhat is it", "a cat", "what colour", "grey", "how many legs", "five"),
+            [image("a.png")],
+        ),
+        Sample("open", "s", turns("say hi", "hello", "say bye", "goodbye", "and again?")),
+        Sample(
+            "placed",
+            "s",
+            turns("<image>\nfirst picture?", "a dog", "<image>\nand this one?", "a tree"),
+            [image("b.png"), image("c.png")],
+        ),
+        Sample("one", "s", turns("<image>\nwhat is shown", "a square"), [image("d.png")]),
+    ]
+
+
+def cut_by_hand(sample: Sample, end: int, media: int | None = None) -> Sample:
+    kept = sample.media if media is None else sample.media[:media]
+    return sample.replace(conversations=sample.conversations[:end], media=kept)
+
+
+def test_per_turn_scores_each_cut_as_if_it_were_scored_alone(parts, model):
+    per_turn = loader_for("ixc25", options(parts, per_turn=True))()
+    batch = multi_turn_samples()
+    rewards = dict(zip([s.id for s in batch], per_turn.score(batch), strict=True))
+    by_id = {s.id: s for s in batch}
+
+    def alone(sample: Sample) -> float:
+        return model.score([sample])[0]
+
+    three, opened, placed, one = (by_id[k] for k in ("three", "open", "placed", "one"))
+    expected = {
+        "three": [alone(cut_by_hand(three, 2)), alone(cut_by_hand(three, 4)), alone(three)],
+        "open": [alone(cut_by_hand(opened, 2)), alone(cut_by_hand(opened, 4))],
+        # The first cut holds only the image its own turn places.
+        "placed": [alone(cut_by_hand(placed, 2, media=1)), alone(placed)],
+        "one": [alone(one)],
+    }
+    for sample_id, turn_scores in expected.items():
+        reward = rewards[sample_id]
+        assert list(reward.turn_scores) == pytest.approx(turn_scores, abs=ATOL), sample_id
+        # The sample's score stays what it is without per_turn: the whole conversation's.
+        assert reward.score == pytest.approx(alone(by_id[sample_id]), abs=ATOL), sample_id
+    # The conversation that ends with a question: its score is not one of its turns'.
+    assert rewards["open"].score != pytest.approx(rewards["open"].turn_scores[-1], abs=ATOL)
+
+
+@pytest.mark.parametrize("engine", ["batched", "upstream"])
+def test_per_turn_work_is_counted_in_the_runs_cost(parts, engine):
+    """Every cut's tokens are in the model's work (the run's cost figures), and all cuts of a
+    batch share its forward passes."""
+    plain = loader_for("ixc25", options(parts, engine=engine))()
+    per_turn = loader_for("ixc25", options(parts, engine=engine, per_turn=True))()
+    batch = multi_turn_samples()
+    plain.score(batch)
+    per_turn.score(batch)
+    alone, with_turns = plain.work.take(), per_turn.work.take()
+    cuts = [
+        *(cut_by_hand(batch[0], end) for end in (2, 4)),
+        *(cut_by_hand(batch[1], end) for end in (2, 4)),
+        cut_by_hand(batch[2], 2, media=1),
+    ]
+    assert alone.real_tokens == sum(plain.sample_tokens(s) for s in batch)
+    assert with_turns.real_tokens == alone.real_tokens + sum(plain.sample_tokens(c) for c in cuts)
+    assert with_turns.forward_passes == alone.forward_passes == 1  # 9 samples, one budget
+
+
+def test_per_turn_must_be_a_boolean(parts):
+    with pytest.raises(ModelConfigError, match="per_turn must be true or false"):
+        preflight("ixc25", options(parts, per_turn="yes"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -15,12 +16,19 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 
 
+# What a caller's environment may set for the Makefile (.ci/run exports EXTRAS): these tests read
+# the Makefile's own defaults.
+CALLER_SETTINGS = ("EXTRAS", "TORCH_INDEX", "TORCH_SPEC", "TORCH_CUDA", "VENV")
+
+
 def make(*args: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in CALLER_SETTINGS}
     return subprocess.run(
         ["make", "--no-print-directory", "-n", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
+        env=env,
     )
 
 

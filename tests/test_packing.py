@@ -7,7 +7,7 @@ import torch
 
 import models.varlen_attention as varlen
 from models.micro_batches import micro_batches
-from models.packing import pack, value_positions
+from models.packing import pack
 from models.work import ModelWork, WorkMeter
 
 
@@ -132,7 +132,9 @@ def test_pack_lays_samples_end_to_end_with_their_own_positions():
     assert row.input_ids.tolist() == [[5, 6, 7, 8, 9, 10]]
     assert row.positions.tolist() == [[0, 1, 2, 0, 0, 1]]
     assert row.bounds.tolist() == [0, 3, 4, 6] and row.longest == 3 and row.tokens == 6
-    assert row.read_at.tolist() == [2, 3, 5] == value_positions([0, 3, 4, 6])
+    assert row.read_at.tolist() == [2, 3, 5]  # each sample's last token
+    turns = pack([[5, 6, 7], [8], [9, 10]], turn_ends=[(0, 2), None, (1,)])
+    assert turns.read_at.tolist() == [0, 2, 3, 5]  # and the turn ends, once each
     assert row.attention_kwargs()["cu_seq_lens_q"] is row.bounds
     with pytest.raises(ValueError, match="none of them empty"):
         pack([[1], []])

@@ -121,6 +121,34 @@ def test_new_weights_under_the_same_name_get_a_new_cache(tiny_dataset, tmp_path)
     assert cache_dir_of(config) != before
 
 
+@pytest.mark.parametrize("model", ["vlm-value-head", "text-rm"])
+def test_scores_cached_before_a_backend_read_turn_scores_are_not_reused(tmp_path, model):
+    """Cached before, a multi-turn sample would come back without its turn scores; a backend
+    whose results hold nothing new (demo, ixc25) keeps its cache."""
+    from models.registry import weights_fingerprint
+    from pipelines.stages.score_samples import cache_dir_of
+    from transforms.samples.score_cache import model_cache_id
+
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text("{}")
+
+    def older_release_dir(config):  # the id before any backend held turn scores
+        parts = [config.model, config.model_options]
+        parts.append(weights_fingerprint(config.model, config.backend_options()))
+        return f"{config.score_cache}/{model_cache_id(parts)}"
+
+    options = {"path": str(tmp_path / "ckpt")}
+    for name, expect_new in ((model, True), ("demo", False), ("ixc25", False)):
+        config = tiny_config(
+            tmp_path,
+            tmp_path / "out",
+            model=name,
+            model_options=options if name != "demo" else {},
+            score_cache=str(tmp_path / "cache"),
+        )
+        assert (cache_dir_of(config) != older_release_dir(config)) is expect_new
+
+
 def test_a_checkpoints_fingerprint_follows_its_weight_files(tmp_path):
     from models.loading import checkpoint_fingerprint
 

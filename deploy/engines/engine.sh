@@ -113,10 +113,16 @@ taskmanager:
   bind-host: $host
   rpc.port: $worker_ui_port
   numberOfTaskSlots: ${ENGINE_CORES:-2}
-  memory: {process.size: $((heap * 2))m, managed.fraction: 0.2}
   # Beam's batch stages hand their output over in blocking partitions, many at once; each
   # reserves sort-shuffle buffers (512 of 32 KiB by default), more than a small TaskManager
-  # has for a pipeline of this many stages.
+  # has for a pipeline of this many stages: 64 each here. The sample's job is 114 Flink
+  # vertices and 146 edges (routes, errors, reports, cuts and repairs are branches of their
+  # own); Flink's default network memory, a tenth of the TaskManager (3,481 buffers), failed it
+  # with "Insufficient number of network buffers", so network memory is fixed well above that.
+  memory:
+    process.size: $((heap * 3))m
+    managed.fraction: 0.1
+    network: {min: $((heap / 2))m, max: $((heap / 2))m}
   network.sort-shuffle.min-buffers: 64
 rest: {address: $host, bind-address: $host, port: $ui_port}
 parallelism.default: ${ENGINE_CORES:-2}

@@ -14,7 +14,7 @@ import uuid
 
 import apache_beam as beam
 
-from models.registry import weights_fingerprint
+from models.registry import results_held, weights_fingerprint
 from models.score_ahead import BATCHES_TAG, ScoreAhead
 from pipelines.config import RunConfig
 from pipelines.progress import SCORED, CountProgress
@@ -37,19 +37,28 @@ def cache_dir_of(config: RunConfig, setup_id: str | None = None) -> str | None:
 
 def scoring_setup_id(config: RunConfig) -> str:
     """The models, their options and weights as one id: another of any, another id."""
-    # Weights changed in place (a retrained or re-downloaded model) make a new id too.
+    # Weights changed in place (a retrained or re-downloaded model) make a new id too, and so
+    # does a backend's results gaining a part (turn scores): older cached scores lack it.
     models_used = [
         config.model,
         config.model_options,
         weights_fingerprint(config.model, config.backend_options()),
+        *_held(config.model),
     ]
     if config.text_model:
         models_used += [
             config.text_model,
             config.text_model_options,
             weights_fingerprint(config.text_model, config.backend_options(text=True)),
+            *_held(config.text_model),
         ]
     return model_cache_id(models_used)
+
+
+def _held(model: str) -> list[str]:
+    """[what the backend's results hold], or [] (ids of backends without it stay as they were)."""
+    held = results_held(model)
+    return [held] if held else []
 
 
 def _rule_route(sample: Sample):
