@@ -64,30 +64,48 @@ def peak_rss(command: list[str], cwd: Path, env: dict | None = None, poll_s: flo
     """Run `command` to the end; (wall seconds, peak RSS of its process tree in MiB).
 
     Raises if it fails, naming the command."""
+    wall, rss, _ = peak_memory(command, cwd, env, poll_s)
+    return wall, rss
+
+
+def peak_memory(command: list[str], cwd: Path, env: dict | None = None, poll_s: float = 0.1):
+    """Run `command` to the end; (wall seconds, peak RSS, peak PSS of its process tree in MiB).
+
+    RSS counts a page once per process mapping it; PSS splits it among them, so a shared
+    library, or a child just forked and not yet exec'd (which briefly shows its parent's whole
+    RSS), is counted once. Raises if the command fails, naming it."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL)
-    peak = 0.0
+    peak_rss = peak_pss = 0.0
     while process.poll() is None:
-        peak = max(peak, _tree_rss_mib(process.pid))
+        rss, pss = _tree_memory_mib(process.pid)
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
         time.sleep(poll_s)
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {process.returncode}")
-    return wall, peak
+    return wall, peak_rss, peak_pss
 
 
-def _tree_rss_mib(pid: int) -> float:
-    total, pending = 0, [pid]
+def _tree_memory_mib(pid: int) -> tuple[float, float]:
+    rss = pss = 0
+    pending = [pid]
     while pending:
         current = pending.pop()
         try:
-            with open(f"/proc/{current}/status") as status:
-                total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
-            with open(f"/proc/{current}/task/{current}/children") as children:
-                pending += [int(c) for c in children.read().split()]
+            rss += _status_kib(f"/proc/{current}/status", "VmRSS:")
+            pss += _status_kib(f"/proc/{current}/smaps_rollup", "Pss:")
+            # Children of every thread: a decoder pool may be started from a worker thread.
+            for children in Path(f"/proc/{current}/task").glob("*/children"):
+                pending += [int(c) for c in children.read_text().split()]
         except (FileNotFoundError, StopIteration, ProcessLookupError):
             continue
-    return total / 1024
+    return rss / 1024, pss / 1024
+
+
+def _status_kib(path: str, field: str) -> int:
+    with open(path) as lines:
+        return next(int(line.split()[1]) for line in lines if line.startswith(field))
 
 
 def bare_loop(data: Path, model_name: str = "demo", batch_size: int = 16) -> dict:

@@ -17,8 +17,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from models.registry import preflight_models
 from pipelines.config import RunConfig
 from pipelines.engine_jobs import cancel_job
-from pipelines.output_prefix import SPILL_DIR
-from pipelines.runners import local_processes, runs_locally
+from pipelines.output_prefix import SHUFFLE_DIR, SPILL_DIR
+from pipelines.runners import local_processes, runs_locally, shuffles_in_memory
 from pipelines.stages.finish import Finish, FinishRun
 from pipelines.stages.load_media import LoadMedia
 from pipelines.stages.read_sources import DataMissingError, ReadSources, discover_inputs
@@ -29,6 +29,8 @@ from transforms.core.run_identity import new_run_id
 from transforms.core.run_info import RunInfo
 from transforms.core.storage import absolute_url
 from transforms.io.input_fingerprint import input_fingerprint
+from transforms.io.sorted_runs import grouping
+from transforms.samples.score_cache import AttachKnownScores, cache_files
 
 __all__ = ["DataMissingError", "build", "cache_dir_of", "run"]
 
@@ -61,7 +63,22 @@ def build(
     }
 
     read = p | "ReadSources" >> ReadSources(config, inputs)
-    loaded = read["samples"] | "LoadMedia" >> LoadMedia(config, read["archive_videos"])
+    # Local runners would hold a shuffle in memory: theirs go through sorted files instead.
+    shuffle_dir = f"{prefix}/{SHUFFLE_DIR}" if shuffles_in_memory(options) else None
+    light = read["samples"]
+    if cache_dir and cache_files(cache_dir):
+        light = (
+            light
+            | "AttachKnownScores"
+            >> AttachKnownScores(cache_dir, grouping(shuffle_dir and f"{shuffle_dir}/cache")),
+        )
+    archives = any(files.archives for files in inputs.values())
+    loaded = light | "LoadMedia" >> LoadMedia(
+        config,
+        read["archive_videos"] if archives else None,
+        grouping(shuffle_dir and f"{shuffle_dir}/media"),
+        grouping(shuffle_dir and f"{shuffle_dir}/archives"),
+    )
     scored = loaded["samples"] | "ScoreSamples" >> ScoreSamples(config, processes, cache_dir)
     routed = tuple(scored["scored"]) | "RouteByScore" >> RouteByScore(
         config, f"{prefix}/{SPILL_DIR}"
@@ -69,7 +86,7 @@ def build(
     written = {
         "clean": tuple(routed["clean"]),
         "review": (scored["rule_flagged"], *routed["review"]),
-        "errors": (read["errors"], loaded["errors"], *scored["errors"], *routed["errors"]),
+        "errors": (*read["errors"], *loaded["errors"], *scored["errors"], *routed["errors"]),
     } | "WriteOutputs" >> WriteOutputs(config, prefix, run_info)
     finish = FinishRun(
         prefix,

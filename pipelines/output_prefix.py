@@ -15,8 +15,10 @@ import fsspec
 
 from transforms.core.storage import remove_tree
 
-# Scored samples waiting for a percentile cut (transforms/io/spill.py), removed when the run ends.
+# Scored samples waiting for a percentile cut (transforms/io/spill.py) and the sorted runs of
+# local runners' shuffles (transforms/io/sorted_runs.py), removed when the run ends.
 SPILL_DIR = ".spill"
+SHUFFLE_DIR = ".shuffle"
 RUN_ENTRIES = (
     "clean",
     "review",
@@ -25,6 +27,7 @@ RUN_ENTRIES = (
     "index",
     "report",
     SPILL_DIR,
+    SHUFFLE_DIR,
     "_SUCCESS",
 )
 
@@ -78,5 +81,7 @@ def _remove_run_entries(prefix: str) -> None:
         remove_tree(f"{prefix.rstrip('/')}/{entry}")
 
 
-def remove_spill(prefix: str) -> None:
-    remove_tree(f"{prefix.rstrip('/')}/{SPILL_DIR}")
+def remove_temporaries(prefix: str) -> None:
+    """The run's own temporary folders (spill, shuffle runs), once nothing reads them."""
+    for entry in (SPILL_DIR, SHUFFLE_DIR):
+        remove_tree(f"{prefix.rstrip('/')}/{entry}")

@@ -36,7 +36,7 @@ BAR_WIDTH = 24
 _log = logging.getLogger("rmclean.progress")
 _lock = threading.Lock()
 _totals: Counter[str] = Counter()
-_last_logged = [time.monotonic()]
+_last_logged: list[float] = []  # when this process last logged its totals (or first counted)
 _bar_shown = threading.Event()  # set while a ProgressBar draws this process's totals
 
 
@@ -46,6 +46,8 @@ def _tick(stage: str) -> None:
         if _bar_shown.is_set():
             return
         now = time.monotonic()
+        if not _last_logged:
+            _last_logged.append(now)  # the first line comes an interval after counting starts
         if now - _last_logged[0] < LOG_INTERVAL_SECONDS:
             return
         _last_logged[0] = now

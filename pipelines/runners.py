@@ -109,6 +109,17 @@ def local_processes(options: dict) -> int | None:
     return max(1, int(options.get("direct_num_workers") or 1))
 
 
+def shuffles_in_memory(options: dict) -> bool:
+    """Whether the runner holds every element of a GroupByKey in this machine's memory: the
+    FnApiRunner (the default and `local`) and the PortableRunner's embedded job server
+    (`portable`), which runs the FnApiRunner. `options` is `PipelineOptions.get_all_options()`.
+    """
+    runner = str(options.get("runner") or "FnApiRunner").rsplit(".", 1)[-1].lower()
+    if runner == "portablerunner":
+        return options.get("job_endpoint") == "embed"
+    return runner in LOCAL_RUNNERS
+
+
 class UnknownRunnerError(ValueError):
     """A runner name that is neither a preset nor a runner Beam can build: one line, exit 2."""
 

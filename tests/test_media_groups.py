@@ -17,7 +17,7 @@ from transforms.core.record import ErrorRecord, Sample
 from transforms.io.llava_manifests import record_to_sample
 from transforms.io.shard_formats import SHARD_TYPES
 from transforms.io.shard_inputs import read_light
-from transforms.media.groups import group_key, open_group
+from transforms.media.groups import ListedVideo, group_key, join_archive, open_group
 
 
 def _video_sample(sid: str, path: str, answer: str = "A bar moves.") -> Sample:
@@ -31,6 +31,22 @@ def test_archive_videos_group_by_archive_and_everything_else_by_id():
     elsewhere = _video_sample("v2", "vids/not-archived.mp4")
     assert group_key(in_archive, index)[0] == ("archive", "/data/videos_1.tar.gz")
     assert group_key(elsewhere, index)[0] == ("sample", "videos", "v2")
+
+
+def test_the_archive_join_keys_samples_by_the_first_archive_listing_their_video():
+    """The listings meet the samples in a shuffle keyed by video path: a video listed in two
+    archives is read from the first by name; one no archive lists is its sample's own group."""
+    first, second = _video_sample("v1", "vids/a.mp4"), _video_sample("v1b", "vids/a.mp4")
+    listings = [ListedVideo("/data/videos_2.tar.gz"), ListedVideo("/data/videos_1.tar.gz")]
+    joined = list(join_archive(("vids/a.mp4", [first, listings[0], second, listings[1]])))
+    assert joined == [
+        (("archive", "/data/videos_1.tar.gz"), first),
+        (("archive", "/data/videos_1.tar.gz"), second),
+    ]
+    unlisted = _video_sample("v2", "vids/not-archived.mp4")
+    assert list(join_archive(("vids/not-archived.mp4", [unlisted]))) == [
+        (("sample", "videos", "v2"), unlisted)
+    ]
 
 
 def test_an_archive_group_hands_each_sample_its_own_video(tmp_path):

@@ -209,3 +209,30 @@ def test_the_engine_block_runs_as_written(tmp_path):
     for port in (8099, 8199):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_the_scale_table_quotes_the_benchmark_results():
+    """Each row of the README's scale table is a run in bench/results/scale*.json, as written
+    there (rounded to the table's precision)."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Scale: memory as the dataset grows") :]
+    section = section[: section.index("\n## ")]
+    rows = re.findall(r"^\| ([\d,]+) \| (first|rerun, \+1%) \| (.+) \|$", section, re.M)
+    assert len(rows) >= 4, rows
+    measured = {}
+    for path in (REPO / "bench" / "results").glob("scale*.json"):
+        for size, runs in json.loads(path.read_text())["sizes"].items():
+            for run, figures in runs.items():
+                if run in ("first_run", "rerun"):
+                    measured[int(size), run] = figures
+    for size, run, cells in rows:
+        figures = measured[int(size.replace(",", "")), "first_run" if run == "first" else "rerun"]
+        scoring = figures["scoring"]
+        expected = [
+            f"{figures['wall_seconds']:.0f} s",
+            f"{figures['samples_per_s']:.0f}",
+            f"{figures['peak_rss_mib']:.0f} MiB",
+            f"{figures['peak_pss_mib']:.0f} MiB",
+            f"{scoring['scored']:,} / {scoring['from_cache']:,}",
+        ]
+        assert cells.split(" | ") == expected, (size, run)

@@ -161,16 +161,138 @@ def test_a_checkpoints_fingerprint_follows_its_weight_files(tmp_path):
     assert checkpoint_fingerprint("org/hub-name") is None
 
 
+def _text_samples(count: int) -> list:
+    from transforms.core.record import Sample
+
+    return [
+        Sample(f"t{i}", "text", conversation(f"Question {i}?", f"Answer {i}.", ""))
+        for i in range(count)
+    ]
+
+
+def _write_cache(directory: str, other_entries: int, samples) -> None:
+    """A cache holding a score for each of `samples` and `other_entries` of other content."""
+    from transforms.samples.score_cache import cache_row, write_scores
+
+    rows = [cache_row(s.replace(score=2.0)) for s in samples]
+    rows += [(f"{i:040x}", f"{i:040x}", -1.0, None) for i in range(other_entries)]
+    for start in range(0, len(rows), 25_000):
+        write_scores(directory, rows[start : start + 25_000])
+
+
+def _lookup(tmp_path, other_entries: int) -> tuple[list[float], int]:
+    """(scores the lookup served, peak Python memory of the lookup's pipeline in bytes)."""
+    import tracemalloc
+
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from transforms.io.sorted_runs import GroupOnDisk
+    from transforms.samples.score_cache import AttachKnownScores, look_up_cached
+
+    samples = _text_samples(300)
+    cache = str(tmp_path / f"cache-{other_entries}")
+    _write_cache(cache, other_entries, samples)
+    served = tmp_path / f"served-{other_entries}.txt"
+    tracemalloc.start()
+    with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as p:
+        light = p | beam.Create(samples)
+        runs = GroupOnDisk(str(tmp_path / f"runs-{other_entries}"), run_mb=0.25)
+        known = (light,) | AttachKnownScores(cache, runs)
+        (
+            known
+            | beam.Map(lambda s: look_up_cached(s).value.score)
+            | beam.combiners.ToList()
+            | beam.Map(lambda scores: served.write_text(json.dumps(scores)))
+        )
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return json.loads(served.read_text()), peak
+
+
+def test_the_lookup_holds_no_more_of_a_bigger_cache(tmp_path):
+    """Ten times the cache entries, the same lookup memory: the entries go through sorted
+    files and each sample meets only its own digest's, never the whole cache (a side input,
+    or a GroupByKey held by the local runner, would add ~30 MB here)."""
+    small_scores, small_peak = _lookup(tmp_path, 10_000)
+    large_scores, large_peak = _lookup(tmp_path, 100_000)
+    assert small_scores == large_scores == [2.0] * 300
+    assert large_peak - small_peak < 2 << 20, (small_peak, large_peak)
+
+
+def test_a_sample_is_served_only_the_score_of_its_own_media_bytes(tmp_path):
+    """The digest (conversation, media paths) finds the candidates; the key (media bytes)
+    decides: the same path with other bytes is a changed sample, scored again."""
+    from transforms.core.record import IMAGE, MediaRef, Sample
+    from transforms.samples.score_cache import (
+        CACHED,
+        attach_known_scores,
+        cache_row,
+        keyed_by_digest,
+        look_up_cached,
+        read_cache_entries,
+        write_scores,
+    )
+
+    def sample(data: bytes) -> Sample:
+        media = [MediaRef(IMAGE, "images/a.jpg", data)]
+        return Sample("a", "images", conversation("What?", "A square."), media)
+
+    write_scores(str(tmp_path), [cache_row(sample(b"old bytes").replace(score=1.5))])
+    (path,) = tmp_path.glob("*.parquet")
+    entries = list(read_cache_entries(str(path)))
+    for data, expected in ((b"old bytes", 1.5), (b"new bytes", None)):
+        light = sample(None)
+        digest, _ = keyed_by_digest(light)
+        (carrying,) = attach_known_scores((digest, [light, *(e for _, e in entries)]))
+        assert carrying.known_scores  # the digest found the entry before any bytes were read
+        result = look_up_cached(carrying.replace(media=sample(data).media))
+        if expected is None:
+            assert result.known_scores is None and not result.cached
+        else:
+            assert result.tag == CACHED and result.value.score == expected
+
+
+def test_compaction_merges_the_small_files_and_keeps_every_score(tmp_path, monkeypatch):
+    from transforms.samples import score_cache
+    from transforms.samples.score_cache import compact, count_cached, write_scores
+
+    def rows(batch: int, count: int) -> list[tuple[str, str, float, None]]:
+        return [(f"d{batch}-{i}", f"k{batch}-{i}", 0.5, None) for i in range(count)]
+
+    write_scores(str(tmp_path), rows(0, 5000))  # an earlier merge's result
+    (big,) = tmp_path.glob("*.parquet")
+    for batch in range(1, 6):
+        write_scores(str(tmp_path), rows(batch, 10))
+    small = max(p.stat().st_size for p in tmp_path.glob("*.parquet") if p != big)
+    monkeypatch.setattr(score_cache, "COMPACT_BELOW_BYTES", small + 1)
+    assert big.stat().st_size > small + 1
+    assert compact(str(tmp_path), min_files=6) == 0  # five small files: too few to bother
+    assert compact(str(tmp_path), min_files=5) == 5
+    assert big.exists() and len(list(tmp_path.glob("*.parquet"))) == 2
+    assert count_cached(str(tmp_path)) == 5050
+    keys = {
+        entry.key
+        for path in tmp_path.glob("*.parquet")
+        for _, entry in score_cache.read_cache_entries(str(path))
+    }
+    assert keys == {
+        key for b, n in ((0, 5000), *((b, 10) for b in range(1, 6))) for _, key, *_ in rows(b, n)
+    }
+
+
 def test_the_cache_serves_turn_scores_and_reads_files_written_without_them(tmp_path):
     import pyarrow as pa
 
     from transforms.core.record import Sample
     from transforms.samples.score_cache import (
         CACHED,
+        attach_known_scores,
+        cache_digest,
         cache_key,
         compact,
         look_up_cached,
-        read_cache_file,
+        read_cache_entries,
         save_scored,
     )
 
@@ -181,15 +303,26 @@ def test_the_cache_serves_turn_scores_and_reads_files_written_without_them(tmp_p
     assert save_scored(str(cache), [multi, single]) == 2
     # A file from before turn scores: its samples are served their score alone.
     older = Sample("old", "s", conversation("Old?", "Yes.", ""))
-    pq.write_table(
-        pa.table({"key": [cache_key(older)], "score": [0.25]}), cache / "scores-old.parquet"
-    )
-    known = dict(kv for path in sorted(cache.glob("*.parquet")) for kv in read_cache_file(path))
-    assert known[cache_key(multi)] == (0.5, (1.0, 0.5))
-    assert known[cache_key(single)] == (-1.0, None) and known[cache_key(older)] == (0.25, None)
-    served = look_up_cached(multi.replace(score=None, turn_scores=None), known)
+    columns = {"digest": [cache_digest(older)], "key": [cache_key(older)], "score": [0.25]}
+    pq.write_table(pa.table(columns), cache / "scores-old.parquet")
+
+    def entries() -> dict:
+        found = {}
+        for path in sorted(cache.glob("*.parquet")):
+            for digest, entry in read_cache_entries(str(path)):
+                found[digest, entry.key] = (entry.score, entry.turn_scores)
+        return found
+
+    known = entries()
+    assert known[cache_digest(multi), cache_key(multi)] == (0.5, (1.0, 0.5))
+    assert known[cache_digest(single), cache_key(single)] == (-1.0, None)
+    assert known[cache_digest(older), cache_key(older)] == (0.25, None)
+    light = multi.replace(score=None, turn_scores=None)
+    group = [light, *(e for path in cache.glob("*.parquet") for _, e in read_cache_entries(path))]
+    (carrying,) = attach_known_scores((cache_digest(light), group))
+    served = look_up_cached(carrying)
     assert served.tag == CACHED and served.value.turn_scores == [1.0, 0.5]
-    assert served.value.score == 0.5 and served.value.cached
+    assert served.value.score == 0.5 and served.value.cached and not served.value.known_scores
     assert compact(str(cache), min_files=2) == 2
     (merged,) = cache.glob("*.parquet")
-    assert dict(read_cache_file(merged)) == known
+    assert entries() == known

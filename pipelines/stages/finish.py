@@ -17,7 +17,8 @@ from typing import Any
 import apache_beam as beam
 
 from pipelines.latest_run import mark_latest
-from pipelines.output_prefix import remove_spill
+from pipelines.output_prefix import remove_temporaries
+from transforms.core.combine_branches import CombineBranches
 from transforms.report import summary as report
 from transforms.report.html import write_html_report
 from transforms.report.run_cost import CombineBatchStats
@@ -55,7 +56,7 @@ class FinishRun(beam.DoFn):
             **cost,
         }
         summary = report.build_summary(counts, settings, self._started_at)
-        remove_spill(prefix)
+        remove_temporaries(prefix)
         summary["since_last_run"] = since_last_run(prefix, summary)
         report.write_json(f"{prefix}/report/summary.json", summary)
         report.check_conservation(summary)
@@ -75,30 +76,32 @@ class FinishRun(beam.DoFn):
 
 
 class Finish(beam.PTransform):
-    """{`read`, `outcomes`, `files`, `cuts`, `batches`} -> the run's summary (one element)."""
+    """{`read`, `outcomes`, `batches`: tuples of branches, `files`, `cuts`} -> the run's
+    summary (one element)."""
 
     def __init__(self, finish: FinishRun):
         super().__init__()
         self._finish = finish
 
     def expand(self, parts):
-        inputs = parts["read"] | "InputOutcome" >> beam.Map(read_outcome)
-        counts = (inputs, parts["outcomes"]) | "AllOutcomes" >> beam.Flatten()
+        inputs = tuple(
+            branch | f"InputOutcome{i}" >> beam.Map(read_outcome)
+            for i, branch in enumerate(parts["read"])
+        )
+        counts = (*inputs, *parts["outcomes"]) | "CountOutcomes" >> CombineBranches(CountOutcomes())
         return (
-            parts["read"].pipeline
+            parts["files"].pipeline
             | "Start" >> beam.Create([None])
             | "WriteSummaryAndSuccess"
             >> beam.ParDo(
                 self._finish,
-                counts=beam.pvalue.AsSingleton(
-                    counts | "CountOutcomes" >> beam.CombineGlobally(CountOutcomes())
-                ),
+                counts=beam.pvalue.AsSingleton(counts),
                 cuts=beam.pvalue.AsDict(parts["cuts"]),
                 files=beam.pvalue.AsSingleton(
                     parts["files"] | "CountFiles" >> beam.combiners.Count.Globally()
                 ),
                 cost=beam.pvalue.AsSingleton(
-                    parts["batches"] | "BatchesAndCost" >> beam.CombineGlobally(CombineBatchStats())
+                    parts["batches"] | "BatchesAndCost" >> CombineBranches(CombineBatchStats())
                 ),
             )
         )

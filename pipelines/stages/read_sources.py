@@ -53,9 +53,11 @@ def discover_inputs(config: RunConfig) -> dict[str, SourceFiles]:
 
 
 class ReadSources(beam.PTransform):
-    """Pipeline -> {`read`: every record read (for the input counts), `samples`, `errors`,
-    `archive_videos`: (member path, archive) for every video in an archive}.
+    """Pipeline -> {`read`: every record read (for the input counts), `samples`, `errors`:
+    tuples of branches, one per source (and the archives' errors), `archive_videos`: (member
+    path, archive) for every video in an archive}.
 
+    The branches stay apart: a Flatten of them would be held whole in memory by local runners.
     An archive that cannot be read is one error record, counted as an input of the first
     source that lists it.
     """
@@ -76,19 +78,23 @@ class ReadSources(beam.PTransform):
             | "ListArchiveVideos" >> beam.FlatMapTuple(list_archive_videos)
             | "SplitArchiveErrors" >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="ok")
         )
-        reads = [self._read(p, source) for source in self._config.sources]
-        read = (
-            (*reads, listed[ERRORS_TAG])
-            | "AllReads" >> beam.Flatten()
-            | "CountRead" >> beam.ParDo(CountProgress(READ))
+        archive_errors = listed[ERRORS_TAG] | "CountArchiveErrors" >> beam.ParDo(
+            CountProgress(READ)
         )
-        split = read | "SplitReadErrors" >> beam.ParDo(SplitErrors()).with_outputs(
-            ERRORS_TAG, main="samples"
-        )
+        reads = [
+            self._read(p, source) | f"CountRead[{source.name}]" >> beam.ParDo(CountProgress(READ))
+            for source in self._config.sources
+        ]
+        splits = [
+            read
+            | f"SplitReadErrors[{source.name}]"
+            >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="samples")
+            for read, source in zip(reads, self._config.sources, strict=True)
+        ]
         return {
-            "read": read,
-            "samples": split.samples,
-            "errors": split[ERRORS_TAG],
+            "read": (*reads, archive_errors),
+            "samples": tuple(split.samples for split in splits),
+            "errors": (*(split[ERRORS_TAG] for split in splits), archive_errors),
             "archive_videos": listed.ok,
         }
 

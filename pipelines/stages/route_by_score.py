@@ -1,19 +1,21 @@
 """RouteByScore: scored samples -> clean or review, by a threshold or a per-source percentile.
 
-Each branch of scored samples is routed on its own; only the light (source, routing score)
-pairs are flattened, to find each source's cut (`cuts`, which the report marks on the
-histograms); a sample's routing score is the lowest of its score and its turn scores, so the
-lowest p% are the samples with the lowest turn. A
-percentile needs every score before any sample is routed, so the scored samples wait for it
-on disk (`transforms/io/spill.py`), not in memory.
+Each branch of scored samples is routed on its own; the light (source, routing score) pairs are
+combined branch by branch (`CombineBranches`) to find each source's cut (`cuts`, which the
+report marks on the histograms); a sample's routing score is the lowest of its score and its
+turn scores, so the lowest p% are the samples with the lowest turn. A percentile needs every
+score before any sample is routed, so the scored samples wait for it on disk
+(`transforms/io/spill.py`), not in memory.
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
+from apache_beam.transforms.stats import ApproximateQuantilesCombineFn
 
 from pipelines.config import RunConfig
 from pipelines.steps import ERRORS_TAG, guarded, unexpected_error
+from transforms.core.combine_branches import CombineBranches
 from transforms.core.record import ErrorRecord, Sample
 from transforms.io.spill import SPILL_SHARD_MB, SpillShard, read_spilled
 from transforms.io.write_shards import WriteTempShards
@@ -78,19 +80,19 @@ class RouteByScore(beam.PTransform):
 
     def expand(self, branches):
         config = self._config
-        scores = (
-            tuple(
-                branch | f"SourceScore{i}" >> beam.Map(lambda s: (s.source, s.routing_score))
-                for i, branch in enumerate(branches)
-            )
-            | "AllSourceScores" >> beam.Flatten()
+        # Combined branch by branch: a Flatten of one score per sample would be held in memory.
+        scores = tuple(
+            branch | f"SourceScore{i}" >> beam.Map(lambda s: (s.source, s.routing_score))
+            for i, branch in enumerate(branches)
         )
         if config.threshold is not None:
             cuts = (
-                scores
-                | "ScoredSources" >> beam.Keys()
-                | "DistinctSources" >> beam.Distinct()
-                | "ThresholdCut" >> beam.Map(lambda source, t: (source, t), config.threshold)
+                tuple(score | f"Source{i}" >> beam.Keys() for i, score in enumerate(scores))
+                | "ScoredSources" >> CombineBranches(beam.combiners.ToSetCombineFn())
+                | "ThresholdCut"
+                >> beam.FlatMap(
+                    lambda sources, t: [(s, t) for s in sorted(sources)], config.threshold
+                )
             )
             routed = [
                 guarded(
@@ -104,9 +106,10 @@ class RouteByScore(beam.PTransform):
                 for i, branch in enumerate(branches)
             ]
         else:
+            quantiles = ApproximateQuantilesCombineFn.create(num_quantiles=QUANTILE_POINTS)
             cuts = (
                 scores
-                | "SourceQuantiles" >> beam.ApproximateQuantiles.PerKey(QUANTILE_POINTS)
+                | "SourceQuantiles" >> CombineBranches(quantiles, per_key=True)
                 | "PercentileCut"
                 >> beam.Map(lambda kv, pct: (kv[0], percentile_cut(kv[1], pct)), config.percentile)
             )

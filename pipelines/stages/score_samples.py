@@ -24,14 +24,7 @@ from transforms.core.record import Sample
 from transforms.media.decode_ahead import DecodeAhead, DecodeSettings
 from transforms.samples.route import REVIEW
 from transforms.samples.rules import check_rules
-from transforms.samples.score_cache import (
-    CACHED,
-    PersistScores,
-    cache_files,
-    look_up_cached,
-    model_cache_id,
-    read_cache_file,
-)
+from transforms.samples.score_cache import CACHED, PersistScores, look_up_cached, model_cache_id
 
 
 def cache_dir_of(config: RunConfig, setup_id: str | None = None) -> str | None:
@@ -94,7 +87,8 @@ def decode_settings(config: RunConfig, processes: int | None) -> DecodeSettings:
 
 class ScoreSamples(beam.PTransform):
     """Samples -> {`scored`: a list of branches of scored samples (one per model, plus those
-    served from the cache), `rule_flagged`, `errors`: a list, `batches`: one stat per batch}.
+    served from the cache), `rule_flagged`, `errors`: a list, `batches`: a tuple of branches of
+    one stat per batch}.
 
     The branches stay apart: a Flatten of sample-carrying PCollections would be held whole in
     memory by local runners. `processes`: pipeline worker processes per machine (None: remote).
@@ -113,20 +107,10 @@ class ScoreSamples(beam.PTransform):
         from_models, from_cache = [], []
         cache_dir = self._cache_dir
         if cache_dir:
-            known = (
-                samples.pipeline
-                | "CacheFiles" >> beam.Create(cache_files(cache_dir))
-                | "ReadCache" >> beam.FlatMap(read_cache_file)
-            )
-            # (key, (score, turn scores)) pairs: small enough for a side input, which keeps
-            # the media-carrying samples out of a GroupByKey.
+            # Each sample carries the scores cached for its digest (AttachKnownScores, before
+            # its media was loaded); its key, from the media bytes, picks one here.
             looked_up = guarded(
-                to_score,
-                "LookUpScoreCache",
-                "cache",
-                look_up_cached,
-                beam.pvalue.AsDict(known),
-                tags=(CACHED,),
+                to_score, "LookUpScoreCache", "cache", look_up_cached, tags=(CACHED,)
             )
             to_score = looked_up.samples
             from_cache.append(looked_up[CACHED])
@@ -160,7 +144,7 @@ class ScoreSamples(beam.PTransform):
             "scored": [*from_models, *from_cache],
             "rule_flagged": checked[REVIEW],
             "errors": errors,
-            "batches": tuple(batches) | "AllBatchStats" >> beam.Flatten(),
+            "batches": tuple(batches),
         }
 
     def _models(self, decoded):

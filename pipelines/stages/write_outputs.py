@@ -33,18 +33,13 @@ def _counted(branches, label: str, stage: str) -> tuple:
     )
 
 
-def _lines(branches, label: str, to_line):
-    return (
-        tuple(branch | f"{label}{i}" >> beam.Map(to_line) for i, branch in enumerate(branches))
-        | f"All{label}" >> beam.Flatten()
-    )
+def _lines(branches, label: str, to_line) -> tuple:
+    return tuple(branch | f"{label}{i}" >> beam.Map(to_line) for i, branch in enumerate(branches))
 
 
 class WriteOutputs(beam.PTransform):
-    """{`clean`, `review`, `errors`: tuples of branches} -> {`outcomes`, `files`, `errors`}.
-
-    `errors` out holds every error record written (those of the inputs and the writers').
-    """
+    """{`clean`, `review`, `errors`: tuples of branches} -> {`outcomes`: a tuple of branches,
+    `files`: every file written}."""
 
     def __init__(self, config: RunConfig, prefix: str, run_info: RunInfo):
         super().__init__()
@@ -70,10 +65,12 @@ class WriteOutputs(beam.PTransform):
             )
             for route, branches in ((CLEAN, clean), (REVIEW, review))
         }
-        errors = (
-            (*routed["errors"], writes[CLEAN][WRITE_ERRORS], writes[REVIEW][WRITE_ERRORS])
-            | "AllErrors" >> beam.Flatten()
-            | "CountErrors" >> beam.ParDo(CountProgress(ERRORS))
+        # Every input is a tuple of branches and stays one: a Flatten of per-record elements
+        # would be held whole in memory by local runners.
+        errors = _counted(
+            (*routed["errors"], *writes[CLEAN][WRITE_ERRORS], *writes[REVIEW][WRITE_ERRORS]),
+            "CountErrors",
+            ERRORS,
         )
         written_errors = errors | "WriteErrors" >> WriteSamples(
             f"{prefix}/errors",
@@ -92,13 +89,11 @@ class WriteOutputs(beam.PTransform):
             | "WriteFlaggedCsv"
             >> WriteLines(f"{prefix}/report/flagged.csv", header=summary.FLAGGED_CSV_HEADER),
         )
-        outcomes = (
-            writes[CLEAN][OUTCOMES],
-            writes[REVIEW][OUTCOMES],
-            written_errors[OUTCOMES],
-        ) | "AllOutcomes" >> beam.Flatten()
         return {
-            "outcomes": outcomes,
+            "outcomes": (
+                *writes[CLEAN][OUTCOMES],
+                *writes[REVIEW][OUTCOMES],
+                *written_errors[OUTCOMES],
+            ),
             "files": files | "AllWrittenFiles" >> beam.Flatten(),
-            "errors": errors,
         }

@@ -67,6 +67,10 @@ class Sample:
     detail: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     cached: bool = False  # the score came from the score cache, not from the model
+    # Scores (score, turn scores or None) the cache holds for this sample's conversation and
+    # media paths, by cache key, from before its media is read until the cache lookup
+    # (transforms/samples/score_cache.py).
+    known_scores: dict[str, tuple[float, tuple[float, ...] | None]] | None = None
     # A reviewer's verdict once `rmclean apply-review` has run: "keep", "drop", or "undecided"
     # for a sample routed by the --undecided policy; None for a sample no one reviewed.
     review_decision: str | None = None

@@ -85,9 +85,10 @@ class WriteSamples(beam.PTransform):
     """Write one or more PCollections of samples as one set of shards under `directory`.
 
     Taking several inputs lets callers skip a Flatten: the local runners materialize every
-    multi-input Flatten in memory, and these inputs carry media bytes. Returns a dict of
-    PCollections: `files` (final shard paths, once all are renamed), `outcomes` (one
-    `describe(sample)` per sample written) and `write_errors` (samples the format cannot hold).
+    multi-input Flatten in memory, and these inputs carry media bytes. Returns a dict: `files`
+    (final shard paths, once all are renamed), and a tuple of branches, one per input, of
+    `outcomes` (one `describe(sample)` per sample written) and of `write_errors` (samples the
+    format cannot hold).
     """
 
     def __init__(
@@ -126,10 +127,7 @@ class WriteSamples(beam.PTransform):
             >> beam.ParDo(writer).with_outputs(OUTCOMES, WRITE_ERRORS, main="paths")
             for i, branch in enumerate(branches)
         ]
-        temp_paths, outcomes, errors = (
-            tuple(w[tag] for w in written) | f"All{tag.title()}" >> beam.Flatten()
-            for tag in ("paths", OUTCOMES, WRITE_ERRORS)
-        )
+        temp_paths = tuple(w.paths for w in written) | "AllPaths" >> beam.Flatten()
         files = (
             branches[0].pipeline
             | "Finalize" >> beam.Create([None])
@@ -145,11 +143,16 @@ class WriteSamples(beam.PTransform):
                 self._run_info,
             )
         )
-        return {"files": files, OUTCOMES: outcomes, WRITE_ERRORS: errors}
+        return {
+            "files": files,
+            OUTCOMES: tuple(w[OUTCOMES] for w in written),
+            WRITE_ERRORS: tuple(w[WRITE_ERRORS] for w in written),
+        }
 
 
 class WriteLines(beam.PTransform):
-    """Write lines (strings, or error records as JSON) as the single file `path`.
+    """Write lines (strings, or error records as JSON) from one or more PCollections as the
+    single file `path`.
 
     Every worker streams its lines into temp files; the finishing step joins them. Unlike
     Beam's WriteToText with one shard, no line goes through a GroupByKey, and no input still
@@ -161,12 +164,19 @@ class WriteLines(beam.PTransform):
         self._path = path
         self._header = header
 
-    def expand(self, lines):
+    def expand(self, inputs):
+        branches = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
         temp_dir = temp_dir_under(self._path.rsplit("/", 1)[0])
         writer = WriteTempShards(temp_dir, JsonLinesShard, LINE_SHARD_MB)
-        temp_paths = lines | "WriteTempLines" >> beam.ParDo(writer)
+        temp_paths = (
+            tuple(
+                lines | f"WriteTempLines{i}" >> beam.ParDo(writer)
+                for i, lines in enumerate(branches)
+            )
+            | "AllPaths" >> beam.Flatten()
+        )
         return (
-            lines.pipeline
+            branches[0].pipeline
             | "Finalize" >> beam.Create([None])
             | "JoinLines"
             >> beam.FlatMap(

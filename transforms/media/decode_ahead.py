@@ -3,13 +3,14 @@
 `DecodeAhead` hands each sample's media to a `DecodePool` and returns at once, emitting the
 samples whose frames are ready; so while the model scores one batch (downstream in the same
 fused stage, or on its own threads), the pool's processes decode the next ones on the other
-cores, as many as the machine has (`decode.workers`), however many pipeline processes share
-it. How far ahead it runs is bounded in bytes (`decode.prefetch_mb`, per machine): media and
-frames of samples handed to the pool and not yet passed on. Frames arrive in shared memory
-(`shared_frames`), decoded once and never copied on this side. Every failure is an
-`ErrorRecord` on the `errors` output, as in any `SampleStep`: a decode error, a hung decoder
-(killed at `decode.video_timeout_s` per video), a decoder that died mid-video, or a bug here.
-At the end of a bundle every sample still in the pool is waited for, so none is lost.
+cores, as many as the machine has (`decode.workers`), however many pipeline processes share it.
+How far ahead it runs is bounded in bytes (`decode.prefetch_mb`, per machine): media and frames
+of samples handed to the pool and not yet passed on, and the samples themselves; and while
+decoding is the slower side, by JOBS_AHEAD_PER_DECODER jobs waiting per decoder. Frames arrive
+in shared memory (`shared_frames`), decoded once and never copied on this side. Every failure is
+an `ErrorRecord` on the `errors` output, as in any `SampleStep`: a decode error, a hung decoder
+(killed at `decode.video_timeout_s` per video), a decoder that died mid-video, or a bug here. At
+the end of a bundle every sample still in the pool is waited for, so none is lost.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ STAGE = "decode"
 MIB = 1 << 20
 # Until a video has been decoded, assume 32 frames at 640x360 (LLaVA-Video's common size).
 FIRST_VIDEO_GUESS_BYTES = 32 * 360 * 640 * 3
+# What a held sample costs beyond its media and frames: the record, its conversation, the job.
+HELD_SAMPLE_OVERHEAD_BYTES = 4 << 10
+# Jobs handed to the pool and not yet answered, per decoder: enough to keep every decoder fed;
+# more would only hold samples in memory while the decoders, not the model, are the limit.
+JOBS_AHEAD_PER_DECODER = 8
 # Default prefetch: this share of the memory available at start, within these bounds.
 PREFETCH_SHARE_OF_FREE = 0.1
 PREFETCH_MIN_MB, PREFETCH_MAX_MB = 256, 4096
@@ -109,6 +115,7 @@ class DecodeAhead(beam.DoFn):
         slots = DecodeSlots(settings.run_key, size) if settings.run_key else None
         self._pool = DecodePool(size, settings.video_decoder, slots)
         self._limit = self._settings.prefetch_bytes()
+        self._jobs_ahead = JOBS_AHEAD_PER_DECODER * size
         self._ids = itertools.count()
         self._held: dict[int, _Held] = {}
         self._held_bytes = 0
@@ -131,8 +138,11 @@ class DecodeAhead(beam.DoFn):
             yield self._unexpected(sample, exc)
             return
         yield from self._ready(block=False)
-        # Ahead by at most the prefetch bound: wait for frames before taking more samples.
-        while self._held and self._held_bytes > self._limit:
+        # Ahead by at most the prefetch bound, and by a few jobs per decoder when decoding is
+        # the slower side: wait for frames before taking more samples.
+        while self._held and (
+            self._held_bytes > self._limit or self._pool.pending > self._jobs_ahead
+        ):
             yield from self._ready(block=True)
 
     def finish_bundle(self):
@@ -163,7 +173,7 @@ class DecodeAhead(beam.DoFn):
         self._held_bytes += held.nbytes
 
     def _estimate_bytes(self, sample: Sample) -> int:
-        total = 0
+        total = HELD_SAMPLE_OVERHEAD_BYTES
         frames_seen, videos_seen = self._video_bytes_seen
         for ref in sample.media:
             total += len(ref.data or b"")
