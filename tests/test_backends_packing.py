@@ -19,16 +19,11 @@ from models.base import RewardModelHandler, reward_values, score_of
 from models.device_pool import DevicePool
 from models.micro_batches import MicroBatchedModel
 from models.registry import loader_for
-from tests.tiny_models import build_tiny_qwen_vl, build_tiny_text_rm
+from tests.tiny_models import VALUE_HEAD_CHECKPOINTS
 from transforms.core.record import Sample
 
 ATOL = 1e-4
-CHECKPOINTS = {
-    "qwen2_vl": ("vlm-value-head", lambda d: build_tiny_qwen_vl(d, model_type="qwen2_vl")),
-    "qwen2_5_vl": ("vlm-value-head", lambda d: build_tiny_qwen_vl(d, model_type="qwen2_5_vl")),
-    "llama": ("text-rm", lambda d: build_tiny_text_rm(d, architecture="llama")),
-    "gemma2": ("text-rm", lambda d: build_tiny_text_rm(d, architecture="gemma2")),
-}
+CHECKPOINTS = VALUE_HEAD_CHECKPOINTS
 
 
 @pytest.fixture(scope="module")

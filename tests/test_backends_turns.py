@@ -20,16 +20,11 @@ from bench.random_value_head import make_mixed_samples, with_turns
 from models.base import Reward, score_of
 from models.chat import to_chat
 from models.registry import loader_for
-from tests.tiny_models import build_tiny_qwen_vl, build_tiny_text_rm
+from tests.tiny_models import VALUE_HEAD_CHECKPOINTS
 from transforms.core.record import Sample
 
 ATOL = 1e-4
-CHECKPOINTS = {
-    "qwen2_vl": ("vlm-value-head", lambda d: build_tiny_qwen_vl(d, model_type="qwen2_vl")),
-    "qwen2_5_vl": ("vlm-value-head", lambda d: build_tiny_qwen_vl(d, model_type="qwen2_5_vl")),
-    "llama": ("text-rm", lambda d: build_tiny_text_rm(d, architecture="llama")),
-    "gemma2": ("text-rm", lambda d: build_tiny_text_rm(d, architecture="gemma2")),
-}
+CHECKPOINTS = VALUE_HEAD_CHECKPOINTS
 LAYOUTS = {
     "packed": {},
     "padded_right": {"packing": False},

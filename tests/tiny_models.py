@@ -369,3 +369,12 @@ def build_tiny_ixc(
     _save_sharded(state, directory, shards)
     (directory / "config.json").write_text(json.dumps(shipped, indent=2))
     return directory
+
+
+# The value-head backends' tiny checkpoints the backend tests run on: name -> (backend, build).
+VALUE_HEAD_CHECKPOINTS = {
+    "qwen2_vl": ("vlm-value-head", lambda d: build_tiny_qwen_vl(d, model_type="qwen2_vl")),
+    "qwen2_5_vl": ("vlm-value-head", lambda d: build_tiny_qwen_vl(d, model_type="qwen2_5_vl")),
+    "llama": ("text-rm", lambda d: build_tiny_text_rm(d, architecture="llama")),
+    "gemma2": ("text-rm", lambda d: build_tiny_text_rm(d, architecture="gemma2")),
+}
