@@ -31,6 +31,9 @@ class _AccumulateBundle(beam.DoFn):
         if accumulator is None:
             accumulator = self._fn.create_accumulator()
         self._accumulators[key] = self._fn.add_input(accumulator, value)
+        # Nothing per element (finish_bundle emits); an explicit empty iterable, because Beam
+        # 2.62 (the engines' release) warns at every build about a process that returns None.
+        return ()
 
     def finish_bundle(self):
         for key, accumulator in self._accumulators.items():
