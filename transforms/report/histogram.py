@@ -74,17 +74,8 @@ def histogram_svg(source: str, histogram: StreamingHistogram, cut: float | None)
                     f"{review} review</title></rect>"
                 )
     unscored = f" · {histogram.unscored} not scored" if histogram.unscored else ""
-    parts.append(
-        f'<line class="axis" x1="{LEFT}" y1="{base_y}" x2="{LEFT + plot_w}" y2="{base_y}"/>'
-        f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{base_y}"/>'
-        f'<text x="{LEFT}" y="{base_y + 14}">{num(low)}</text>'
-        f'<text x="{LEFT + plot_w}" y="{base_y + 14}" text-anchor="end">{num(high)}</text>'
-        f'<text class="axis-label" x="{LEFT + plot_w / 2:.1f}" y="{SVG_HEIGHT - 6}" '
-        'text-anchor="middle">reward score</text>'
-        f'<text class="axis-label" transform="translate(14 {TOP + plot_h / 2:.1f}) rotate(-90)" '
-        'text-anchor="middle">samples per bin</text>'
-        f'<text x="{LEFT}" y="{TOP - 10}">{escape(source)}{unscored}</text>'
-    )
+    parts.append(_axes(low, high, base_y, plot_w, plot_h))
+    parts.append(f'<text x="{LEFT}" y="{TOP - 10}">{escape(source)}{unscored}</text>')
     if has_cut:
         parts.append(
             f'<line class="cut" x1="{x(cut):.1f}" y1="{TOP - 2}" x2="{x(cut):.1f}" '
@@ -132,7 +123,17 @@ def overlay_svg(source: str, overlay: dict) -> str:
                     f'width="{max(width - 1, 1):.1f}" height="{base_y - y(count):.1f}">'
                     f"<title>{span}: {count} in the {label}</title></rect>"
                 )
+    parts.append(_axes(low, high, base_y, plot_w, plot_h))
     parts.append(
+        f'<text x="{LEFT}" y="{TOP - 10}">{escape(source)}: grey the previous run, '
+        "orange this one</text>"
+    )
+    return "".join(parts) + "</svg>"
+
+
+def _axes(low: float, high: float, base_y: float, plot_w: float, plot_h: float) -> str:
+    """Both histograms' axes: the lines, the score range at the ends, the two axis labels."""
+    return (
         f'<line class="axis" x1="{LEFT}" y1="{base_y}" x2="{LEFT + plot_w}" y2="{base_y}"/>'
         f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{base_y}"/>'
         f'<text x="{LEFT}" y="{base_y + 14}">{num(low)}</text>'
@@ -141,7 +142,4 @@ def overlay_svg(source: str, overlay: dict) -> str:
         'text-anchor="middle">reward score</text>'
         f'<text class="axis-label" transform="translate(14 {TOP + plot_h / 2:.1f}) rotate(-90)" '
         'text-anchor="middle">samples per bin</text>'
-        f'<text x="{LEFT}" y="{TOP - 10}">{escape(source)}: grey the previous run, '
-        "orange this one</text>"
     )
-    return "".join(parts) + "</svg>"
