@@ -32,9 +32,7 @@ def _imported_top_level_modules() -> dict[str, set[str]]:
                 else:
                     continue
                 for name in names:
-                    imported.setdefault(name.split(".")[0], set()).add(
-                        str(path.relative_to(REPO))
-                    )
+                    imported.setdefault(name.split(".")[0], set()).add(str(path.relative_to(REPO)))
     return imported
 
 
