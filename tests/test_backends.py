@@ -249,7 +249,7 @@ def test_text_rm_refuses_too_long_samples_instead_of_cutting_them(text_dir):
     with pytest.raises(SampleTooLong, match="long: .* tokens"):
         model.score([long_answer])
     handler = RewardModelHandler(lambda device: model, "text-rm", devices=["cpu"])
-    outcomes = [r.inference for r in handler.run_inference(samples, handler.load_model())]
+    outcomes = [r.inference for r in handler.score_batch(samples, handler.load_model())[0]]
     assert outcomes[3].score is None and outcomes[3].reason == "too_long"
     singles = [score_of(model.score([s])[0]) for i, s in enumerate(samples) if i != 3]
     assert [o.score for i, o in enumerate(outcomes) if i != 3] == pytest.approx(singles, abs=ATOL)

@@ -114,7 +114,7 @@ def test_a_failing_sample_is_still_isolated_by_halving(checkpoints, name):
     else:
         samples[bad] = samples[bad].replace(id="media", media=samples_for("qwen2_vl")[0].media)
     handler = RewardModelHandler(lambda device: model, model.name, devices=["cpu"])
-    outcomes = [r.inference for r in handler.run_inference(samples, handler.load_model())]
+    outcomes = [r.inference for r in handler.score_batch(samples, handler.load_model())[0]]
     assert outcomes[bad].score is None and samples[bad].id in outcomes[bad].error
     kept = [o.score for i, o in enumerate(outcomes) if i != bad]
     assert kept == pytest.approx([s for i, s in enumerate(singles) if i != bad], abs=ATOL)

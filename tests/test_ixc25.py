@@ -695,7 +695,7 @@ def test_over_length_samples_are_refused_not_cut(parts):
         return original(conversation, image, *args, **kwargs)
 
     short_limit.model.apply_chat_template = recording
-    outcomes = [r.inference for r in handler.run_inference(batch, handler.load_model())]
+    outcomes = [r.inference for r in handler.score_batch(batch, handler.load_model())[0]]
     # The refused samples never reached the model, and each other sample was scored once.
     assert len(reached) == len(batch) - len(too_long)
     del short_limit.model.apply_chat_template

@@ -111,3 +111,25 @@ def test_turn_scores_travel_with_the_score_and_are_checked():
     wrong = scored_sample(PredictionResult(batch[1], ScoreOutcome(1.0, turn_scores=(1.0,))))
     assert wrong.stage == "score" and wrong.reason == "turn_scores_mismatch"
     assert "1 turn scores for 2 assistant turns" in wrong.detail
+
+
+def test_the_handler_plugs_into_beams_own_run_inference():
+    """The pipeline scores through `ScoreAhead`, but the handler is a Beam `ModelHandler`: a
+    user's own Beam job can hand it to `RunInference` and get the same outcomes, bad samples
+    isolated, as `score_batch` gives."""
+    import apache_beam as beam
+    from apache_beam.ml.inference.base import RunInference
+    from apache_beam.testing.util import assert_that, equal_to
+
+    handler = RewardModelHandler(lambda device: PoisonModel(), "poison", devices=["cpu"])
+    batch = samples("abc", "poison", "de")
+    with beam.Pipeline() as pipeline:
+        scored = (
+            pipeline
+            | beam.Create(batch)
+            | RunInference(handler)
+            | beam.Map(lambda p: (p.example.id, p.inference.score, p.model_id))
+        )
+        assert_that(
+            scored, equal_to([("s0", 3.0, "poison"), ("s1", None, "poison"), ("s2", 2.0, "poison")])
+        )
