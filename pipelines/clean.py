@@ -75,20 +75,18 @@ def build(
     written = ToWrite(routed.clean, routed.review, errors) | "WriteOutputs" >> WriteOutputs(
         config, prefix, run_info
     )
-    manifests = [f for files in inputs.values() for f in files.manifests + files.archives]
+    input_files = [f for files in inputs.values() for f in files.manifests + files.archives]
     setup = run_setup(
         config,
         run_info,
         runner=options.get("runner") or "DirectRunner",
-        input_fingerprint=input_fingerprint(config.root, manifests),
+        input_fingerprint=input_fingerprint(config.root, input_files),
         model_fingerprint=setup_id,
     )
-    finish = FinishSettings(
-        prefix, cache_dir, config.max_error_fraction, setup, started_at, runs_folder
+    parts = ToFinish(read.read, written.outcomes, written.files, routed.cuts, scored.batches)
+    parts | "Finish" >> Finish(
+        FinishSettings(prefix, cache_dir, config.max_error_fraction, setup, started_at, runs_folder)
     )
-    ToFinish(
-        read.read, written.outcomes, written.files, routed.cuts, scored.batches
-    ) | "Finish" >> Finish(finish)
 
 
 def run(

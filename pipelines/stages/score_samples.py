@@ -1,10 +1,10 @@
 """ScoreSamples: samples with media -> scored samples, before any GPU time the cheap checks.
 
-Rules first (an empty answer, a missing turn: review, unscored), then the score cache (a
-sample scored before, by the same model and weights, is not scored again), then decoding
-ahead of the model in a pool of killable processes, then scoring on one model copy per
-device (text-only samples on the text model, if the run has one). Scores are persisted to the
-cache before routing, so a killed or interrupted run keeps them.
+Rules first (an empty answer, a missing turn: held back unscored, for RouteByScore to send to
+review), then the score cache (a sample scored before, by the same model and weights, is not
+scored again), then decoding ahead of the model in a pool of killable processes, then scoring
+on one model copy per device (text-only samples on the text model, if the run has one). Scores
+are persisted to the cache before routing, so a killed or interrupted run keeps them.
 """
 
 from __future__ import annotations
