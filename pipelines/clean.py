@@ -18,21 +18,19 @@ from models.registry import preflight_models
 from pipelines.config import RunConfig
 from pipelines.engine_jobs import cancel_job
 from pipelines.output_prefix import SHUFFLE_DIR, SPILL_DIR
-from pipelines.runners import local_processes, runs_locally, shuffles_in_memory
-from pipelines.stages.finish import Finish, FinishRun
+from pipelines.runners import beam_args_for, local_processes, runs_locally, shuffles_in_memory
+from pipelines.stages.finish import Finish, FinishSettings, ToFinish, run_setup
 from pipelines.stages.load_media import LoadMedia
-from pipelines.stages.read_sources import DataMissingError, ReadSources, discover_inputs
+from pipelines.stages.read_sources import ReadSources, discover_inputs
 from pipelines.stages.route_by_score import RouteByScore
 from pipelines.stages.score_samples import ScoreSamples, cache_dir_of, scoring_setup_id
-from pipelines.stages.write_outputs import WriteOutputs
+from pipelines.stages.write_outputs import ToWrite, WriteOutputs
+from transforms.core.branches import Branches
 from transforms.core.run_identity import new_run_id
 from transforms.core.run_info import RunInfo
-from transforms.core.storage import absolute_url
 from transforms.io.input_fingerprint import input_fingerprint
 from transforms.io.sorted_runs import grouping
 from transforms.samples.score_cache import AttachKnownScores, cache_files
-
-__all__ = ["DataMissingError", "build", "cache_dir_of", "run"]
 
 
 def build(
@@ -49,83 +47,46 @@ def build(
         new_run_id(), config.model, config.text_model, config.threshold, config.percentile
     )
     options = p.options.get_all_options()
-    processes = local_processes(options)
     # Derived once: the weights fingerprint in it reads the model files, and the scoring
     # stage and the finishing step must name the same folder.
     setup_id = scoring_setup_id(config)
     cache_dir = cache_dir_of(config, setup_id)
     inputs = discover_inputs(config)
-    identity = {
-        "input_fingerprint": input_fingerprint(
-            config.root, [f for files in inputs.values() for f in files.manifests + files.archives]
-        ),
-        "model_fingerprint": setup_id,
-    }
-
-    read = p | "ReadSources" >> ReadSources(config, inputs)
     # Local runners would hold a shuffle in memory: theirs go through sorted files instead.
     shuffle_dir = f"{prefix}/{SHUFFLE_DIR}" if shuffles_in_memory(options) else None
-    light = read["samples"]
+
+    def shuffle(name: str) -> beam.PTransform:
+        return grouping(shuffle_dir and f"{shuffle_dir}/{name}")
+
+    read = p | "ReadSources" >> ReadSources(config, inputs)
+    light = read.samples
     if cache_dir and cache_files(cache_dir):
-        light = (
-            light
-            | "AttachKnownScores"
-            >> AttachKnownScores(cache_dir, grouping(shuffle_dir and f"{shuffle_dir}/cache")),
+        light = Branches(
+            (light | "AttachKnownScores" >> AttachKnownScores(cache_dir, shuffle("cache")),)
         )
-    archives = any(files.archives for files in inputs.values())
     loaded = light | "LoadMedia" >> LoadMedia(
+        config, read.archive_videos, shuffle("media"), shuffle("archives")
+    )
+    scored = loaded.samples | "ScoreSamples" >> ScoreSamples(
+        config, local_processes(options), cache_dir
+    )
+    routed = scored | "RouteByScore" >> RouteByScore(config, f"{prefix}/{SPILL_DIR}")
+    errors = read.errors + loaded.errors + scored.errors + routed.errors
+    written = ToWrite(routed.clean, routed.review, errors) | "WriteOutputs" >> WriteOutputs(
+        config, prefix, run_info
+    )
+    input_files = [f for files in inputs.values() for f in files.manifests + files.archives]
+    setup = run_setup(
         config,
-        read["archive_videos"] if archives else None,
-        grouping(shuffle_dir and f"{shuffle_dir}/media"),
-        grouping(shuffle_dir and f"{shuffle_dir}/archives"),
+        run_info,
+        runner=options.get("runner") or "DirectRunner",
+        input_fingerprint=input_fingerprint(config.root, input_files),
+        model_fingerprint=setup_id,
     )
-    scored = loaded["samples"] | "ScoreSamples" >> ScoreSamples(config, processes, cache_dir)
-    routed = tuple(scored["scored"]) | "RouteByScore" >> RouteByScore(
-        config, f"{prefix}/{SPILL_DIR}"
+    parts = ToFinish(read.read, written.outcomes, written.files, routed.cuts, scored.batches)
+    parts | "Finish" >> Finish(
+        FinishSettings(prefix, cache_dir, config.max_error_fraction, setup, started_at, runs_folder)
     )
-    written = {
-        "clean": tuple(routed["clean"]),
-        "review": (scored["rule_flagged"], *routed["review"]),
-        "errors": (*read["errors"], *loaded["errors"], *scored["errors"], *routed["errors"]),
-    } | "WriteOutputs" >> WriteOutputs(config, prefix, run_info)
-    finish = FinishRun(
-        prefix,
-        cache_dir,
-        config.max_error_fraction,
-        {**_settings(config, prefix, run_info, options), **identity},
-        started_at,
-        runs_folder,
-    )
-    {
-        "read": read["read"],
-        "outcomes": written["outcomes"],
-        "files": written["files"],
-        "cuts": routed["cuts"],
-        "batches": scored["batches"],
-    } | "Finish" >> Finish(finish)
-
-
-def _settings(config: RunConfig, prefix: str, run_info: RunInfo, options: dict) -> dict:
-    """What summary.json says about how the run was set up."""
-    return {
-        "run_id": run_info.run_id,
-        "dataset": config.name,
-        # Absolute, like every sample's origin, so `rmclean export` can tell each input file's
-        # path within the dataset; media paths are relative to the media root of their source.
-        "input": absolute_url(config.root),
-        "media_roots": {s.name: s.media_root for s in config.sources},
-        "output": prefix,
-        "model": config.model,
-        "text_model": config.text_model,
-        "rmclean_version": run_info.rmclean_version,
-        "devices": config.devices if isinstance(config.devices, str) else list(config.devices),
-        "threshold": config.threshold,
-        "percentile": config.percentile,
-        "repair": config.repair,
-        "format": config.format,
-        "shard_mb": config.shard_mb,
-        "runner": options.get("runner") or "DirectRunner",
-    }
 
 
 def run(
@@ -133,18 +94,22 @@ def run(
     beam_args: list[str] | None = None,
     check_models: bool = True,
     runs_folder: str | None = None,
+    runner: str | None = None,
 ) -> dict:
     """Run the pipeline to completion and return the summary it wrote.
 
+    The runner is chosen as `rmclean clean` chooses it (`runners.beam_args_for`): `runner` a
+    preset or Beam runner name, else a `--runner` in `beam_args`, else the in-process one.
     `check_models=False` is for callers that ran `preflight_models` themselves (the CLI does,
     before it prepares the output prefix). With `runs_folder`, its LATEST names this run once
     it has finished.
     """
     started_at = time.time()
+    beam_args = beam_args_for(runner, beam_args or [])
     if check_models:
         # Model options fail here, before Beam starts, not inside a worker's load_model.
-        preflight_models(config, runs_locally(beam_args or []))
-    pipeline = beam.Pipeline(options=PipelineOptions(beam_args or []))
+        preflight_models(config, runs_locally(beam_args))
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
     build(pipeline, config, started_at, runs_folder)
     result = pipeline.run()
     try:

@@ -24,7 +24,7 @@ def _clean(root: Path, output: Path) -> dict:
     config = load_config(REPO / "configs" / "sample.yaml").with_overrides(
         root=str(root), output=str(output), score_cache=str(output.parent / "score-cache")
     )
-    return run(config, ["--runner=FnApiRunner"])
+    return run(config)
 
 
 def _routes(prefix: Path) -> dict[tuple[str, str], tuple[str, float | None]]:
@@ -109,7 +109,7 @@ def test_a_repaired_conversation_is_one_sample_to_compare(tmp_path):
             score_cache=str(runs / "score-cache"),
             repair=repair,
         )
-        return run(config, ["--runner=FnApiRunner"])
+        return run(config)
 
     first = clean("1", "truncate")
     repaired = first["repair"]["repaired"]

@@ -14,7 +14,6 @@ import pytest
 import pipelines.stages.score_samples as score_samples
 from pipelines.clean import run
 from pipelines.config import RunConfig, SourceConfig
-from pipelines.runners import beam_args_for
 from tests.helpers import (
     CRASH_MARKER,
     conversation,
@@ -161,8 +160,7 @@ def test_a_large_model_is_loaded_once_per_device_per_machine(tmp_path):
     config = _config(
         root, tmp_path / "out", log, seconds=0.3, devices=("cpu:0", "cpu:1"), large_model=True
     )
-    local = [*beam_args_for("local", []), "--direct_num_workers=2"]
-    summary = run(config, local)
+    summary = run(config, ["--direct_num_workers=2"], runner="local")
     assert summary["counts"]["total"]["clean"] == 8
     loads = [line for line in _lines(log) if "loaded" in line]
     assert sorted(line["loaded"] for line in loads) == ["cpu:0", "cpu:1"]

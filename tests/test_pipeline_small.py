@@ -1,4 +1,5 @@
-"""End-to-end through Beam's DirectRunner on a tiny hand-built dataset with a known-score model."""
+"""End-to-end on a tiny hand-built dataset with a known-score model, on the runner `rmclean
+clean` chooses when none is named."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from pipelines.clean import DataMissingError, run
+from pipelines.clean import run
+from pipelines.stages.read_sources import DataMissingError
 from tests.helpers import read_parquet_dir, tiny_config
 
 
@@ -15,6 +17,8 @@ from tests.helpers import read_parquet_dir, tiny_config
 def test_tiny_run_routes_every_sample_and_conserves_counts(tiny_dataset, tmp_path):
     out = tmp_path / "out"
     summary = run(tiny_config(tiny_dataset, out))
+    # What `rmclean clean` runs on without --runner (runners.IN_PROCESS), not Beam's default.
+    assert summary["runner"] == "FnApiRunner"
 
     clean = read_parquet_dir(out / "clean")
     review = read_parquet_dir(out / "review")

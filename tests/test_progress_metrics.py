@@ -5,15 +5,18 @@ from collections import Counter
 import apache_beam as beam
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.clean import build
+from pipelines.runners import beam_args_for
 from pipelines.steps import METRICS_NAMESPACE
 from tests.helpers import tiny_config
 
 
 @pytest.mark.slow
 def test_counters_match_the_routes(tiny_dataset, tmp_path):
-    pipeline = beam.Pipeline()
+    # On the runner `rmclean clean` chooses when none is named.
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_args_for(None, [])))
     build(pipeline, tiny_config(tiny_dataset, tmp_path / "out"))
     result = pipeline.run()
     result.wait_until_finish()

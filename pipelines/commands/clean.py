@@ -92,9 +92,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, beam_args: list[str], ours: list[str]) -> int:
     """Check everything a run needs before Beam starts, then run it."""
     from models.registry import ModelConfigError, preflight_models
-    from pipelines.clean import DataMissingError
     from pipelines.runners import UnknownRunnerError, beam_args_for, check_runner, runs_locally
-    from pipelines.stages.read_sources import discover_inputs
+    from pipelines.stages.read_sources import DataMissingError, discover_inputs
 
     try:
         check_beam_args(beam_args, ours)

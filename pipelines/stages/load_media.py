@@ -11,10 +11,13 @@ listings meet the samples naming their videos), not from a side input of every l
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import apache_beam as beam
 
 from pipelines.config import RunConfig
 from pipelines.steps import ERRORS_TAG, GroupStep, guarded
+from transforms.core.branches import Branches
 from transforms.io.video_archives import archive_key
 from transforms.media.fetch import fetch_media
 from transforms.media.groups import ListedVideo, group_key, join_archive, open_group
@@ -31,8 +34,15 @@ def key_by_group(sample, archives_listed: bool):
     return beam.pvalue.TaggedOutput(TO_ARCHIVE_JOIN, (member, sample))
 
 
+class MediaLoaded(NamedTuple):
+    """What LoadMedia gives the scoring stage."""
+
+    samples: beam.PCollection  # samples with their media bytes, out of the media shuffle
+    errors: Branches
+
+
 class LoadMedia(beam.PTransform):
-    """Branches of light samples -> {`samples` with media bytes, `errors`: a tuple}.
+    """`Branches` of light samples -> `MediaLoaded`.
 
     `archive_videos`: (member path, archive) pairs from ReadSources, or None when the run has
     no archives. `group`, `archive_group`: the media shuffle and the archive join's
@@ -56,24 +66,24 @@ class LoadMedia(beam.PTransform):
     def expand(self, branches):
         config = self._config
         listed = self._archive_videos is not None
-        keyed = [
+        keyed = Branches(
             guarded(
                 branch, f"KeyByMediaGroup{i}", "read", key_by_group, listed, tags=(TO_ARCHIVE_JOIN,)
             )
             for i, branch in enumerate(branches)
-        ]
-        by_group = tuple(k.samples for k in keyed)
+        )
+        by_group = keyed.tagged("samples")
         if listed:
             # A video in two archives is read from the first one by name, on every run.
             listings = self._archive_videos | "ListedVideos" >> beam.MapTuple(
                 lambda member, archive: (member, ListedVideo(archive))
             )
             joined = (
-                (*(k[TO_ARCHIVE_JOIN] for k in keyed), listings)
+                keyed.tagged(TO_ARCHIVE_JOIN) + listings
                 | "GroupByVideoPath" >> self._archive_group
                 | "JoinArchives" >> beam.FlatMap(join_archive)
             )
-            by_group += (joined,)
+            by_group += joined
         grouped = (
             by_group
             | "GroupByMediaSource" >> self._group
@@ -89,5 +99,5 @@ class LoadMedia(beam.PTransform):
             config.allow_media_outside_root,
             frozenset(s.name for s in config.sources if s.remote_media),
         )
-        errors = (*(k[ERRORS_TAG] for k in keyed), grouped[ERRORS_TAG], fetched[ERRORS_TAG])
-        return {"samples": fetched.samples, "errors": errors}
+        errors = keyed.tagged(ERRORS_TAG) + (grouped[ERRORS_TAG], fetched[ERRORS_TAG])
+        return MediaLoaded(fetched.samples, errors)

@@ -9,12 +9,14 @@ pipeline starts (`discover_inputs`), so missing data stops the command, not a wo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import apache_beam as beam
 
 from pipelines.config import RunConfig
 from pipelines.progress import READ, CountProgress
 from pipelines.steps import ERRORS_TAG, SplitErrors
+from transforms.core.branches import Branches
 from transforms.core.storage import glob_under
 from transforms.io.llava_manifests import read_manifest
 from transforms.io.shard_inputs import read_light
@@ -52,12 +54,19 @@ def discover_inputs(config: RunConfig) -> dict[str, SourceFiles]:
     return resolved
 
 
-class ReadSources(beam.PTransform):
-    """Pipeline -> {`read`: every record read (for the input counts), `samples`, `errors`:
-    tuples of branches, one per source (and the archives' errors), `archive_videos`: (member
-    path, archive) for every video in an archive}.
+class SourcesRead(NamedTuple):
+    """What ReadSources gives the stages after it."""
 
-    The branches stay apart: a Flatten of them would be held whole in memory by local runners.
+    read: Branches  # every record read, per source, and the archives' errors: the input counts
+    samples: Branches  # light samples (no media bytes), one branch per source
+    errors: Branches  # per source, and the archives' errors
+    # (member path, archive) for every video in an archive; None when the run has no archives
+    archive_videos: beam.PCollection | None
+
+
+class ReadSources(beam.PTransform):
+    """Pipeline -> `SourcesRead`.
+
     An archive that cannot be read is one error record, counted as an input of the first
     source that lists it.
     """
@@ -81,22 +90,22 @@ class ReadSources(beam.PTransform):
         archive_errors = listed[ERRORS_TAG] | "CountArchiveErrors" >> beam.ParDo(
             CountProgress(READ)
         )
-        reads = [
+        reads = Branches(
             self._read(p, source) | f"CountRead[{source.name}]" >> beam.ParDo(CountProgress(READ))
             for source in self._config.sources
-        ]
-        splits = [
+        )
+        splits = Branches(
             read
             | f"SplitReadErrors[{source.name}]"
             >> beam.ParDo(SplitErrors()).with_outputs(ERRORS_TAG, main="samples")
             for read, source in zip(reads, self._config.sources, strict=True)
-        ]
-        return {
-            "read": (*reads, archive_errors),
-            "samples": tuple(split.samples for split in splits),
-            "errors": (*(split[ERRORS_TAG] for split in splits), archive_errors),
-            "archive_videos": listed.ok,
-        }
+        )
+        return SourcesRead(
+            read=reads + archive_errors,
+            samples=splits.tagged("samples"),
+            errors=splits.tagged(ERRORS_TAG) + archive_errors,
+            archive_videos=listed.ok if archive_owner else None,
+        )
 
     def _read(self, p, source):
         label = f"Read[{source.name}]"

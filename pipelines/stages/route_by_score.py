@@ -1,4 +1,5 @@
-"""RouteByScore: scored samples -> clean or review, by a threshold or a per-source percentile.
+"""RouteByScore: scored samples -> clean or review, by a threshold or a per-source percentile;
+samples a rule flagged before scoring -> review.
 
 Each branch of scored samples is routed on its own; the light (source, routing score) pairs are
 combined branch by branch (`CombineBranches`) to find each source's cut (`cuts`, which the
@@ -10,11 +11,14 @@ score before any sample is routed, so the scored samples wait for it on disk
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, NamedTuple
+
 import apache_beam as beam
 from apache_beam.transforms.stats import ApproximateQuantilesCombineFn
 
 from pipelines.config import RunConfig
 from pipelines.steps import ERRORS_TAG, guarded, unexpected_error
+from transforms.core.branches import Branches
 from transforms.core.combine_branches import CombineBranches
 from transforms.core.record import ErrorRecord, Sample
 from transforms.io.spill import SPILL_SHARD_MB, SpillShard, read_spilled
@@ -27,6 +31,9 @@ from transforms.samples.route import (
     route_by_cut,
     route_by_threshold,
 )
+
+if TYPE_CHECKING:
+    from pipelines.stages.score_samples import SamplesScored
 
 
 def _route_spilled(path: str, cuts: dict[str, float], percentile: float):
@@ -68,33 +75,40 @@ class RepairTurns(beam.DoFn):
         yield original
 
 
+class SamplesRouted(NamedTuple):
+    """What RouteByScore gives the writers (and the cuts to `Finish`)."""
+
+    clean: Branches
+    review: Branches  # the rule-flagged samples first, then those routed by score
+    errors: Branches
+    cuts: beam.PCollection  # (source, cut) pairs
+
+
 class RouteByScore(beam.PTransform):
-    """[branches of scored samples] -> {`clean`, `review`, `errors`: lists of branches,
-    `cuts`: (source, cut) pairs}. With `repair: truncate`, the good prefixes of review
-    samples join the clean branches (`RepairTurns`)."""
+    """`SamplesScored` -> `SamplesRouted`: the scored branches by score, the rule-flagged
+    samples to review. With `repair: truncate`, the good prefixes of review samples routed by
+    score join the clean branches (`RepairTurns`)."""
 
     def __init__(self, config: RunConfig, spill_dir: str):
         super().__init__()
         self._config = config
         self._spill_dir = spill_dir
 
-    def expand(self, branches):
+    def expand(self, scored: SamplesScored):
         config = self._config
+        branches = scored.scored
         # Combined branch by branch: a Flatten of one score per sample would be held in memory.
-        scores = tuple(
-            branch | f"SourceScore{i}" >> beam.Map(lambda s: (s.source, s.routing_score))
-            for i, branch in enumerate(branches)
-        )
+        scores = branches.each("SourceScore", beam.Map(lambda s: (s.source, s.routing_score)))
         if config.threshold is not None:
             cuts = (
-                tuple(score | f"Source{i}" >> beam.Keys() for i, score in enumerate(scores))
+                scores.each("Source", beam.Keys())
                 | "ScoredSources" >> CombineBranches(beam.combiners.ToSetCombineFn())
                 | "ThresholdCut"
                 >> beam.FlatMap(
                     lambda sources, t: [(s, t) for s in sorted(sources)], config.threshold
                 )
             )
-            routed = [
+            routed = Branches(
                 guarded(
                     branch,
                     f"RouteByScore{i}",
@@ -104,7 +118,7 @@ class RouteByScore(beam.PTransform):
                     tags=(REVIEW,),
                 )
                 for i, branch in enumerate(branches)
-            ]
+            )
         else:
             quantiles = ApproximateQuantilesCombineFn.create(num_quantiles=QUANTILE_POINTS)
             cuts = (
@@ -113,35 +127,36 @@ class RouteByScore(beam.PTransform):
                 | "PercentileCut"
                 >> beam.Map(lambda kv, pct: (kv[0], percentile_cut(kv[1], pct)), config.percentile)
             )
-            spilled = (
-                tuple(
-                    branch
-                    | f"SpillScored{i}"
-                    >> beam.ParDo(WriteTempShards(self._spill_dir, SpillShard, SPILL_SHARD_MB))
-                    for i, branch in enumerate(branches)
+            # One spill shard path per element: few, so they may be flattened.
+            spilled = branches.each(
+                "SpillScored",
+                beam.ParDo(WriteTempShards(self._spill_dir, SpillShard, SPILL_SHARD_MB)),
+            ).flatten("AllSpilled")
+            routed = Branches(
+                (
+                    spilled
+                    | "RouteByPercentile"
+                    >> beam.FlatMap(
+                        _route_spilled, beam.pvalue.AsDict(cuts), config.percentile
+                    ).with_outputs(ERRORS_TAG, REVIEW, main="samples"),
                 )
-                | "AllSpilled" >> beam.Flatten()
             )
-            routed = [
-                spilled
-                | "RouteByPercentile"
-                >> beam.FlatMap(
-                    _route_spilled, beam.pvalue.AsDict(cuts), config.percentile
-                ).with_outputs(ERRORS_TAG, REVIEW, main="samples")
-            ]
-        clean = [split.samples for split in routed]
-        review = [split[REVIEW] for split in routed]
-        errors = [split[ERRORS_TAG] for split in routed]
+        clean, review, errors = (
+            routed.tagged("samples"),
+            routed.tagged(REVIEW),
+            routed.tagged(ERRORS_TAG),
+        )
         if config.repair:
-            repaired = [
-                branch
-                | f"RepairTurns{i}"
-                >> beam.ParDo(RepairTurns(config.threshold)).with_outputs(
+            repaired = review.each(
+                "RepairTurns",
+                beam.ParDo(RepairTurns(config.threshold)).with_outputs(
                     REPAIRED, ERRORS_TAG, main="review"
-                )
-                for i, branch in enumerate(review)
-            ]
-            clean += [split[REPAIRED] for split in repaired]
-            review = [split.review for split in repaired]
-            errors += [split[ERRORS_TAG] for split in repaired]
-        return {"clean": clean, "review": review, "errors": errors, "cuts": cuts}
+                ),
+            )
+            clean += repaired.tagged(REPAIRED)
+            review = repaired.tagged("review")
+            errors += repaired.tagged(ERRORS_TAG)
+        # What a rule flagged before scoring is reviewed as it is: no score to cut, nothing
+        # to repair.
+        review = Branches((scored.rule_flagged,)) + review
+        return SamplesRouted(clean, review, errors, cuts)

@@ -1,16 +1,17 @@
 """ScoreSamples: samples with media -> scored samples, before any GPU time the cheap checks.
 
-Rules first (an empty answer, a missing turn: review, unscored), then the score cache (a
-sample scored before, by the same model and weights, is not scored again), then decoding
-ahead of the model in a pool of killable processes, then scoring on one model copy per
-device (text-only samples on the text model, if the run has one). Scores are persisted to the
-cache before routing, so a killed or interrupted run keeps them.
+Rules first (an empty answer, a missing turn: held back unscored, for RouteByScore to send to
+review), then the score cache (a sample scored before, by the same model and weights, is not
+scored again), then decoding ahead of the model in a pool of killable processes, then scoring
+on one model copy per device (text-only samples on the text model, if the run has one). Scores
+are persisted to the cache before routing, so a killed or interrupted run keeps them.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from typing import NamedTuple
 
 import apache_beam as beam
 
@@ -20,6 +21,7 @@ from pipelines.config import RunConfig
 from pipelines.progress import SCORED, CountProgress
 from pipelines.stages.reward_handlers import reward_handler, scored_sample
 from pipelines.steps import ERRORS_TAG, guarded
+from transforms.core.branches import Branches
 from transforms.core.record import Sample
 from transforms.media.decode_ahead import DecodeAhead, DecodeSettings
 from transforms.samples.route import REVIEW
@@ -85,13 +87,19 @@ def decode_settings(config: RunConfig, processes: int | None) -> DecodeSettings:
     )
 
 
-class ScoreSamples(beam.PTransform):
-    """Samples -> {`scored`: a list of branches of scored samples (one per model, plus those
-    served from the cache), `rule_flagged`, `errors`: a list, `batches`: a tuple of branches of
-    one stat per batch}.
+class SamplesScored(NamedTuple):
+    """What ScoreSamples gives the routing stage (and the run's cost to `Finish`)."""
 
-    The branches stay apart: a Flatten of sample-carrying PCollections would be held whole in
-    memory by local runners. `processes`: pipeline worker processes per machine (None: remote).
+    scored: Branches  # one branch per model, then the samples served from the score cache
+    rule_flagged: beam.PCollection  # flagged by a rule before scoring, unscored: for review
+    errors: Branches
+    batches: Branches  # one stat per scored batch, one branch per model
+
+
+class ScoreSamples(beam.PTransform):
+    """Samples -> `SamplesScored`.
+
+    `processes`: pipeline worker processes per machine (None: remote).
     """
 
     def __init__(self, config: RunConfig, processes: int | None, cache_dir: str | None):
@@ -103,8 +111,8 @@ class ScoreSamples(beam.PTransform):
     def expand(self, samples):
         config = self._config
         checked = guarded(samples, "CheckRules", "rules", _rule_route, tags=(REVIEW,))
-        to_score, errors = checked.samples, [checked[ERRORS_TAG]]
-        from_models, from_cache = [], []
+        to_score, errors = checked.samples, Branches((checked[ERRORS_TAG],))
+        from_models, from_cache = Branches(), Branches()
         cache_dir = self._cache_dir
         if cache_dir:
             # Each sample carries the scores cached for its digest (AttachKnownScores, before
@@ -113,13 +121,13 @@ class ScoreSamples(beam.PTransform):
                 to_score, "LookUpScoreCache", "cache", look_up_cached, tags=(CACHED,)
             )
             to_score = looked_up.samples
-            from_cache.append(looked_up[CACHED])
-            errors.append(looked_up[ERRORS_TAG])
+            from_cache += looked_up[CACHED]
+            errors += looked_up[ERRORS_TAG]
         decoded = to_score | "DecodeMedia" >> beam.ParDo(
             DecodeAhead(decode_settings(config, self._processes))
         ).with_outputs(ERRORS_TAG, main="samples")
-        errors.append(decoded[ERRORS_TAG])
-        batches = []
+        errors += decoded[ERRORS_TAG]
+        batches = Branches()
         for i, (label, branch, handler) in enumerate(self._models(decoded.samples)):
             shared = config.large_model and self._processes != 1
             outputs = branch | label >> ScoreAhead(handler, shared)
@@ -137,15 +145,15 @@ class ScoreSamples(beam.PTransform):
                         cache_dir, config.score_cache_flush_every, config.score_cache_flush_seconds
                     )
                 )
-            from_models.append(ok)
-            errors.append(attached[ERRORS_TAG])
-            batches.append(outputs[BATCHES_TAG])
-        return {
-            "scored": [*from_models, *from_cache],
-            "rule_flagged": checked[REVIEW],
-            "errors": errors,
-            "batches": tuple(batches),
-        }
+            from_models += ok
+            errors += attached[ERRORS_TAG]
+            batches += outputs[BATCHES_TAG]
+        return SamplesScored(
+            scored=from_models + from_cache,
+            rule_flagged=checked[REVIEW],
+            errors=errors,
+            batches=batches,
+        )
 
     def _models(self, decoded):
         """(label, samples, handler) per model: text-only samples to the text model, if any."""

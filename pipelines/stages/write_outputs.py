@@ -9,11 +9,13 @@ and .csv list every review sample.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import apache_beam as beam
 
 from pipelines.config import RunConfig
 from pipelines.progress import CountProgress
+from transforms.core.branches import Branches
 from transforms.core.run_info import RunInfo
 from transforms.io.shard_index import index_path
 from transforms.io.write_shards import OUTCOMES, WRITE_ERRORS, WriteLines, WriteSamples
@@ -25,21 +27,23 @@ from transforms.samples.route import CLEAN, ERRORS, REVIEW
 ERRORS_SHARD_MB = 64
 
 
-def _counted(branches, label: str, stage: str) -> tuple:
-    # A tuple, not a list: Beam reads a list piped into a transform as elements to Create.
-    return tuple(
-        branch | f"{label}{i}" >> beam.ParDo(CountProgress(stage))
-        for i, branch in enumerate(branches)
-    )
+class ToWrite(NamedTuple):
+    """What WriteOutputs writes: the routes, and every stage's error records."""
+
+    clean: Branches
+    review: Branches
+    errors: Branches
 
 
-def _lines(branches, label: str, to_line) -> tuple:
-    return tuple(branch | f"{label}{i}" >> beam.Map(to_line) for i, branch in enumerate(branches))
+class OutputsWritten(NamedTuple):
+    """What WriteOutputs gives `Finish`."""
+
+    outcomes: Branches  # one outcome per record written
+    files: beam.PCollection  # every file written, once it is in place
 
 
 class WriteOutputs(beam.PTransform):
-    """{`clean`, `review`, `errors`: tuples of branches} -> {`outcomes`: a tuple of branches,
-    `files`: every file written}."""
+    """`ToWrite` -> `OutputsWritten`."""
 
     def __init__(self, config: RunConfig, prefix: str, run_info: RunInfo):
         super().__init__()
@@ -47,11 +51,11 @@ class WriteOutputs(beam.PTransform):
         self._prefix = prefix
         self._run_info = run_info
 
-    def expand(self, routed):
+    def expand(self, routed: ToWrite):
         config, prefix = self._config, self._prefix
         cut = self._run_info.cut_for
-        clean = _counted(routed["clean"], "CountClean", CLEAN)
-        review = _counted(routed["review"], "CountReview", REVIEW)
+        clean = routed.clean.each("CountClean", beam.ParDo(CountProgress(CLEAN)))
+        review = routed.review.each("CountReview", beam.ParDo(CountProgress(REVIEW)))
         writes = {
             route: branches
             | f"Write{route.title()}"
@@ -65,12 +69,8 @@ class WriteOutputs(beam.PTransform):
             )
             for route, branches in ((CLEAN, clean), (REVIEW, review))
         }
-        # Every input is a tuple of branches and stays one: a Flatten of per-record elements
-        # would be held whole in memory by local runners.
-        errors = _counted(
-            (*routed["errors"], *writes[CLEAN][WRITE_ERRORS], *writes[REVIEW][WRITE_ERRORS]),
-            "CountErrors",
-            ERRORS,
+        errors = (routed.errors + writes[CLEAN][WRITE_ERRORS] + writes[REVIEW][WRITE_ERRORS]).each(
+            "CountErrors", beam.ParDo(CountProgress(ERRORS))
         )
         written_errors = errors | "WriteErrors" >> WriteSamples(
             f"{prefix}/errors",
@@ -79,21 +79,27 @@ class WriteOutputs(beam.PTransform):
             describe=functools.partial(written_outcome, route=ERRORS),
             name="errors",
         )
-        files = (
-            writes[CLEAN]["files"],
-            writes[REVIEW]["files"],
-            written_errors["files"],
-            _lines(review, "FlaggedJson", functools.partial(summary.flagged_json_line, cut_for=cut))
-            | "WriteFlaggedJsonl" >> WriteLines(f"{prefix}/report/flagged.jsonl"),
-            _lines(review, "FlaggedCsv", functools.partial(summary.flagged_csv_line, cut_for=cut))
-            | "WriteFlaggedCsv"
-            >> WriteLines(f"{prefix}/report/flagged.csv", header=summary.FLAGGED_CSV_HEADER),
+        files = Branches(
+            (
+                writes[CLEAN]["files"],
+                writes[REVIEW]["files"],
+                written_errors["files"],
+                review.each(
+                    "FlaggedJson",
+                    beam.Map(functools.partial(summary.flagged_json_line, cut_for=cut)),
+                )
+                | "WriteFlaggedJsonl" >> WriteLines(f"{prefix}/report/flagged.jsonl"),
+                review.each(
+                    "FlaggedCsv", beam.Map(functools.partial(summary.flagged_csv_line, cut_for=cut))
+                )
+                | "WriteFlaggedCsv"
+                >> WriteLines(f"{prefix}/report/flagged.csv", header=summary.FLAGGED_CSV_HEADER),
+            )
         )
-        return {
-            "outcomes": (
-                *writes[CLEAN][OUTCOMES],
-                *writes[REVIEW][OUTCOMES],
-                *written_errors[OUTCOMES],
+        return OutputsWritten(
+            outcomes=Branches(
+                (*writes[CLEAN][OUTCOMES], *writes[REVIEW][OUTCOMES], *written_errors[OUTCOMES])
             ),
-            "files": files | "AllWrittenFiles" >> beam.Flatten(),
-        }
+            # One element per file written: few, so they may be flattened.
+            files=files.flatten("AllWrittenFiles"),
+        )
