@@ -27,7 +27,7 @@ from apache_beam.utils import multi_process_shared, shared
 
 from models.base import RewardModelHandler, ScoreOutcome
 from models.work import ModelWork
-from transforms.core.bundle_outputs import in_global_window
+from transforms.beam.bundle_outputs import in_global_window
 
 BATCHES_TAG = "batches"
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipelines.steps import METRICS_NAMESPACE
+from transforms.beam.steps import METRICS_NAMESPACE
 from transforms.core.record import ErrorRecord
 from transforms.samples.route import CLEAN, ERRORS, REVIEW
 

@@ -7,8 +7,8 @@ import pytest
 from apache_beam.metrics.metric import MetricsFilter
 
 from pipelines.clean import build
-from pipelines.steps import METRICS_NAMESPACE
 from tests.helpers import tiny_config
+from transforms.beam.steps import METRICS_NAMESPACE
 
 
 @pytest.mark.slow

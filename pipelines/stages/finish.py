@@ -18,7 +18,7 @@ import apache_beam as beam
 
 from pipelines.latest_run import mark_latest
 from pipelines.output_prefix import remove_temporaries
-from transforms.core.combine_branches import CombineBranches
+from transforms.beam.combine_branches import CombineBranches
 from transforms.report import summary as report
 from transforms.report.html import write_html_report
 from transforms.report.run_cost import CombineBatchStats

@@ -14,7 +14,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from pipelines.config import RunConfig
-from pipelines.steps import ERRORS_TAG, GroupStep, guarded
+from transforms.beam.steps import ERRORS_TAG, GroupStep, guarded
 from transforms.io.video_archives import archive_key
 from transforms.media.fetch import fetch_media
 from transforms.media.groups import ListedVideo, group_key, join_archive, open_group

@@ -14,8 +14,8 @@ import apache_beam as beam
 from apache_beam.transforms.stats import ApproximateQuantilesCombineFn
 
 from pipelines.config import RunConfig
-from pipelines.steps import ERRORS_TAG, guarded, unexpected_error
-from transforms.core.combine_branches import CombineBranches
+from transforms.beam.combine_branches import CombineBranches
+from transforms.beam.steps import ERRORS_TAG, guarded, unexpected_error
 from transforms.core.record import ErrorRecord, Sample
 from transforms.io.spill import SPILL_SHARD_MB, SpillShard, read_spilled
 from transforms.io.write_shards import WriteTempShards

@@ -19,7 +19,7 @@ from models.score_ahead import BATCHES_TAG, ScoreAhead
 from pipelines.config import RunConfig
 from pipelines.progress import SCORED, CountProgress
 from pipelines.stages.reward_handlers import reward_handler, scored_sample
-from pipelines.steps import ERRORS_TAG, guarded
+from transforms.beam.steps import ERRORS_TAG, guarded
 from transforms.core.record import Sample
 from transforms.media.decode_ahead import DecodeAhead, DecodeSettings
 from transforms.samples.route import REVIEW

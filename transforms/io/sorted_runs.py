@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 import fsspec
 
-from transforms.core.bundle_outputs import in_global_window
+from transforms.beam.bundle_outputs import in_global_window
 from transforms.core.storage import open_for_write
 
 PARTITIONS = 16  # merge tasks: enough to keep a machine's worker processes busy

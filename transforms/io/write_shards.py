@@ -16,7 +16,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from transforms.core.bundle_outputs import in_global_window
+from transforms.beam.bundle_outputs import in_global_window
 from transforms.core.record import ErrorRecord, Sample
 from transforms.core.run_info import RunInfo
 from transforms.io.rolling_shards import (

@@ -4,7 +4,7 @@ Readers emit an `Outcome` per record read (route `input`); the writers emit one 
 they wrote (clean or review) and per error record. `CountOutcomes` folds them into one
 `RunCounts` (per source and route, errors by reason, time per stage, how samples were
 scored, repairs), the single counts side input of the finishing step. Each branch of
-outcomes is counted where it is made (`transforms/core/combine_branches.py`), so only
+outcomes is counted where it is made (`transforms/beam/combine_branches.py`), so only
 per-bundle counts travel between steps.
 
 A repaired conversation (`repair: truncate`) is written twice, its kept prefix to clean/ and

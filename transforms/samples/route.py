@@ -1,6 +1,6 @@
 """Where a scored sample goes: an absolute threshold or the lowest p% of its source.
 
-Like every per-sample step (`pipelines/steps.py`), a routing function returns the sample to
+Like every per-sample step (`transforms/beam/steps.py`), a routing function returns the sample to
 pass it on (clean) or a `TaggedOutput` to divert it (review). A conversation of several
 assistant turns with turn scores is flagged when any turn scores below the cut, and its
 reason (`low_score_turn`) and detail name the first such turn; a sample without turn scores,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from transforms.core.bundle_outputs import in_global_window
+from transforms.beam.bundle_outputs import in_global_window
 
 
 class _AccumulateBundle(beam.DoFn):
