@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from models.score_ahead import BatchStat
 from models.work import ModelWork
 from transforms.report.cost import cost_html
 from transforms.report.run_cost import CombineBatchStats
+from transforms.scoring.score_ahead import BatchStat
 
 
 def _combine(*groups):

@@ -15,16 +15,16 @@ import uuid
 import apache_beam as beam
 
 from models.registry import results_held, weights_fingerprint
-from models.score_ahead import BATCHES_TAG, ScoreAhead
 from pipelines.config import RunConfig
 from pipelines.progress import SCORED, CountProgress
-from pipelines.stages.reward_handlers import reward_handler, scored_sample
+from pipelines.reward_handlers import reward_handler, scored_sample
 from transforms.beam.steps import ERRORS_TAG, guarded
 from transforms.core.record import Sample
 from transforms.media.decode_ahead import DecodeAhead, DecodeSettings
 from transforms.samples.route import REVIEW
 from transforms.samples.rules import check_rules
 from transforms.samples.score_cache import CACHED, PersistScores, look_up_cached, model_cache_id
+from transforms.scoring.score_ahead import BATCHES_TAG, ScoreAhead
 
 
 def cache_dir_of(config: RunConfig, setup_id: str | None = None) -> str | None:

@@ -1,7 +1,7 @@
 """What a run's scoring cost: batch sizes, the work the models did, and per device its
 throughput and busy fraction.
 
-Combined from one `BatchStat` per scored batch (`models/score_ahead.py`), so memory stays
+Combined from one `BatchStat` per scored batch (`scoring/score_ahead.py`), so memory stays
 constant however many batches a run scores. The work (`models/work.py`), per model and in all:
 the tokens the samples have (real), the positions the language models computed (padding
 included), the padding fraction, and the seconds in vision towers and language models where the
