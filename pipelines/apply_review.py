@@ -20,6 +20,7 @@ import time
 import fsspec
 
 from pipelines.output_prefix import prepare_output
+from transforms.core.routes import CLEAN, DROPPED, ERRORS, REVIEW
 from transforms.core.run_identity import new_run_id, run_id
 from transforms.core.run_info import RunInfo
 from transforms.core.storage import absolute_url, copy_file, glob_under
@@ -39,7 +40,6 @@ from transforms.review.reroute import (
     route_samples,
 )
 from transforms.samples.repair import ORIGINAL
-from transforms.samples.route import CLEAN, DROPPED, ERRORS, REVIEW
 
 UNDECIDED_POLICIES = (REVIEW, "keep", "drop")
 DEFAULT_SHARD_MB = 256  # runs written before summary.json recorded shard_mb

@@ -24,6 +24,7 @@ import fsspec
 
 from transforms.core.json_lines import json_line
 from transforms.core.record import Sample, sample_to_record
+from transforms.core.routes import CLEAN, DROPPED, REVIEW
 from transforms.core.sorted_spool import SortedSpool
 from transforms.core.storage import absolute_url, glob_under, holds_files
 from transforms.io.manifest_files import ManifestWriter, as_json_lines_name, as_json_name
@@ -32,7 +33,6 @@ from transforms.io.origins import OriginError, parse_origin
 from transforms.io.stored_samples import iter_stored_samples
 from transforms.media.paths import RemoteMediaError, UnsafePathError, join_inside
 from transforms.report.scan import load_summary
-from transforms.samples.route import CLEAN, DROPPED, REVIEW
 
 LAYOUTS = ("llava", "jsonl")
 PARTS = (CLEAN, REVIEW, DROPPED)

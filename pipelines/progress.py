@@ -23,7 +23,7 @@ from apache_beam.metrics import Metrics
 
 from transforms.beam.steps import METRICS_NAMESPACE
 from transforms.core.record import ErrorRecord
-from transforms.samples.route import CLEAN, ERRORS, REVIEW
+from transforms.core.routes import CLEAN, ERRORS, REVIEW
 
 # Counter names, in the order the progress line shows them (routes share their route names).
 READ = "read"

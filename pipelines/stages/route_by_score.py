@@ -17,12 +17,12 @@ from pipelines.config import RunConfig
 from transforms.beam.combine_branches import CombineBranches
 from transforms.beam.steps import ERRORS_TAG, guarded, unexpected_error
 from transforms.core.record import ErrorRecord, Sample
+from transforms.core.routes import REVIEW
 from transforms.io.spill import SPILL_SHARD_MB, SpillShard, read_spilled
 from transforms.io.write_shards import WriteTempShards
 from transforms.samples.repair import REPAIRED, truncated
 from transforms.samples.route import (
     QUANTILE_POINTS,
-    REVIEW,
     percentile_cut,
     route_by_cut,
     route_by_threshold,

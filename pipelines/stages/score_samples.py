@@ -20,8 +20,8 @@ from pipelines.progress import SCORED, CountProgress
 from pipelines.reward_handlers import reward_handler, scored_sample
 from transforms.beam.steps import ERRORS_TAG, guarded
 from transforms.core.record import Sample
+from transforms.core.routes import REVIEW
 from transforms.media.decode_ahead import DecodeAhead, DecodeSettings
-from transforms.samples.route import REVIEW
 from transforms.samples.rules import check_rules
 from transforms.samples.score_cache import CACHED, PersistScores, look_up_cached, model_cache_id
 from transforms.scoring.score_ahead import BATCHES_TAG, ScoreAhead

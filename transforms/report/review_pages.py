@@ -25,6 +25,7 @@ import tarfile
 import tempfile
 from html import escape
 
+from transforms.core.routes import REVIEW
 from transforms.io.stored_samples import StoredShardError, iter_stored_samples
 from transforms.report.rows import (
     LOWEST,
@@ -39,7 +40,6 @@ from transforms.report.rows import (
 )
 from transforms.report.scan import START_BIN_WIDTH, Pick, order_key
 from transforms.report.thumbs import ThumbWriter
-from transforms.samples.route import REVIEW
 
 MAX_ORDER_BINS = 4096
 NAV_SPAN = 3  # pages linked on each side of the current one

@@ -22,8 +22,8 @@ from typing import NamedTuple
 import apache_beam as beam
 
 from transforms.core.record import ErrorRecord, Sample
+from transforms.core.routes import ERRORS, ROUTES
 from transforms.samples.repair import ORIGINAL, REPAIRED, repair_role
-from transforms.samples.route import ERRORS, ROUTES
 
 INPUT = "input"
 SCORING = ("scored", "from_cache", "not_scored")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import fsspec
 
 from transforms.core.record import Sample
+from transforms.core.routes import CLEAN, DROPPED, REVIEW
 from transforms.core.run_info import RunInfo
 from transforms.core.storage import copy_file
 from transforms.io.rolling_shards import (
@@ -30,7 +31,6 @@ from transforms.io.shard_index import SidecarWriter, index_path, iter_index
 from transforms.io.stored_samples import iter_stored_samples
 from transforms.review.matching import SUPERSEDED, Match
 from transforms.samples.repair import ORIGINAL, REPAIRED, repair_role
-from transforms.samples.route import CLEAN, DROPPED, REVIEW
 
 UNDECIDED = "undecided"
 DESTINATIONS = (CLEAN, REVIEW, DROPPED)

@@ -12,14 +12,8 @@ from __future__ import annotations
 from apache_beam.pvalue import TaggedOutput
 
 from transforms.core.record import Sample
+from transforms.core.routes import REVIEW
 from transforms.samples.turns import first_low_turn
-
-CLEAN = "clean"
-REVIEW = "review"
-ERRORS = "errors"
-ROUTES = (CLEAN, REVIEW, ERRORS)
-DROPPED = "dropped"  # only after a review: samples reviewers dropped (pipelines/apply_review.py)
-
 
 LOW_SCORE_TURN = "low_score_turn"
 EXCERPT_CHARS = 80
