@@ -18,7 +18,7 @@ from pathlib import Path
 import fsspec
 
 from synth.scorecard import Scorecard
-from transforms.io.stored_samples import iter_stored_samples
+from transforms.shards.stored_samples import iter_stored_samples
 
 SAMPLE_CONFIG = "configs/sample.yaml"
 

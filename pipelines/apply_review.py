@@ -24,7 +24,6 @@ from transforms.core.routes import CLEAN, DROPPED, ERRORS, REVIEW
 from transforms.core.run_identity import new_run_id, run_id
 from transforms.core.run_info import RunInfo
 from transforms.core.storage import absolute_url, copy_file, glob_under
-from transforms.io.shard_index import index_path
 from transforms.report import summary as report
 from transforms.report.html import write_html_report
 from transforms.report.scan import load_summary
@@ -40,6 +39,7 @@ from transforms.review.reroute import (
     route_samples,
 )
 from transforms.samples.repair import ORIGINAL
+from transforms.shards.shard_index import index_path
 
 UNDECIDED_POLICIES = (REVIEW, "keep", "drop")
 DEFAULT_SHARD_MB = 256  # runs written before summary.json recorded shard_mb

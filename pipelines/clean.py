@@ -29,8 +29,8 @@ from transforms.core.run_identity import new_run_id
 from transforms.core.run_info import RunInfo
 from transforms.core.storage import absolute_url
 from transforms.io.input_fingerprint import input_fingerprint
-from transforms.io.sorted_runs import grouping
 from transforms.samples.score_cache import AttachKnownScores, cache_files
+from transforms.shuffle.sorted_runs import grouping
 
 __all__ = ["DataMissingError", "build", "cache_dir_of", "run"]
 

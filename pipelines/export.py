@@ -30,9 +30,9 @@ from transforms.core.storage import absolute_url, glob_under, holds_files
 from transforms.io.manifest_files import ManifestWriter, as_json_lines_name, as_json_name
 from transforms.io.media_files import MediaFiles
 from transforms.io.origins import OriginError, parse_origin
-from transforms.io.stored_samples import iter_stored_samples
-from transforms.media.paths import RemoteMediaError, UnsafePathError, join_inside
+from transforms.io.paths import RemoteMediaError, UnsafePathError, join_inside
 from transforms.report.scan import load_summary
+from transforms.shards.stored_samples import iter_stored_samples
 
 LAYOUTS = ("llava", "jsonl")
 PARTS = (CLEAN, REVIEW, DROPPED)

@@ -15,8 +15,8 @@ import fsspec
 
 from transforms.core.storage import remove_tree
 
-# Scored samples waiting for a percentile cut (transforms/io/spill.py) and the sorted runs of
-# local runners' shuffles (transforms/io/sorted_runs.py), removed when the run ends.
+# Scored samples waiting for a percentile cut (transforms/shuffle/spill.py) and the sorted runs of
+# local runners' shuffles (transforms/shuffle/sorted_runs.py), removed when the run ends.
 SPILL_DIR = ".spill"
 SHUFFLE_DIR = ".shuffle"
 RUN_ENTRIES = (

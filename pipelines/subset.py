@@ -34,8 +34,8 @@ from transforms.core.storage import absolute_url, glob_under, holds_files
 from transforms.io.llava_manifests import MALFORMED_LINE, raw_records
 from transforms.io.manifest_files import ManifestWriter
 from transforms.io.media_files import MediaFiles
+from transforms.io.paths import join_inside, normalize_member
 from transforms.io.video_archives import iter_archive_videos, list_archive_videos
-from transforms.media.paths import join_inside, normalize_member
 
 MEDIA_KEYS = ("image", "video")
 

@@ -16,7 +16,7 @@ from pipelines.clean import run
 from pipelines.config import SourceConfig
 from tests.helpers import tiny_config
 from transforms.core.record import MediaRef
-from transforms.io.shard_formats import SUFFIXES
+from transforms.shards.shard_formats import SUFFIXES
 
 
 @pytest.fixture

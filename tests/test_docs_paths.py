@@ -10,7 +10,7 @@ TOML and env files. Named there:
   names both files;
 - a name in a module given by its path (`tests/tiny_models.build_tiny_ixc`): it is defined
   there;
-- a source file named by its tail (`io/spill.py`, `decode_pool.py`, `engine.sh`): some file of
+- a source file named by its tail (`shuffle/spill.py`, `decode_pool.py`, `engine.sh`): some file of
   the repository ends so;
 - a module (`python -m bench.gpu_util_bench`, `models.demo.train`,
   `tests.helpers:AnswerLengthModel`): it is a module of the repository, and a name after the
@@ -243,7 +243,7 @@ def test_every_named_module_exists():
         ("pipelines/clean_old.py", False),
         ("transforms/io/", True),
         ("transforms/nowhere/", False),
-        ("io/spill.py", True),
+        ("shuffle/spill.py", True),
         ("media/spill.py", False),
         ("decode_pool.py", True),
         ("bench/results/*.json", True),

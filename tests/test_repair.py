@@ -17,9 +17,9 @@ from pipelines.clean import run
 from pipelines.config import SourceConfig
 from pipelines.export import export_run
 from tests.helpers import TURN_TEST_MODEL, jpeg_bytes, tiny_config, write_json
-from transforms.io.shard_index import index_path, iter_index
-from transforms.io.stored_samples import iter_stored_samples
 from transforms.report.summary import CountsNotConservedError, check_conservation
+from transforms.shards.shard_index import index_path, iter_index
+from transforms.shards.stored_samples import iter_stored_samples
 
 GOOD = "A fine answer about it."
 

@@ -36,7 +36,7 @@ class LoadMedia(beam.PTransform):
 
     `archive_videos`: (member path, archive) pairs from ReadSources, or None when the run has
     no archives. `group`, `archive_group`: the media shuffle and the archive join's
-    (`transforms/io/sorted_runs.grouping`): through sorted files on runners that would hold
+    (`transforms/shuffle/sorted_runs.grouping`): through sorted files on runners that would hold
     them in memory, Beam's GroupByKey elsewhere.
     """
 

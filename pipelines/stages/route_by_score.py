@@ -5,7 +5,7 @@ combined branch by branch (`CombineBranches`) to find each source's cut (`cuts`,
 report marks on the histograms); a sample's routing score is the lowest of its score and its
 turn scores, so the lowest p% are the samples with the lowest turn. A percentile needs every
 score before any sample is routed, so the scored samples wait for it on disk
-(`transforms/io/spill.py`), not in memory.
+(`transforms/shuffle/spill.py`), not in memory.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from transforms.beam.combine_branches import CombineBranches
 from transforms.beam.steps import ERRORS_TAG, guarded, unexpected_error
 from transforms.core.record import ErrorRecord, Sample
 from transforms.core.routes import REVIEW
-from transforms.io.spill import SPILL_SHARD_MB, SpillShard, read_spilled
-from transforms.io.write_shards import WriteTempShards
 from transforms.samples.repair import REPAIRED, truncated
 from transforms.samples.route import (
     QUANTILE_POINTS,
@@ -27,6 +25,8 @@ from transforms.samples.route import (
     route_by_cut,
     route_by_threshold,
 )
+from transforms.shards.write_shards import WriteTempShards
+from transforms.shuffle.spill import SPILL_SHARD_MB, SpillShard, read_spilled
 
 
 def _route_spilled(path: str, cuts: dict[str, float], percentile: float):

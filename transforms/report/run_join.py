@@ -26,8 +26,8 @@ from transforms.core.json_lines import json_line
 from transforms.core.routes import CLEAN, ERRORS
 from transforms.core.sorted_spool import SortedSpool
 from transforms.core.storage import glob_paths
-from transforms.io.shard_index import INDEX_DIR, iter_index
 from transforms.samples.repair import ORIGINAL, REPAIRED
+from transforms.shards.shard_index import INDEX_DIR, iter_index
 
 ROUTE_CHANGES = "report/route_changes.jsonl"
 INDEX_COLUMNS = ["source", "id", "origin", "score", "reason", "content_hash", "repair"]

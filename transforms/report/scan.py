@@ -26,9 +26,9 @@ import pyarrow.parquet as pq
 
 from transforms.core.record import Sample
 from transforms.core.routes import CLEAN, REVIEW
-from transforms.io.stored_samples import StoredShardError, iter_stored_samples
 from transforms.io.webdataset_shards import split_member_name
 from transforms.report.thumbs import Thumb, ThumbWriter
+from transforms.shards.stored_samples import StoredShardError, iter_stored_samples
 
 METADATA_COLUMNS = (
     "id",

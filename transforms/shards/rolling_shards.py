@@ -16,8 +16,8 @@ import fsspec
 
 from transforms.core.run_info import RunInfo
 from transforms.core.storage import COPY_BLOCK_BYTES, open_for_write, remove_tree
-from transforms.io.shard_formats import SHARD_TYPES, SUFFIXES
-from transforms.io.shard_index import SidecarWriter, merge_sidecars, sidecar_path
+from transforms.shards.shard_formats import SHARD_TYPES, SUFFIXES
+from transforms.shards.shard_index import SidecarWriter, merge_sidecars, sidecar_path
 
 
 class RollingShards:

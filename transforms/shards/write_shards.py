@@ -19,13 +19,13 @@ from apache_beam.pvalue import TaggedOutput
 from transforms.beam.bundle_outputs import in_global_window
 from transforms.core.record import ErrorRecord, Sample
 from transforms.core.run_info import RunInfo
-from transforms.io.rolling_shards import (
+from transforms.shards.rolling_shards import (
     RollingShards,
     concatenate_shards,
     finalize_shards,
     temp_dir_under,
 )
-from transforms.io.shard_formats import SHARD_TYPES, JsonLinesShard, UnwritableSample
+from transforms.shards.shard_formats import SHARD_TYPES, JsonLinesShard, UnwritableSample
 
 # Line files (errors, flagged rows) are small; temp files roll over at this size.
 LINE_SHARD_MB = 64

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from transforms.core.record import ErrorRecord, Sample
 from transforms.io.parquet_rows import SCHEMA, iter_rows, row_to_sample, sample_to_row
-from transforms.io.shard_formats import ParquetShard
+from transforms.shards.shard_formats import ParquetShard
 
 SPILL_SCHEMA = SCHEMA.append(pa.field("timings", pa.string())).append(
     pa.field("cached", pa.bool_())
