@@ -28,7 +28,7 @@ from pipelines.stages.write_outputs import WriteOutputs
 from transforms.core.run_identity import new_run_id
 from transforms.core.run_info import RunInfo
 from transforms.core.storage import absolute_url
-from transforms.io.input_fingerprint import input_fingerprint
+from transforms.history.input_fingerprint import input_fingerprint
 from transforms.samples.score_cache import AttachKnownScores, cache_files
 from transforms.shuffle.sorted_runs import grouping
 

@@ -14,7 +14,7 @@ import pytest
 from pipelines.clean import run
 from pipelines.config import load_config
 from synth.dataset import write_sample_dataset
-from transforms.report.run_history import read_history
+from transforms.history.run_history import read_history
 
 REPO = Path(__file__).resolve().parents[1]
 DRIFTING = "allava_text"

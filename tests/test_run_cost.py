@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from models.work import ModelWork
+from transforms.counts.run_cost import CombineBatchStats
 from transforms.report.cost import cost_html
-from transforms.report.run_cost import CombineBatchStats
 from transforms.scoring.score_ahead import BatchStat
 
 

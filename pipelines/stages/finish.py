@@ -19,11 +19,11 @@ import apache_beam as beam
 from pipelines.latest_run import mark_latest
 from pipelines.output_prefix import remove_temporaries
 from transforms.beam.combine_branches import CombineBranches
+from transforms.counts.run_cost import CombineBatchStats
+from transforms.counts.run_counts import CountOutcomes, RunCounts, read_outcome
+from transforms.history.since_last_run import record_run, since_last_run
 from transforms.report import summary as report
 from transforms.report.html import write_html_report
-from transforms.report.run_cost import CombineBatchStats
-from transforms.report.run_counts import CountOutcomes, RunCounts, read_outcome
-from transforms.report.since_last_run import record_run, since_last_run
 from transforms.samples.score_cache import compact
 
 _log = logging.getLogger(__name__)

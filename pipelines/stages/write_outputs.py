@@ -16,8 +16,8 @@ from pipelines.config import RunConfig
 from pipelines.progress import CountProgress
 from transforms.core.routes import CLEAN, ERRORS, REVIEW
 from transforms.core.run_info import RunInfo
+from transforms.counts.run_counts import written_outcome
 from transforms.report import summary
-from transforms.report.run_counts import written_outcome
 from transforms.shards.shard_index import index_path
 from transforms.shards.write_shards import OUTCOMES, WRITE_ERRORS, WriteLines, WriteSamples
 

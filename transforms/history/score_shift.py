@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from itertools import groupby
 
 from transforms.core.sorted_spool import SortedSpool
-from transforms.report import drift_stats
-from transforms.report.run_join import RunJoin, SourceTally
+from transforms.history import drift_stats
+from transforms.history.run_join import RunJoin, SourceTally
 
 
 def _scores_by_source(spool: SortedSpool) -> Iterator[tuple[str, Iterator[float]]]:

@@ -18,8 +18,8 @@ import fsspec
 
 from transforms.core.routes import REVIEW
 from transforms.core.run_identity import run_id
-from transforms.report.run_join import ROUTE_CHANGES, RunJoin, SourceTally, sorted_rows
-from transforms.report.score_shift import distribution_stats, overlays
+from transforms.history.run_join import ROUTE_CHANGES, RunJoin, SourceTally, sorted_rows
+from transforms.history.score_shift import distribution_stats, overlays
 
 # What a run's settings are called when they change, in the order they are listed.
 SETTINGS = (

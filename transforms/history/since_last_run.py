@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from transforms.report.run_compare import compare_runs
-from transforms.report.run_history import previous_finished_run, record_finished_run
+from transforms.history.run_compare import compare_runs
+from transforms.history.run_history import previous_finished_run, record_finished_run
 
 _log = logging.getLogger(__name__)
 
