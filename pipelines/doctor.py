@@ -21,7 +21,7 @@ import platform
 from dataclasses import dataclass, field
 from importlib import metadata
 
-from models.ixc25_checks import IXC_PACKAGES
+from models.ixc25.checks import IXC_PACKAGES
 
 # What each built-in backend imports beyond the project's own dependencies.
 BACKEND_PACKAGES = {

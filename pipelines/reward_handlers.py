@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apache_beam.ml.inference.base import PredictionResult
 
-from models.base import RewardModelHandler
+from models.handler import RewardModelHandler
 from models.loading import ModelConfigError
 from models.registry import CopyLoader, token_estimator_for
 from pipelines.config import RunConfig

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from models.ixc25 import RemoteCodeNotAllowed
+from models.ixc25.backend import RemoteCodeNotAllowed
 from models.registry import loader_for
 from pipelines.clean import run
 from pipelines.config import load_config

@@ -12,7 +12,7 @@ TOML and env files. Named there:
   there;
 - a source file named by its tail (`shuffle/spill.py`, `decode_pool.py`, `engine.sh`): some file of
   the repository ends so;
-- a module (`python -m bench.gpu_util_bench`, `models.demo.train`,
+- a module (`python -m bench.gpu_util_bench`, `bench.demo_model.train`,
   `tests.helpers:AnswerLengthModel`): it is a module of the repository, and a name after the
   module is defined in it.
 

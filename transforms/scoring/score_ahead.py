@@ -25,7 +25,8 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import PredictionResult
 from apache_beam.utils import multi_process_shared, shared
 
-from models.base import RewardModelHandler, ScoreOutcome
+from models.base import ScoreOutcome
+from models.handler import RewardModelHandler
 from models.work import ModelWork
 from transforms.beam.bundle_outputs import in_global_window
 

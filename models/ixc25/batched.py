@@ -1,6 +1,6 @@
 """IXC-2.5-Reward scored a micro-batch at a time with the model's own parts (engine: batched).
 
-`get_scores` (engine: upstream, `ixc25.py`) reads every medium from a temporary file, builds
+`get_scores` (engine: upstream, `ixc25/backend.py`) reads every medium from a temporary file, builds
 and encodes each one on the scoring thread, one vision-tower call per medium, then runs one
 padded forward. This path builds the same inputs from what the pipeline already holds:
 - on the helper thread, ahead of the forward (`MicroBatchedModel.prepare_ahead`): each image
@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from models.ixc25 import Ixc25RewardModel
-from models.ixc25_inputs import IMAGE_HERE, image_as_read, ixc_chat, render_prompt
+from models.ixc25.inputs import IMAGE_HERE, image_as_read, ixc_chat, render_prompt
+from models.ixc25.model import Ixc25RewardModel
 from models.loading import ModelConfigError
 from models.tokens import IXC_MULTI_MEDIA_HD_NUM
 from transforms.core.record import IMAGE, VIDEO, Sample

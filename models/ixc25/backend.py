@@ -1,11 +1,13 @@
-"""InternLM-XComposer2.5-Reward: its options, checks and loader, and its `get_scores` engine.
+"""InternLM-XComposer2.5-Reward: its options, checks and loader; its `get_scores` engine is
+`ixc25/model.py`.
 
 Its code comes with the checkpoint (`trust_remote_code`), so it only runs after an explicit
-opt-in, and it is loaded the way `ixc25_loading` explains (transformers 5, offline, no meta
-device). Two engines score with it: `batched` (the default, `ixc25_batched.py`) and
-`upstream`, here: the code's own `get_scores`, which reads media from FILE PATHS and picks
-image vs video by extension, so each call writes the batch's media bytes to a fresh temporary
-directory (per worker process, per call) and removes it afterwards, also when scoring fails.
+opt-in, and it is loaded the way `ixc25/loading.py` explains (transformers 5, offline, no meta
+device). Two engines score with it: `batched` (the default, `ixc25/batched.py`) and
+`upstream` (`ixc25/model.py`): the code's own `get_scores`, which reads media from FILE PATHS
+and picks image vs video by extension, so each call writes the batch's media bytes to a fresh
+temporary directory (per worker process, per call) and removes it afterwards, also when
+scoring fails.
 
 What the code does with a conversation, and how this backend meets it:
 - one image or video and no `<ImageHere>` in the text: it puts the media first itself, so
@@ -23,26 +25,14 @@ What the code does with a conversation, and how this backend meets it:
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
-from models.chat import assistant_turn_cuts
-from models.ixc25_checks import check_packages, check_tensor_names
-from models.ixc25_inputs import (
-    IMAGE_HERE,
-    ixc_chat,
-    render_prompt,
-    video_geometry,
-    write_media,
-)
-from models.ixc25_loading import ATTENTIONS, load_ixc_model
-from models.ixc25_offline import cached_hub_file, check_offline_assets, hub_reachable, local_clip
+from models.ixc25.checks import check_packages, check_tensor_names
+from models.ixc25.loading import ATTENTIONS, load_ixc_model
+from models.ixc25.model import Ixc25RewardModel
+from models.ixc25.offline import cached_hub_file, check_offline_assets, hub_reachable, local_clip
 from models.loading import (
     ModelConfigError,
     check_device,
@@ -52,16 +42,8 @@ from models.loading import (
     resolve_dtype,
     take_options,
 )
-from models.micro_batches import MicroBatchedModel
 from models.spec import BackendSpec
-from models.tokens import IXC_VIDEO_TOKENS, IxcTokenEstimator, ixc_media_tokens
-from models.work import WorkMeter
-from transforms.core.record import Sample
-
-# The model is given this many tokens more than the limit enforced here, so that its own
-# cut never reaches a sample this backend counted as fitting (the counts agree to a few
-# tokens: the chat format is rendered here, not by the model).
-COUNT_SLACK = 64
+from models.tokens import IXC_VIDEO_TOKENS, IxcTokenEstimator
 
 DEFAULTS: dict[str, Any] = {
     "path": "internlm/internlm-xcomposer2d5-7b-reward",
@@ -89,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
     # flash_attention_2, sdpa, eager (the checkpoint's own quadratic-memory choice).
     "attention": "auto",
     # batched: inputs built ahead from the decoded media, one vision pass and one forward per
-    # micro-batch (`ixc25_batched.py`); upstream: the checkpoint's own get_scores.
+    # micro-batch (`ixc25/batched.py`); upstream: the checkpoint's own get_scores.
     "engine": "batched",
     # Score every assistant turn: the model reads one reward token at the end, so each
     # conversation is also scored cut after each of its answers (more forward work: README).
@@ -118,94 +100,12 @@ def check_remote_code_allowed(path: str, trust: bool, allowlist: Sequence[str]) 
     )
 
 
-def normalise_scores(raw: Any, count: int) -> list[float]:
-    """One float per conversation from whatever get_scores returned (float, list, tensor)."""
-    if isinstance(raw, torch.Tensor):
-        flat = raw.detach().float().flatten().cpu().tolist()
-    elif isinstance(raw, (int, float)):
-        flat = [raw]
-    else:
-        flat = torch.as_tensor(raw, dtype=torch.float64).flatten().tolist()
-    if len(flat) != count:
-        raise RuntimeError(f"get_scores returned {len(flat)} scores for {count} conversations")
-    return [float(score) for score in flat]
-
-
-class Ixc25RewardModel(MicroBatchedModel):
-    """`RewardModel` over a loaded IXC-2.5-Reward's get_scores (engine: upstream), or any
-    model with the same API."""
-
-    name = "ixc25"
-
-    def __init__(self, model: Any, device: torch.device, dtype: torch.dtype, options: dict):
-        self.model = model
-        self.tokenizer = model.tokenizer
-        self.device = device
-        self.dtype = dtype
-        self.hd_num = int(options["hd_num"])
-        self.max_length = int(options["max_length"])
-        run_budget, forward = options["max_batch_tokens"], int(options["forward_tokens"])
-        self.max_batch_tokens = min(run_budget, forward) if run_budget else forward
-        self.max_batch_size = options["max_batch_size"]
-        self.tmp_dir = options["tmp_dir"]
-        self.video_tokens = int(options["video_tokens"])
-        self.estimate_tokens = IxcTokenEstimator(self.hd_num, self.video_tokens)
-        self.per_turn = bool(options["per_turn"])
-        self.work = WorkMeter()
-
-    def _turn_cuts(self, sample: Sample) -> list[Sample] | None:
-        return assistant_turn_cuts(sample) if self.per_turn else None
-
-    def sample_tokens(self, sample: Sample) -> int:
-        """Exact: the prompt's pieces between media tokenized as the model does, plus media."""
-        media = len(sample.media)
-        pieces = render_prompt(ixc_chat(sample), media).split(IMAGE_HERE)
-        total = sum(
-            len(self.tokenizer(piece, add_special_tokens=i == 0)["input_ids"])
-            for i, piece in enumerate(pieces)
-            if i == 0 or piece
-        )
-        return total + ixc_media_tokens(sample, self.hd_num, self.video_tokens, video_geometry)
-
-    def _forward(self, samples: list[Sample]) -> list[float]:
-        # The model's own code loads the media from files inside get_scores: nothing to
-        # prepare ahead, the files are written per call.
-        chats = [ixc_chat(sample) for sample in samples]
-        call_dir = tempfile.mkdtemp(prefix=f"rmclean-ixc25-{os.getpid()}-", dir=self.tmp_dir)
-        try:
-            path_lists = []
-            for number, sample in enumerate(samples):
-                sample_dir = os.path.join(call_dir, f"{number:04d}")
-                os.mkdir(sample_dir)
-                paths = [write_media(sample, i, sample_dir) for i in range(len(sample.media))]
-                path_lists.append(paths)
-            with torch.inference_mode(), self._autocast():
-                raw = self.model.get_scores(
-                    chats,
-                    path_lists,
-                    max_length=self.max_length + COUNT_SLACK,
-                    hd_num=self.hd_num,
-                )
-        finally:
-            shutil.rmtree(call_dir, ignore_errors=True)
-        lengths = [self.sample_tokens(sample) for sample in samples]
-        self.work.record(sum(lengths), max(lengths) * len(lengths))  # get_scores pads right
-        return normalise_scores(raw, len(samples))
-
-    def _autocast(self):
-        # The model's own evaluation runs under autocast: its vision tower hands fp32 features
-        # to a bf16 projector. The CPU gets the same, so bf16 works there as on CUDA.
-        if self.dtype in (torch.float16, torch.bfloat16):
-            return torch.autocast(self.device.type, dtype=self.dtype)
-        return contextlib.nullcontext()
-
-
 def preflight(options: dict[str, Any] | None, workers_here: bool = True) -> None:
     """Everything load_ixc25 would refuse, found without loading weights (one-line errors):
     the opt-in and options; where the workers run on this machine (`workers_here`; remote
     workers such as Dataflow's or Spark's see their own files, packages and GPUs), the
     checkpoint, font and vision tower, the packages its code imports, the device, and whether
-    the checkpoint's tensor names fill the model its code builds (`ixc25_checks.py`).
+    the checkpoint's tensor names fill the model its code builds (`ixc25/checks.py`).
     """
     options = take_options("ixc25", options, DEFAULTS)
     path = str(options["path"])
@@ -264,7 +164,7 @@ def load_ixc25(options: dict[str, Any] | None = None) -> Ixc25RewardModel:
     )
     if options["engine"] == "upstream":
         return Ixc25RewardModel(model, device, dtype, options)
-    from models.ixc25_batched import Ixc25BatchedModel
+    from models.ixc25.batched import Ixc25BatchedModel
 
     return Ixc25BatchedModel(model, device, dtype, options)
 

@@ -1,4 +1,4 @@
-"""Reproduce the bundled demo weights: `python -m models.demo.train [--out models/demo]`.
+"""Reproduce the bundled demo weights: `python -m bench.demo_model.train [--out models/demo]`.
 
 Training data are generated preference pairs (`synth.pairs`, seeds >= 10_000 so they never
 overlap the sample dataset), decoded through the pipeline's own decoder at max_side=1024 so the
@@ -29,9 +29,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from transforms.media.decode import decode_image, decode_video
-
-from .features import (
+from models.demo.features import (
     KIND_IMAGE,
     KIND_TEXT,
     KIND_VIDEO,
@@ -39,8 +37,9 @@ from .features import (
     build_features,
     media_features,
 )
-from .model import CONFIG_FILE, DEFAULT_DIR, WEIGHTS_FILE, DemoRewardModel, to_tensors
-from .network import DemoRewardNet
+from models.demo.model import CONFIG_FILE, DEFAULT_DIR, WEIGHTS_FILE, DemoRewardModel, to_tensors
+from models.demo.network import DemoRewardNet
+from transforms.media.decode import decode_image, decode_video
 
 THRESHOLD = -2.0
 CLEAN_FLAG_SHARE = 0.03  # share of held-out faithful samples of each kind the -2.0 cut may flag

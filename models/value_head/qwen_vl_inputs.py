@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from models.chat import to_multimodal_chat
-from models.packing import PackedRow, pack
 from models.tokens import qwen_resized
-from models.turn_ends import TurnEnds
-from models.value_reads import ValueReads
+from models.value_head.packing import PackedRow, pack
+from models.value_head.turn_ends import TurnEnds
+from models.value_head.value_reads import ValueReads
 from transforms.core.record import IMAGE, Sample
 
 IMAGE_PAD, VIDEO_PAD = "<|image_pad|>", "<|video_pad|>"

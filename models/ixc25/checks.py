@@ -4,7 +4,7 @@ names fill the model its code builds.
 
 The names check builds the model with the checkpoint's own code on the meta device (no memory,
 no weights; the vision tower from its folder's config alone, the font from Pillow's bundled
-one), renames the names in the safetensors headers as loading will (`ixc25_names.py`) and
+one), renames the names in the safetensors headers as loading will (`ixc25/names.py`) and
 compares. It runs the checkpoint's code, so only after the remote-code opt-in.
 """
 
@@ -16,7 +16,7 @@ import os
 
 import torch
 
-from models.ixc25_names import mismatch, renamer, saved_names
+from models.ixc25.names import mismatch, renamer, saved_names
 from models.loading import ModelConfigError
 
 # What the checkpoint's code imports beyond rmclean's own dependencies (pyproject's ixc extra).
@@ -54,8 +54,8 @@ def _built_on_meta(folder: str, clip: str) -> tuple[torch.nn.Module, list[torch.
     from transformers import AutoConfig
     from transformers.initialization import no_init_weights
 
-    from models.ixc25_loading import fill_max_length, model_class
-    from models.ixc25_offline import served_locally
+    from models.ixc25.loading import fill_max_length, model_class
+    from models.ixc25.offline import served_locally
 
     config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
     fill_max_length(config, folder)
@@ -97,7 +97,7 @@ def check_tensor_names(folder: str, clip: str | None) -> None:
         return
     problem = _clip_problem(clip)
     if problem is None:
-        from models.ixc25_loading import module_prefixes, tied_names
+        from models.ixc25.loading import module_prefixes, tied_names
 
         model, towers = _built_on_meta(folder, clip)
         rename = renamer(model)

@@ -1,6 +1,6 @@
 """What IXC-2.5-Reward's own code reads: media as files it tells apart by extension (or, for the
 batched path, the same pixels in memory), and a chat rendered in its turn format with one
-`<ImageHere>` marker per medium (see `ixc25.py`).
+`<ImageHere>` marker per medium (see `ixc25/backend.py`).
 """
 
 from __future__ import annotations

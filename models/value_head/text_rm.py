@@ -39,12 +39,12 @@ from models.loading import (
     take_options,
 )
 from models.micro_batches import MicroBatchedModel
-from models.packing import PackedRow, pack
 from models.spec import BackendSpec
 from models.tokens import TextTokenEstimator
-from models.turn_ends import TurnEnds
-from models.value_reads import ValueReads
-from models.varlen_attention import packed_attention, use_attention
+from models.value_head.packing import PackedRow, pack
+from models.value_head.turn_ends import TurnEnds
+from models.value_head.value_reads import ValueReads
+from models.value_head.varlen_attention import packed_attention, use_attention
 from models.work import WorkMeter, timed_forward
 from transforms.core.record import Sample
 

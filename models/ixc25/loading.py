@@ -14,9 +14,9 @@ that break here:
   (`vit.vision_tower.vision_model.*`), which transformers 5 renames only in `from_pretrained`.
 So the model is built here by hand: its class comes from transformers' dynamic-module
 utilities, the font and vision-tower lookups in the code's own modules are served from local
-files while it is constructed (`ixc25_offline.py`), on the target device (never meta), with
-attention flash-attn, else torch's SDPA (`ixc25_attention.py`); the shards are then copied in
-under transformers 5's names (`ixc25_names.py`), every key accounted for.
+files while it is constructed (`ixc25/offline.py`), on the target device (never meta), with
+attention flash-attn, else torch's SDPA (`ixc25/attention.py`); the shards are then copied in
+under transformers 5's names (`ixc25/names.py`), every key accounted for.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from typing import Any
 
 import torch
 
-from models.ixc25_attention import SDPA, install_sdpa
-from models.ixc25_names import checkpoint_files, mismatch, renamer
-from models.ixc25_offline import checkpoint_modules, local_clip, local_font, served_locally
+from models.ixc25.attention import SDPA, install_sdpa
+from models.ixc25.names import checkpoint_files, mismatch, renamer
+from models.ixc25.offline import checkpoint_modules, local_clip, local_font, served_locally
 from models.loading import ModelConfigError
 
 logger = logging.getLogger(__name__)

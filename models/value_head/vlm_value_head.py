@@ -11,7 +11,7 @@ varlen attention call over their windows, `varlen_attention.py`), and the langua
 the row with each sample's own rope positions, attention never crossing from one sample into
 another. `packing: false` runs the model's own padded forward instead (left or right padding).
 
-The value head and the chat template are found by `value_head_checkpoint.py`.
+The value head and the chat template are found by `value_head/checkpoint.py`.
 """
 
 from __future__ import annotations
@@ -32,20 +32,20 @@ from models.loading import (
     take_options,
 )
 from models.micro_batches import MicroBatchedModel
-from models.qwen_vl_inputs import (
+from models.spec import BackendSpec
+from models.tokens import QwenTokenEstimator
+from models.value_head.checkpoint import (
+    chat_template_of,
+    find_value_head,
+    load_value_head,
+)
+from models.value_head.qwen_vl_inputs import (
     PackedQwenInputs,
     PaddedQwenInputs,
     QwenVlInputs,
     image_processor_class,
 )
-from models.spec import BackendSpec
-from models.tokens import QwenTokenEstimator
-from models.value_head_checkpoint import (
-    chat_template_of,
-    find_value_head,
-    load_value_head,
-)
-from models.varlen_attention import packed_attention, use_attention
+from models.value_head.varlen_attention import packed_attention, use_attention
 from models.work import WorkMeter, timed_forward
 from transforms.core.record import Sample
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from models.value_reads import ValueReads
+from models.value_head.value_reads import ValueReads
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ The checkpoint was saved by transformers 4.33, whose `CLIPVisionModel` held its 
 `vision_model` child: the vision tower's tensors are `vit.vision_tower.vision_model.*`.
 transformers 5's `CLIPVisionModel` has no such child and renames old names only inside
 `from_pretrained`, through its checkpoint conversion mapping. The checkpoint's shards are
-copied into the model by hand (`ixc25_loading.py`), so the same renames are applied here: for
+copied into the model by hand (`ixc25/loading.py`), so the same renames are applied here: for
 every library model class the code builds (the CLIP tower), the conversion mapping the
 installed transformers registers for that class, scoped to where the class sits in the model.
 A transformers whose CLIPVisionModel still has `vision_model` registers none, and the names

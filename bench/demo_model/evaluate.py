@@ -1,6 +1,6 @@
 """Score generated sample datasets with the demo model and check the cleaning targets.
 
-`python -m models.demo.evaluate [--seeds 0 1 2] [--model models/demo]` writes each sample
+`python -m bench.demo_model.evaluate [--seeds 0 1 2] [--model models/demo]` writes each sample
 dataset to a temporary folder, reads, loads and decodes it with the pipeline's own steps and
 configs/sample.yaml's settings, scores every sample, and prints, at the -2.0 cut, a table per
 seed and one for all seeds together: faithful samples flagged per source, and caught/total
@@ -16,6 +16,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from models.demo.model import DEFAULT_DIR, DemoRewardModel
 from pipelines.config import load_config
 from pipelines.logs import configure_logging
 from synth.scorecard import Scorecard
@@ -25,8 +26,6 @@ from transforms.io.video_archives import list_archive_videos
 from transforms.media.decode import decode_sample
 from transforms.media.fetch import fetch_media
 from transforms.media.groups import group_key, open_group
-
-from .model import DEFAULT_DIR, DemoRewardModel
 
 THRESHOLD = -2.0
 SAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "sample.yaml"
