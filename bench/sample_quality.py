@@ -120,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.run is None:
         from pipelines.config import load_config
-        from pipelines.latest_run import NoFinishedRunError, latest_run
+        from pipelines.run_folders.latest_run import NoFinishedRunError, latest_run
 
         try:
             args.run = latest_run(load_config(SAMPLE_CONFIG).output)

@@ -67,8 +67,8 @@ def wind_down(config, signum: int) -> int:
 
     Returns the exit code for the signal (130 or 143).
     """
-    from pipelines.clean import cache_dir_of
-    from pipelines.output_prefix import remove_unfinished
+    from pipelines.jobs.clean import cache_dir_of
+    from pipelines.run_folders.output_prefix import remove_unfinished
     from transforms.media.decode_pool import close_all
     from transforms.samples.score_cache import count_cached, flush_all_pending, save_scored
     from transforms.scoring.score_ahead import unpassed_predictions

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import webdataset as wds
 
-from pipelines.clean import run
 from pipelines.cli import main
+from pipelines.jobs.clean import run
 from tests.conftest import build_tiny_dataset
 from tests.helpers import conversation, install_stamp, read_parquet_dir, tiny_config
 from transforms.core.run_identity import run_id

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.clean import run
 from pipelines.config import SourceConfig
+from pipelines.jobs.clean import run
 from tests.helpers import tiny_config
 from transforms.core.record import MediaRef
 from transforms.shards.shard_formats import SUFFIXES

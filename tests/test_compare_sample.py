@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.clean import run
 from pipelines.config import load_config
+from pipelines.jobs.clean import run
 from synth.dataset import write_sample_dataset
 from transforms.history.run_history import read_history
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.clean import run
+from pipelines.jobs.clean import run
 from tests.helpers import (
     conversation,
     mp4_bytes,

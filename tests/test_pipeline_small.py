@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from pipelines.clean import DataMissingError, run
+from pipelines.jobs.clean import DataMissingError, run
 from tests.helpers import read_parquet_dir, tiny_config
 
 

@@ -6,7 +6,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
 
-from pipelines.clean import build
+from pipelines.jobs.clean import build
 from tests.helpers import tiny_config
 from transforms.beam.steps import METRICS_NAMESPACE
 
@@ -44,7 +44,7 @@ def test_a_terminal_gets_a_bar_and_a_pipe_gets_none(tiny_dataset, tmp_path):
     import io
 
     from pipelines import progress
-    from pipelines.clean import run
+    from pipelines.jobs.clean import run
 
     class Terminal(io.StringIO):
         def isatty(self):

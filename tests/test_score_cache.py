@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipelines.clean import run
+from pipelines.jobs.clean import run
 from tests.helpers import conversation, tiny_config, write_json
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,7 +101,7 @@ def test_new_weights_under_the_same_name_get_a_new_cache(tiny_dataset, tmp_path)
     import shutil
 
     from models.demo.model import DEFAULT_DIR, WEIGHTS_FILE
-    from pipelines.clean import cache_dir_of
+    from pipelines.jobs.clean import cache_dir_of
 
     copy = tmp_path / "demo"
     shutil.copytree(DEFAULT_DIR, copy)

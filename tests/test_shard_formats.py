@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from pipelines.clean import run
 from pipelines.config import SourceConfig
+from pipelines.jobs.clean import run
 from tests.helpers import conversation, jpeg_bytes, read_parquet_dir, tiny_config
 
 

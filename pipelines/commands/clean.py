@@ -92,7 +92,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, beam_args: list[str], ours: list[str]) -> int:
     """Check everything a run needs before Beam starts, then run it."""
     from models.registry import ModelConfigError, preflight_models
-    from pipelines.clean import DataMissingError
+    from pipelines.jobs.clean import DataMissingError
     from pipelines.runners import UnknownRunnerError, beam_args_for, check_runner, runs_locally
     from pipelines.stages.read_sources import discover_inputs
 
@@ -147,7 +147,7 @@ def _scoring_line(scoring: dict, score_cache: str | None) -> str:
 def config_for(args: argparse.Namespace):
     """The config file with this command line's overrides and the run defaults applied, and
     the config's own output folder (where each run's prefix and the LATEST pointer go)."""
-    from pipelines.run_paths import normalise_prefix
+    from pipelines.run_folders.run_paths import normalise_prefix
 
     config = load_config(args.config)
     if args.model and args.model != config.model:
@@ -177,8 +177,8 @@ def config_for(args: argparse.Namespace):
 
 def _run(config, overwrite: bool, beam_args: list[str], runs_folder: str) -> int:
     from pipelines import interrupt, progress
-    from pipelines.clean import run as run_pipeline
-    from pipelines.output_prefix import OutputExistsError, prepare_output
+    from pipelines.jobs.clean import run as run_pipeline
+    from pipelines.run_folders.output_prefix import OutputExistsError, prepare_output
     from transforms.report.summary import CountsNotConservedError, TooManyErrorsError
 
     try:

@@ -6,7 +6,8 @@ then the run is compared with the previous finished run of its dataset, summary.
 `input = clean + review + errors` per source and the error fraction are checked (either failing
 leaves summary.json for diagnosis and no `_SUCCESS`), the HTML report is written from the
 finished shards, `_SUCCESS`, the run's line in the run history, the score cache's small files
-are merged, and last the runs folder's LATEST pointer names this run (`pipelines/latest_run.py`).
+are merged, and last the runs folder's LATEST pointer names this run
+(`pipelines/run_folders/latest_run.py`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.latest_run import mark_latest
-from pipelines.output_prefix import remove_temporaries
+from pipelines.run_folders.latest_run import mark_latest
+from pipelines.run_folders.output_prefix import remove_temporaries
 from transforms.beam.combine_branches import CombineBranches
 from transforms.counts.run_cost import CombineBatchStats
 from transforms.counts.run_counts import CountOutcomes, RunCounts, read_outcome

@@ -4,4 +4,4 @@ CLEAN = "clean"
 REVIEW = "review"
 ERRORS = "errors"
 ROUTES = (CLEAN, REVIEW, ERRORS)
-DROPPED = "dropped"  # only after a review: samples reviewers dropped (pipelines/apply_review.py)
+DROPPED = "dropped"  # only after a review: samples reviewers dropped (jobs/apply_review.py)

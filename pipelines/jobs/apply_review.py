@@ -19,7 +19,7 @@ import time
 
 import fsspec
 
-from pipelines.output_prefix import prepare_output
+from pipelines.run_folders.output_prefix import prepare_output
 from transforms.core.routes import CLEAN, DROPPED, ERRORS, REVIEW
 from transforms.core.run_identity import new_run_id, run_id
 from transforms.core.run_info import RunInfo

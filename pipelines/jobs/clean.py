@@ -17,7 +17,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from models.registry import preflight_models
 from pipelines.config import RunConfig
 from pipelines.engine_jobs import cancel_job
-from pipelines.output_prefix import SHUFFLE_DIR, SPILL_DIR
+from pipelines.run_folders.output_prefix import SHUFFLE_DIR, SPILL_DIR
 from pipelines.runners import local_processes, runs_locally, shuffles_in_memory
 from pipelines.stages.finish import Finish, FinishRun
 from pipelines.stages.load_media import LoadMedia

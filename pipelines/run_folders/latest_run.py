@@ -16,7 +16,7 @@ import uuid
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from pipelines.run_paths import normalise_prefix
+from pipelines.run_folders.run_paths import normalise_prefix
 from transforms.core.storage import absolute_url
 
 POINTER = "LATEST"
