@@ -221,9 +221,10 @@ test: install ## Run the test suite (the README's test command); ends with its t
 test-fast: install ## Tests without the slow end-to-end suites; ends with its time, cores and load
 	$(call TIMED,$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS))
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, and the import contracts (pyproject.toml, lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: install ## Apply ruff formatting
 	$(BIN)/ruff format .

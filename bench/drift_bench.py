@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _clean(root: Path, output: Path, cache: Path) -> dict:
-    from pipelines.clean import run
     from pipelines.config import load_config
+    from pipelines.jobs.clean import run
 
     config = load_config(REPO / "configs" / "sample.yaml").with_overrides(
         root=str(root), output=str(output), score_cache=str(cache)

@@ -42,7 +42,7 @@ from bench.random_text_rm import build_text_backend, make_text_samples
 from bench.random_value_head import build_backend, make_mixed_samples, make_samples, with_turns
 from models.base import Reward, reward_values
 from models.chat import role_of
-from models.varlen_attention import packed_attention, use_attention
+from models.value_head.varlen_attention import packed_attention, use_attention
 from transforms.core.record import Sample
 
 PARITY_ATOL = 1e-4  # fp32 on the CPU
@@ -222,7 +222,7 @@ def varlen_kernel_check(device: torch.device) -> dict:
     """torch's varlen kernel against the exact path on random bf16 tensors at the 7B vision
     (16 heads of 80, 64-patch windows, bidirectional) and language (28 query / 4 key-value
     heads of 128, causal) shapes: the largest output difference, or why it did not run."""
-    from models.varlen_attention import _kernel_for, _varlen_kernel, exact_attention
+    from models.value_head.varlen_attention import _kernel_for, _varlen_kernel, exact_attention
 
     if _varlen_kernel() is None:
         return {"skipped": f"torch {torch.__version__} has no torch.nn.attention.varlen"}

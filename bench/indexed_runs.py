@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from transforms.io.shard_index import INDEX_SCHEMA
+from transforms.shards.shard_index import INDEX_SCHEMA
 
 ROW_GROUP = 10_000
 

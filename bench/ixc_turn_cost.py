@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.demo_model.evaluate import load_samples
 from bench.pipeline_bench import REPO
-from models.demo.evaluate import load_samples
 from models.registry import loader_for
 from synth.dataset import MULTITURN_SOURCE, write_sample_dataset
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from bench.random_value_head import WORDS, build_tokenizer
-from models.text_rm import DEFAULTS, TextRewardModel
+from models.value_head.text_rm import DEFAULTS, TextRewardModel
 from transforms.core.record import Sample
 
 TEXT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.vlm_value_head import DEFAULTS, VlmValueHeadRewardModel
+from models.value_head.vlm_value_head import DEFAULTS, VlmValueHeadRewardModel
 from transforms.core.record import MediaRef, Sample
 
 TOKEN_PX = 28
@@ -106,7 +106,7 @@ def build_tokenizer(specials: list[str] = SPECIALS, chat_template: str | None = 
     """
     from transformers import PreTrainedTokenizerFast
 
-    from models.value_head_checkpoint import FALLBACK_CHAT_TEMPLATE
+    from models.value_head.checkpoint import FALLBACK_CHAT_TEMPLATE
 
     core = train_byte_bpe(specials)
     tokenizer = PreTrainedTokenizerFast(
@@ -128,7 +128,7 @@ def build_backend(
     backend class, its attention the model's sdpa (the bench switches it for packing)."""
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLModel, Qwen2VLConfig, Qwen2VLModel
 
-    from models.qwen_vl_inputs import image_processor_class
+    from models.value_head.qwen_vl_inputs import image_processor_class
 
     shapes = TINY if tiny else QWEN25_VL_7B
     tokenizer = build_tokenizer()

@@ -40,10 +40,10 @@ def _jpeg(rng: random.Random) -> bytes:
 def build_run(prefix: Path, total: int, seed: int = 0) -> dict:
     """A finished parquet run of `total` image samples, ~20% flagged, with its index."""
     from transforms.core.record import IMAGE, MediaRef, Sample
-    from transforms.io.rolling_shards import RollingShards, finalize_shards
-    from transforms.io.shard_formats import SHARD_TYPES
-    from transforms.io.shard_index import index_path
     from transforms.report import summary as report
+    from transforms.shards.rolling_shards import RollingShards, finalize_shards
+    from transforms.shards.shard_formats import SHARD_TYPES
+    from transforms.shards.shard_index import index_path
 
     rng = random.Random(seed)
     per_source: dict[str, dict[str, int]] = {}

@@ -18,7 +18,7 @@ from pathlib import Path
 import fsspec
 
 from synth.scorecard import Scorecard
-from transforms.io.stored_samples import iter_stored_samples
+from transforms.shards.stored_samples import iter_stored_samples
 
 SAMPLE_CONFIG = "configs/sample.yaml"
 
@@ -120,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.run is None:
         from pipelines.config import load_config
-        from pipelines.latest_run import NoFinishedRunError, latest_run
+        from pipelines.run_folders.latest_run import NoFinishedRunError, latest_run
 
         try:
             args.run = latest_run(load_config(SAMPLE_CONFIG).output)

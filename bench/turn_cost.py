@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from models.demo.evaluate import load_samples
+from bench.demo_model.evaluate import load_samples
 from models.demo.features import sample_features
 from models.demo.model import DemoRewardModel, to_tensors
 from synth.dataset import MULTITURN_SOURCE, write_sample_dataset

@@ -36,8 +36,8 @@ SUMMED = (
 
 
 def measure(seed: int) -> dict:
-    from pipelines.clean import run
     from pipelines.config import load_config
+    from pipelines.jobs.clean import run
     from synth.dataset import write_sample_dataset
 
     with tempfile.TemporaryDirectory(prefix=f"rmclean-turns-{seed}-") as tmp:

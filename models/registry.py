@@ -26,9 +26,9 @@ from models.spec import BackendSpec, Estimator, Options
 
 BUILT_IN = {
     "demo": "models.demo.spec",
-    "ixc25": "models.ixc25",
-    "vlm-value-head": "models.vlm_value_head",
-    "text-rm": "models.text_rm",
+    "ixc25": "models.ixc25.backend",
+    "vlm-value-head": "models.value_head.vlm_value_head",
+    "text-rm": "models.value_head.text_rm",
 }
 
 

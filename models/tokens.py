@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.chat import text_length
+from transforms.core.image_header import header_size
 from transforms.core.record import IMAGE, VIDEO, MediaRef, Sample
-from transforms.media.decode import header_size
 
 CHARS_PER_TOKEN = 4
 # Fallback geometry when neither pixels nor a readable header are at hand.

@@ -5,7 +5,7 @@ forward pass: the tokens its samples have (real), the positions the language mod
 (padding included), and, where it is cheap to tell, the time spent in the vision tower and in
 the language model (`timed_forward`). The device pool `take`s the sum after each handler batch
 (retries of a failing batch included: that work was done too) and hands it on with the batch to
-the run's figures (`transforms/report/run_cost.py`).
+the run's figures (`transforms/counts/run_cost.py`).
 """
 
 from __future__ import annotations

@@ -67,11 +67,11 @@ def wind_down(config, signum: int) -> int:
 
     Returns the exit code for the signal (130 or 143).
     """
-    from models.score_ahead import unpassed_predictions
-    from pipelines.output_prefix import remove_unfinished
+    from pipelines.run_folders.output_prefix import remove_unfinished
     from pipelines.stages.score_samples import cache_dir_of
     from transforms.media.decode_pool import close_all
     from transforms.samples.score_cache import count_cached, flush_all_pending, save_scored
+    from transforms.scoring.score_ahead import unpassed_predictions
 
     cache_dir = cache_dir_of(config)
     flush_all_pending()

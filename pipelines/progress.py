@@ -21,9 +21,9 @@ from collections.abc import Iterator
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipelines.steps import METRICS_NAMESPACE
+from transforms.beam.steps import METRICS_NAMESPACE
 from transforms.core.record import ErrorRecord
-from transforms.samples.route import CLEAN, ERRORS, REVIEW
+from transforms.core.routes import CLEAN, ERRORS, REVIEW
 
 # Counter names, in the order the progress line shows them (routes share their route names).
 READ = "read"

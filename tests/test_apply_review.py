@@ -18,15 +18,15 @@ import pandas as pd
 import pytest
 import webdataset as wds
 
-from pipelines.clean import run
 from pipelines.cli import main
+from pipelines.jobs.clean import run
 from tests.conftest import build_tiny_dataset
 from tests.helpers import conversation, install_stamp, read_parquet_dir, tiny_config
 from transforms.core.run_identity import run_id
-from transforms.io.shard_index import iter_index
-from transforms.io.stored_samples import iter_stored_samples
 from transforms.review.evidence import band_width, source_evidence
 from transforms.review.matching import Match
+from transforms.shards.shard_index import iter_index
+from transforms.shards.stored_samples import iter_stored_samples
 
 REPO = Path(__file__).resolve().parents[1]
 

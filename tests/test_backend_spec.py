@@ -8,8 +8,8 @@ import pytest
 from models.demo.spec import DemoTokenEstimator
 from models.loading import ModelConfigError
 from models.registry import preflight_models, spec_for, token_estimator_for
-from pipelines.clean import run
 from pipelines.config import ConfigError
+from pipelines.jobs.clean import run
 from tests.helpers import AnswerWords, conversation, tiny_config
 from transforms.core.record import IMAGE, MediaRef, Sample
 

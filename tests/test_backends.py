@@ -12,11 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from models.base import RewardModelHandler, SampleTooLong, reward_values, score_of
+from models.base import SampleTooLong, reward_values, score_of
+from models.handler import RewardModelHandler
 from models.loading import ModelConfigError
 from models.registry import loader_for, token_estimator_for
 from models.tokens import qwen_media_tokens
-from models.value_head_checkpoint import HEAD_NAMES, load_value_head
+from models.value_head.checkpoint import HEAD_NAMES, load_value_head
 from tests.tiny_models import build_tiny_qwen_vl, build_tiny_text_rm
 from transforms.core.record import MediaRef, Sample
 

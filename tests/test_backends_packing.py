@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import models.varlen_attention as varlen
+import models.value_head.varlen_attention as varlen
 from bench.random_text_rm import make_text_samples
 from bench.random_value_head import make_mixed_samples
-from models.base import RewardModelHandler, reward_values, score_of
+from models.base import reward_values, score_of
 from models.device_pool import DevicePool
+from models.handler import RewardModelHandler
 from models.micro_batches import MicroBatchedModel
 from models.registry import loader_for
 from tests.tiny_models import VALUE_HEAD_CHECKPOINTS

@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from models.ixc25 import RemoteCodeNotAllowed
+from models.ixc25.backend import RemoteCodeNotAllowed
 from models.registry import loader_for
-from pipelines.clean import run
 from pipelines.config import load_config
+from pipelines.jobs.clean import run
 from synth.dataset import write_sample_dataset
 from tests.helpers import read_parquet_dir, tiny_config
 from tests.tiny_models import (

@@ -200,7 +200,7 @@ def with_template(path: Path, template: str, into: Path) -> Path:
 
 
 def turn_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "models.turn_ends"]
+    return [r.getMessage() for r in caplog.records if r.name == "models.value_head.turn_ends"]
 
 
 @pytest.mark.parametrize("name", ["qwen2_5_vl", "llama"])
@@ -209,7 +209,7 @@ def test_a_template_that_cannot_mark_turn_ends_gives_scores_only_said_once(
 ):
     path = with_template(checkpoints[name], template_with("thinking"), tmp_path / "thinking")
     samples = samples_for(name)
-    with caplog.at_level(logging.WARNING, logger="models.turn_ends"):
+    with caplog.at_level(logging.WARNING, logger="models.value_head.turn_ends"):
         model = load(name, path)
         first = model.score(samples[:6])
         second = model.score(samples[6:])
@@ -229,7 +229,7 @@ def test_a_sample_whose_cuts_do_not_tokenize_as_its_start_gets_its_score_only(
 ):
     path = with_template(checkpoints[name], template_with("system_last"), tmp_path / "system")
     samples = samples_for(name)
-    with caplog.at_level(logging.WARNING, logger="models.turn_ends"):
+    with caplog.at_level(logging.WARNING, logger="models.value_head.turn_ends"):
         model = load(name, path, **LAYOUTS[layout])
         results = model.score(samples[:6]) + model.score(samples[6:])
     broken = [
@@ -254,12 +254,12 @@ def test_a_score_head_the_model_pools_itself_gives_scores_only(checkpoints, capl
     which returns the last token's logits only."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from models.text_rm import DEFAULTS, TextRewardModel
+    from models.value_head.text_rm import DEFAULTS, TextRewardModel
 
     model = AutoModelForSequenceClassification.from_pretrained(checkpoints["llama"])
     model.score = torch.nn.Sequential(model.score)
     tokenizer = AutoTokenizer.from_pretrained(checkpoints["llama"])
-    with caplog.at_level(logging.WARNING, logger="models.text_rm"):
+    with caplog.at_level(logging.WARNING, logger="models.value_head.text_rm"):
         backend = TextRewardModel(model, tokenizer, dict(DEFAULTS))
     assert not backend.packed and backend.turn_ends is None
     assert any("no turn scores" in r.getMessage() for r in caplog.records)

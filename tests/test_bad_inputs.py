@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.clean import run
 from pipelines.config import SourceConfig
+from pipelines.jobs.clean import run
 from tests.bad_inputs import write_llava_corpus, write_shard_corpus
 from tests.helpers import read_parquet_dir, tiny_config
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.clean import run
 from pipelines.config import SourceConfig
+from pipelines.jobs.clean import run
 from tests.helpers import tiny_config
 from transforms.core.record import MediaRef
-from transforms.io.shard_formats import SUFFIXES
+from transforms.shards.shard_formats import SUFFIXES
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.runners import beam_args_for
-from transforms.core.branches import Branches
+from transforms.beam.branches import Branches
 
 STAGES = Path(__file__).resolve().parents[1] / "pipelines" / "stages"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.clean import run
 from pipelines.config import load_config
+from pipelines.jobs.clean import run
 from synth.dataset import write_sample_dataset
-from transforms.report.run_history import read_history
+from transforms.history.run_history import read_history
 
 REPO = Path(__file__).resolve().parents[1]
 DRIFTING = "allava_text"

@@ -12,8 +12,8 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.steps import ERRORS_TAG
 from tests.helpers import CRASH_MARKER, conversation, jpeg_bytes, mp4_bytes
+from transforms.beam.steps import ERRORS_TAG
 from transforms.core.record import IMAGE, VIDEO, MediaRef, Sample
 from transforms.media.decode import decode_image, decode_video
 from transforms.media.decode_ahead import DecodeAhead, DecodeSettings

@@ -106,7 +106,7 @@ def test_text_features():
 
 
 def test_calibration_offset_is_platt_unless_a_kind_would_be_flagged_too_often():
-    from models.demo.train import CLEAN_FLAG_SHARE, THRESHOLD, calibration_offset
+    from bench.demo_model.train import CLEAN_FLAG_SHARE, THRESHOLD, calibration_offset
 
     rng = np.random.default_rng(0)
     kinds = np.repeat([0, 1, 2], 200)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import pipelines.stages.score_samples as score_samples
-from pipelines.clean import run
 from pipelines.config import RunConfig, SourceConfig
+from pipelines.jobs.clean import run
 from tests.helpers import (
     CRASH_MARKER,
     conversation,

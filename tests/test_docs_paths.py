@@ -5,14 +5,14 @@ else checks those names. Read: README.md, ARCHITECTURE.md, every Python module's
 docstrings, and the `#` comments of the Makefile, CI script, shell scripts, Dockerfiles, YAML,
 TOML and env files. Named there:
 
-- a repository path (`pipelines/clean.py`, `deploy/engines/`, `bench/results/*.json`): it
+- a repository path (`pipelines/jobs/clean.py`, `deploy/engines/`, `bench/results/*.json`): it
   exists; `<placeholder>` and `*` parts match any name, and `pipelines/commands/{clean,export}.py`
   names both files;
 - a name in a module given by its path (`tests/tiny_models.build_tiny_ixc`): it is defined
   there;
-- a source file named by its tail (`io/spill.py`, `decode_pool.py`, `engine.sh`): some file of
+- a source file named by its tail (`shuffle/spill.py`, `decode_pool.py`, `engine.sh`): some file of
   the repository ends so;
-- a module (`python -m bench.gpu_util_bench`, `models.demo.train`,
+- a module (`python -m bench.gpu_util_bench`, `bench.demo_model.train`,
   `tests.helpers:AnswerLengthModel`): it is a module of the repository, and a name after the
   module is defined in it.
 
@@ -131,7 +131,7 @@ def _texts() -> dict[str, str]:
 
 
 def _alternatives(name: str) -> list[str]:
-    """`pipelines/{cli,clean}.py` -> `pipelines/cli.py`, `pipelines/clean.py`."""
+    """`pipelines/{cli,entry}.py` -> `pipelines/cli.py`, `pipelines/entry.py`."""
     parts = re.split(r"(\{[^}/]*\})", name)
     choices = [p[1:-1].split(",") if p.startswith("{") else [p] for p in parts]
     return ["".join(c) for c in itertools.product(*choices)]
@@ -213,8 +213,8 @@ TEXTS = _texts()
 
 def test_the_docs_and_comments_are_read():
     # The reading itself: a broken pattern would find nothing and pass everything.
-    assert {"README.md", "ARCHITECTURE.md", "Makefile", "pipelines/clean.py"} <= set(TEXTS)
-    assert "pipelines/clean.py" in named_paths(TEXTS["README.md"] + TEXTS["ARCHITECTURE.md"])
+    assert {"README.md", "ARCHITECTURE.md", "Makefile", "pipelines/jobs/clean.py"} <= set(TEXTS)
+    assert "pipelines/jobs/clean.py" in named_paths(TEXTS["README.md"] + TEXTS["ARCHITECTURE.md"])
     assert ("bench.gpu_util_bench", None) in named_modules(TEXTS["README.md"])
 
 
@@ -239,11 +239,11 @@ def test_every_named_module_exists():
 @pytest.mark.parametrize(
     "name, exists",
     [
-        ("pipelines/clean.py", True),
+        ("pipelines/jobs/clean.py", True),
         ("pipelines/clean_old.py", False),
         ("transforms/io/", True),
         ("transforms/nowhere/", False),
-        ("io/spill.py", True),
+        ("shuffle/spill.py", True),
         ("media/spill.py", False),
         ("decode_pool.py", True),
         ("bench/results/*.json", True),

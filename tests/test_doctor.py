@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from pipelines import doctor
 from pipelines.cli import main
+from pipelines.jobs import doctor
 
 REPO = Path(__file__).resolve().parent.parent
 

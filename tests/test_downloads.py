@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import main
-from pipelines.downloads import GB, DownloadError, Unzip, check_space, plan_for
+from pipelines.jobs.downloads import GB, DownloadError, Unzip, check_space, plan_for
 
 REPO = Path(__file__).resolve().parent.parent
 HF = str(Path(sys.executable).parent / "hf")

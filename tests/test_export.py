@@ -9,10 +9,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.clean import run
 from pipelines.cli import main
 from pipelines.config import SourceConfig, load_config
-from pipelines.export import export_run
+from pipelines.jobs.clean import run
+from pipelines.jobs.export import export_run
 from tests.helpers import tiny_config
 
 REPO = Path(__file__).resolve().parent.parent

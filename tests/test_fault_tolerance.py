@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.clean import run
+from pipelines.jobs.clean import run
 from tests.helpers import read_parquet_dir, tiny_config
 from tests.test_cli import write_config
 

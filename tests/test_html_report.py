@@ -24,9 +24,9 @@ from tests.browser import requested_urls, wait_for_download
 from tests.helpers import conversation, jpeg_bytes, mp4_bytes
 from transforms.core.record import IMAGE, VIDEO, MediaRef, Sample
 from transforms.core.run_identity import run_id
-from transforms.io.shard_formats import SHARD_TYPES, SUFFIXES
 from transforms.report.html import write_html_report
 from transforms.report.scan import LowestPicks, Pick, ReportInputError, StreamingHistogram
+from transforms.shards.shard_formats import SHARD_TYPES, SUFFIXES
 
 PAYLOAD = "<script>window.__pwned = 1</script>"
 MAX_ROWS = 5

@@ -19,9 +19,11 @@ import pytest
 import torch
 from PIL import Image
 
-from models.base import RewardModelHandler, SampleTooLong
-from models.ixc25 import RemoteCodeNotAllowed, normalise_scores
-from models.ixc25_inputs import IMAGE_HERE, ixc_chat
+from models.base import SampleTooLong
+from models.handler import RewardModelHandler
+from models.ixc25.backend import RemoteCodeNotAllowed
+from models.ixc25.inputs import IMAGE_HERE, ixc_chat
+from models.ixc25.model import normalise_scores
 from models.loading import ModelConfigError
 from models.registry import loader_for, preflight, token_estimator_for
 from tests.helpers import mp4_bytes
@@ -201,7 +203,7 @@ def test_standin_get_scores_quirks(upstream, parts):
 
 # -- loading ----------------------------------------------------------------------------------
 def test_loads_offline_with_every_weight_from_the_checkpoint(parts, offline, caplog):
-    with caplog.at_level(logging.WARNING, logger="models.ixc25_loading"):
+    with caplog.at_level(logging.WARNING, logger="models.ixc25.loading"):
         model = loader_for("ixc25", options(parts))()
     assert "attention sdpa" in caplog.text and "flash_attention_2" in caplog.text
     raw = model.model
@@ -525,7 +527,7 @@ def decode_as_the_pipeline_does(data: bytes) -> np.ndarray:
 
 
 def test_decoded_pixels_stand_in_for_the_file_only_where_they_are_what_the_model_reads():
-    from models.ixc25_inputs import image_as_read
+    from models.ixc25.inputs import image_as_read
 
     rng = np.random.default_rng(1)
     pixels = rng.integers(0, 255, (30, 40, 3), np.uint8)
@@ -756,7 +758,7 @@ def test_media_files_are_removed_after_each_call_even_on_failure(parts, tmp_path
 
 
 def test_the_readme_names_every_ixc25_option_and_the_measured_memory():
-    from models.ixc25 import DEFAULTS
+    from models.ixc25.backend import DEFAULTS
 
     repo = Path(__file__).resolve().parent.parent
     section = (repo / "README.md").read_text().split("### `ixc25`")[1].split("\n### ")[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.clean import run
+from pipelines.jobs.clean import run
 from tests.helpers import (
     conversation,
     mp4_bytes,
@@ -15,9 +15,9 @@ from tests.helpers import (
 )
 from transforms.core.record import ErrorRecord, Sample
 from transforms.io.llava_manifests import record_to_sample
-from transforms.io.shard_formats import SHARD_TYPES
 from transforms.io.shard_inputs import read_light
 from transforms.media.groups import ListedVideo, group_key, join_archive, open_group
+from transforms.shards.shard_formats import SHARD_TYPES
 
 
 def _video_sample(sid: str, path: str, answer: str = "A bar moves.") -> Sample:

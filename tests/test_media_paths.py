@@ -1,8 +1,8 @@
 import pytest
 
 from transforms.core.record import ErrorRecord, MediaRef, Sample
+from transforms.io.paths import RemoteMediaError, UnsafePathError, join_inside, normalize_member
 from transforms.media.fetch import fetch_media
-from transforms.media.paths import RemoteMediaError, UnsafePathError, join_inside, normalize_member
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,10 @@ import math
 import pytest
 from apache_beam.ml.inference.base import PredictionResult
 
-from models.base import Reward, RewardModelHandler, ScoreOutcome, score_isolating_failures
+from models.base import Reward, ScoreOutcome, score_isolating_failures
+from models.handler import RewardModelHandler
 from models.registry import loader_for
-from pipelines.stages.reward_handlers import scored_sample
+from pipelines.reward_handlers import scored_sample
 from tests.helpers import TurnAnswerLengthModel
 from transforms.core.record import Sample
 

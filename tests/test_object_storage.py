@@ -10,7 +10,7 @@ import fsspec
 import pandas as pd
 import pytest
 
-from pipelines.clean import run
+from pipelines.jobs.clean import run
 from tests.helpers import tiny_config
 from tests.s3_server import s3_server
 
@@ -112,7 +112,7 @@ def test_empty_outputs_are_written_and_readable(tmp_path, where, request):
 
 @pytest.mark.slow
 def test_a_run_on_s3_exports_to_s3(tiny_dataset, s3):
-    from pipelines.export import export_run
+    from pipelines.jobs.export import export_run
 
     endpoint, fs = s3
     fs.put(str(tiny_dataset), "rmclean-test/data", recursive=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import models.varlen_attention as varlen
+import models.value_head.varlen_attention as varlen
 from models.micro_batches import micro_batches
-from models.packing import pack
+from models.value_head.packing import pack
 from models.work import ModelWork, WorkMeter
 
 

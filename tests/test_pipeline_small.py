@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from pipelines.clean import run
+from pipelines.jobs.clean import run
 from pipelines.stages.read_sources import DataMissingError
 from tests.helpers import read_parquet_dir, tiny_config
 

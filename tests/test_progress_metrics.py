@@ -7,10 +7,10 @@ import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.clean import build
+from pipelines.jobs.clean import build
 from pipelines.runners import beam_args_for
-from pipelines.steps import METRICS_NAMESPACE
 from tests.helpers import tiny_config
+from transforms.beam.steps import METRICS_NAMESPACE
 
 
 @pytest.mark.slow
@@ -47,7 +47,7 @@ def test_a_terminal_gets_a_bar_and_a_pipe_gets_none(tiny_dataset, tmp_path):
     import io
 
     from pipelines import progress
-    from pipelines.clean import run
+    from pipelines.jobs.clean import run
 
     class Terminal(io.StringIO):
         def isatty(self):

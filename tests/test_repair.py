@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.clean import run
 from pipelines.config import SourceConfig
-from pipelines.export import export_run
+from pipelines.jobs.clean import run
+from pipelines.jobs.export import export_run
 from tests.helpers import TURN_TEST_MODEL, jpeg_bytes, tiny_config, write_json
-from transforms.io.shard_index import index_path, iter_index
-from transforms.io.stored_samples import iter_stored_samples
 from transforms.report.summary import CountsNotConservedError, check_conservation
+from transforms.shards.shard_index import index_path, iter_index
+from transforms.shards.stored_samples import iter_stored_samples
 
 GOOD = "A fine answer about it."
 
@@ -190,7 +190,7 @@ def _decision(summary: dict, sample_id: str, verdict: str, by_origin: bool = Tru
 
 @pytest.mark.slow
 def test_apply_review_on_a_repaired_run_keeps_whole_or_keeps_the_repair(tmp_path):
-    from pipelines.apply_review import apply_review
+    from pipelines.jobs.apply_review import apply_review
 
     out = tmp_path / "out"
     summary = run(_config(_dataset(tmp_path / "data"), out, threshold=-2.0))

@@ -1,13 +1,8 @@
 import pytest
 
 from transforms.core.record import MediaRef, Sample
-from transforms.samples.route import (
-    EXCERPT_CHARS,
-    REVIEW,
-    percentile_cut,
-    route_by_cut,
-    route_by_threshold,
-)
+from transforms.core.routes import REVIEW
+from transforms.samples.route import EXCERPT_CHARS, percentile_cut, route_by_cut, route_by_threshold
 from transforms.samples.rules import check_rules
 from transforms.samples.turns import first_low_turn
 

@@ -15,8 +15,8 @@ import pytest
 
 from bench.indexed_runs import FakeRun, FakeSample, generated_samples, write_run
 from pipelines.cli import main
-from transforms.report import drift_stats
-from transforms.report.run_compare import CompareError, compare_runs
+from transforms.history import drift_stats
+from transforms.history.run_compare import CompareError, compare_runs
 
 
 def _runs(tmp_path: Path, old: FakeRun, new: FakeRun) -> tuple[str, str]:

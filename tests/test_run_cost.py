@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from models.score_ahead import BatchStat
 from models.work import ModelWork
+from transforms.counts.run_cost import CombineBatchStats
 from transforms.report.cost import cost_html
-from transforms.report.run_cost import CombineBatchStats
+from transforms.scoring.score_ahead import BatchStat
 
 
 def _combine(*groups):
@@ -108,7 +108,7 @@ def test_the_work_each_model_reports_is_summed_per_model_and_in_all():
 
 @pytest.mark.slow
 def test_the_page_shows_each_device_and_the_price(tiny_dataset, tmp_path):
-    from pipelines.clean import run
+    from pipelines.jobs.clean import run
     from tests.helpers import tiny_config
 
     summary = {"dataset": "x", **_combine([_stat("cuda:0", 0.0, 2.0), _stat("<b>", 0.0, 1.0)])}

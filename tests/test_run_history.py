@@ -15,7 +15,7 @@ import pytest
 from bench.indexed_runs import FakeRun, generated_samples, write_run
 from pipelines.cli import main
 from tests.s3_server import s3_server
-from transforms.report.run_history import (
+from transforms.history.run_history import (
     previous_finished_run,
     read_history,
     record_finished_run,
@@ -67,7 +67,7 @@ def _record_at_once(folder: str, count: int) -> None:
     """`count` processes, each recording one run in `folder` at the same moment (they wait for
     a common start time once Python and the imports are up)."""
     script = (
-        "import sys, time; from transforms.report.run_history import record_finished_run\n"
+        "import sys, time; from transforms.history.run_history import record_finished_run\n"
         "folder, i, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])\n"
         "time.sleep(max(start - time.time(), 0))\n"
         "record_finished_run(f'{folder}/run-{i}', {'run_id': f'id-{i}', 'dataset': 'fake',"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.clean import run
+from pipelines.jobs.clean import run
 from tests.helpers import tiny_config
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import main
-from pipelines.latest_run import NoFinishedRunError, latest_run, mark_latest
-from pipelines.run_paths import derived_prefix, normalise_prefix
+from pipelines.run_folders.latest_run import NoFinishedRunError, latest_run, mark_latest
+from pipelines.run_folders.run_paths import derived_prefix, normalise_prefix
 from tests.s3_server import s3_server
 from tests.test_apply_review import _line, _write
 from tests.test_cli import write_config

@@ -12,8 +12,8 @@ import math
 import pytest
 
 from bench.sample_quality import quality, turn_quality
-from pipelines.clean import run
 from pipelines.config import load_config
+from pipelines.jobs.clean import run
 from synth.dataset import write_sample_dataset
 from tests.test_config import SAMPLE
 

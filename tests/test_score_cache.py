@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipelines.clean import run
+from pipelines.jobs.clean import run
 from tests.helpers import conversation, tiny_config, write_json
 
 REPO = Path(__file__).resolve().parent.parent
@@ -187,8 +187,8 @@ def _lookup(tmp_path, other_entries: int) -> tuple[list[float], int]:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from transforms.io.sorted_runs import GroupOnDisk
     from transforms.samples.score_cache import AttachKnownScores, look_up_cached
+    from transforms.shuffle.sorted_runs import GroupOnDisk
 
     samples = _text_samples(300)
     cache = str(tmp_path / f"cache-{other_entries}")

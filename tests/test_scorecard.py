@@ -77,7 +77,7 @@ def test_quality_reads_labels_and_the_runs_flagged_list(tmp_path):
 def test_turn_quality_checks_the_found_turn_and_what_repair_kept(tmp_path):
     from bench.sample_quality import turn_quality
     from transforms.core.record import Sample
-    from transforms.io.shard_formats import ParquetShard
+    from transforms.shards.shard_formats import ParquetShard
 
     def turns(n):
         return [

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from pipelines.clean import run
 from pipelines.config import SourceConfig
+from pipelines.jobs.clean import run
 from tests.helpers import conversation, jpeg_bytes, read_parquet_dir, tiny_config
 
 
@@ -139,8 +139,8 @@ def test_turn_scores_and_repairs_read_back_from_both_formats(tmp_path, file_form
     by rmclean (the report, apply-review, export) and by the formats' own readers."""
     import fsspec
 
-    from transforms.io.shard_formats import SHARD_TYPES, SUFFIXES
-    from transforms.io.stored_samples import iter_stored_samples
+    from transforms.shards.shard_formats import SHARD_TYPES, SUFFIXES
+    from transforms.shards.stored_samples import iter_stored_samples
 
     written = _turn_samples()
     path = tmp_path / f"part{SUFFIXES[file_format]}"
@@ -167,7 +167,7 @@ def test_turn_scores_and_repairs_read_back_from_both_formats(tmp_path, file_form
 
 
 def test_spilled_samples_keep_their_turn_scores(tmp_path):
-    from transforms.io.spill import SpillShard, read_spilled
+    from transforms.shuffle.spill import SpillShard, read_spilled
 
     written = _turn_samples()
     path = tmp_path / "spill.parquet"

@@ -10,11 +10,11 @@ import pytest
 from tests.helpers import conversation
 from transforms.core.content_hash import content_hash
 from transforms.core.record import IMAGE, MediaRef, Sample
-from transforms.io.rolling_shards import RollingShards, finalize_shards
-from transforms.io.shard_formats import SHARD_TYPES
-from transforms.io.shard_index import INDEX_SCHEMA, iter_index
-from transforms.io.stored_samples import iter_stored_samples
-from transforms.io.write_shards import WriteSamples
+from transforms.shards.rolling_shards import RollingShards, finalize_shards
+from transforms.shards.shard_formats import SHARD_TYPES
+from transforms.shards.shard_index import INDEX_SCHEMA, iter_index
+from transforms.shards.stored_samples import iter_stored_samples
+from transforms.shards.write_shards import WriteSamples
 
 
 def _samples(prefix: str, count: int) -> list[Sample]:

@@ -10,7 +10,13 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.runners import shuffles_in_memory
-from transforms.io.sorted_runs import GroupInRunner, GroupOnDisk, Run, WriteRuns, merge_partition
+from transforms.shuffle.sorted_runs import (
+    GroupInRunner,
+    GroupOnDisk,
+    Run,
+    WriteRuns,
+    merge_partition,
+)
 
 
 def _pairs(count: int, keys: int, seed: int) -> list[tuple[tuple[str, str], str]]:

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.config import load_config
-from pipelines.subset import make_subset
+from pipelines.jobs.subset import make_subset
 
 REPO = Path(__file__).resolve().parent.parent
 LAION = "ALLaVA-4V/allava_laion"
@@ -74,7 +74,7 @@ def test_a_subset_keeps_whole_records_whose_media_are_here(partly_downloaded, tm
 
 @pytest.mark.slow
 def test_the_subset_runs_with_the_same_config_and_no_missing_media(partly_downloaded, tmp_path):
-    from pipelines.clean import run
+    from pipelines.jobs.clean import run
 
     out = tmp_path / "subset"
     args = ["subset", "--config", str(REPO / "configs" / "sample.yaml")]

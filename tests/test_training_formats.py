@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from pipelines.clean import run
+from pipelines.jobs.clean import run
 from tests.helpers import tiny_config
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models.base import Reward
-from models.value_reads import ValueReads
+from models.value_head.value_reads import ValueReads
 
 
 def test_a_turn_ending_at_the_last_token_shares_the_score_read():

@@ -11,9 +11,9 @@ import webdataset as wds
 
 from tests.helpers import conversation
 from transforms.core.record import IMAGE, MediaRef, Sample
-from transforms.io.rolling_shards import finalize_shards
-from transforms.io.shard_formats import SHARD_TYPES, SUFFIXES
-from transforms.io.write_shards import WriteSamples
+from transforms.shards.rolling_shards import finalize_shards
+from transforms.shards.shard_formats import SHARD_TYPES, SUFFIXES
+from transforms.shards.write_shards import WriteSamples
 
 
 def _samples(prefix: str, count: int, media_kib: int = 40) -> list[Sample]:

@@ -41,14 +41,14 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.apply_review import ApplyReviewError, apply_review
-    from pipelines.output_prefix import OutputExistsError
-    from pipelines.run_paths import REVIEWED, derived_prefix, normalise_prefix
-    from transforms.io.stored_samples import StoredShardError
+    from pipelines.jobs.apply_review import ApplyReviewError, apply_review
+    from pipelines.run_folders.output_prefix import OutputExistsError
+    from pipelines.run_folders.run_paths import REVIEWED, derived_prefix, normalise_prefix
     from transforms.report.scan import ReportInputError
     from transforms.review.decisions import DecisionError
     from transforms.review.matching import MissingIndexError
     from transforms.review.reroute import ReviewNotConservedError
+    from transforms.shards.stored_samples import StoredShardError
 
     run = normalise_prefix(args.run)
     try:

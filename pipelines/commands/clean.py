@@ -146,7 +146,7 @@ def _scoring_line(scoring: dict, score_cache: str | None) -> str:
 def config_for(args: argparse.Namespace):
     """The config file with this command line's overrides and the run defaults applied, and
     the config's own output folder (where each run's prefix and the LATEST pointer go)."""
-    from pipelines.run_paths import normalise_prefix
+    from pipelines.run_folders.run_paths import normalise_prefix
 
     config = load_config(args.config)
     if args.model and args.model != config.model:
@@ -176,8 +176,8 @@ def config_for(args: argparse.Namespace):
 
 def _run(config, overwrite: bool, beam_args: list[str], runs_folder: str) -> int:
     from pipelines import interrupt, progress
-    from pipelines.clean import run as run_pipeline
-    from pipelines.output_prefix import OutputExistsError, prepare_output
+    from pipelines.jobs.clean import run as run_pipeline
+    from pipelines.run_folders.output_prefix import OutputExistsError, prepare_output
     from transforms.report.summary import CountsNotConservedError, TooManyErrorsError
 
     try:

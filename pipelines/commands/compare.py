@@ -47,14 +47,14 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from transforms.report.compare_output import describe, write_comparison
-    from transforms.report.run_compare import (
+    from transforms.history.run_compare import (
         CompareError,
         compare_runs,
         finished_summary,
         max_drift,
     )
-    from transforms.report.run_history import previous_finished_run
+    from transforms.history.run_history import previous_finished_run
+    from transforms.report.compare_output import describe, write_comparison
 
     if len(args.runs) > 2:
         return usage(f"compare takes OLD NEW or NEW alone, not {len(args.runs)} runs")

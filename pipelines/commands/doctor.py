@@ -25,7 +25,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.doctor import diagnose
+    from pipelines.jobs.doctor import diagnose
 
     findings = diagnose(args.config)
     print("\n".join(findings.lines))

@@ -13,7 +13,7 @@ NAME = "download"
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
-    from pipelines.downloads import DEFAULT_BUCKET, PLANS
+    from pipelines.jobs.downloads import DEFAULT_BUCKET, PLANS
 
     download = commands.add_parser(
         NAME,
@@ -38,7 +38,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.downloads import DownloadError, download, plan_for
+    from pipelines.jobs.downloads import DownloadError, download, plan_for
 
     try:
         plan = plan_for(args.what, args.data, bucket=args.bucket, archives=args.archives)

@@ -36,10 +36,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.export import ExportError, export_run
-    from pipelines.run_paths import EXPORT, derived_prefix, normalise_prefix
-    from transforms.io.stored_samples import StoredShardError
+    from pipelines.jobs.export import ExportError, export_run
+    from pipelines.run_folders.run_paths import EXPORT, derived_prefix, normalise_prefix
     from transforms.report.scan import ReportInputError
+    from transforms.shards.stored_samples import StoredShardError
 
     run = normalise_prefix(args.run)
     try:

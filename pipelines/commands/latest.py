@@ -23,7 +23,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.latest_run import NoFinishedRunError, latest_run
+    from pipelines.run_folders.latest_run import NoFinishedRunError, latest_run
 
     try:
         folder = load_config(args.config).output if args.config else args.runs

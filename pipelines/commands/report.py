@@ -27,7 +27,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.run_paths import normalise_prefix
+    from pipelines.run_folders.run_paths import normalise_prefix
     from transforms.report.html import write_html_report
     from transforms.report.scan import ReportInputError
 

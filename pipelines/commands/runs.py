@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     import fsspec
 
     from pipelines.config import ConfigError, load_config
-    from transforms.report.run_history import HISTORY_FILE, read_history
+    from transforms.history.run_history import HISTORY_FILE, read_history
 
     if args.config:
         try:

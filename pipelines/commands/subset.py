@@ -27,8 +27,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.run_paths import normalise_prefix
-    from pipelines.subset import SubsetError, make_subset
+    from pipelines.jobs.subset import SubsetError, make_subset
+    from pipelines.run_folders.run_paths import normalise_prefix
 
     args.output = normalise_prefix(args.output)
     try:

@@ -6,7 +6,8 @@ then the run is compared with the previous finished run of its dataset, summary.
 `input = clean + review + errors` per source and the error fraction are checked (either failing
 leaves summary.json for diagnosis and no `_SUCCESS`), the HTML report is written from the
 finished shards, `_SUCCESS`, the run's line in the run history, the score cache's small files
-are merged, and last the runs folder's LATEST pointer names this run (`pipelines/latest_run.py`).
+are merged, and last the runs folder's LATEST pointer names this run
+(`pipelines/run_folders/latest_run.py`).
 """
 
 from __future__ import annotations
@@ -19,17 +20,17 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 
 from pipelines.config import RunConfig
-from pipelines.latest_run import mark_latest
-from pipelines.output_prefix import remove_temporaries
-from transforms.core.branches import Branches
-from transforms.core.combine_branches import CombineBranches
+from pipelines.run_folders.latest_run import mark_latest
+from pipelines.run_folders.output_prefix import remove_temporaries
+from transforms.beam.branches import Branches
+from transforms.beam.combine_branches import CombineBranches
 from transforms.core.run_info import RunInfo
 from transforms.core.storage import absolute_url
+from transforms.counts.run_cost import CombineBatchStats
+from transforms.counts.run_counts import CountOutcomes, RunCounts, read_outcome
+from transforms.history.since_last_run import record_run, since_last_run
 from transforms.report import summary as report
 from transforms.report.html import write_html_report
-from transforms.report.run_cost import CombineBatchStats
-from transforms.report.run_counts import CountOutcomes, RunCounts, read_outcome
-from transforms.report.since_last_run import record_run, since_last_run
 from transforms.samples.score_cache import compact
 
 _log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from typing import NamedTuple
 import apache_beam as beam
 
 from pipelines.config import RunConfig
-from pipelines.steps import ERRORS_TAG, GroupStep, guarded
-from transforms.core.branches import Branches
+from transforms.beam.branches import Branches
+from transforms.beam.steps import ERRORS_TAG, GroupStep, guarded
 from transforms.io.video_archives import archive_key
 from transforms.media.fetch import fetch_media
 from transforms.media.groups import ListedVideo, group_key, join_archive, open_group
@@ -46,7 +46,7 @@ class LoadMedia(beam.PTransform):
 
     `archive_videos`: (member path, archive) pairs from ReadSources, or None when the run has
     no archives. `group`, `archive_group`: the media shuffle and the archive join's
-    (`transforms/io/sorted_runs.grouping`): through sorted files on runners that would hold
+    (`transforms/shuffle/sorted_runs.grouping`): through sorted files on runners that would hold
     them in memory, Beam's GroupByKey elsewhere.
     """
 

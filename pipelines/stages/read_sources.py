@@ -15,8 +15,8 @@ import apache_beam as beam
 
 from pipelines.config import RunConfig
 from pipelines.progress import READ, CountProgress
-from pipelines.steps import ERRORS_TAG, SplitErrors
-from transforms.core.branches import Branches
+from transforms.beam.branches import Branches
+from transforms.beam.steps import ERRORS_TAG, SplitErrors
 from transforms.core.storage import glob_under
 from transforms.io.llava_manifests import read_manifest
 from transforms.io.shard_inputs import read_light

@@ -6,7 +6,7 @@ combined branch by branch (`CombineBranches`) to find each source's cut (`cuts`,
 report marks on the histograms); a sample's routing score is the lowest of its score and its
 turn scores, so the lowest p% are the samples with the lowest turn. A percentile needs every
 score before any sample is routed, so the scored samples wait for it on disk
-(`transforms/io/spill.py`), not in memory.
+(`transforms/shuffle/spill.py`), not in memory.
 """
 
 from __future__ import annotations
@@ -17,20 +17,20 @@ import apache_beam as beam
 from apache_beam.transforms.stats import ApproximateQuantilesCombineFn
 
 from pipelines.config import RunConfig
-from pipelines.steps import ERRORS_TAG, guarded, unexpected_error
-from transforms.core.branches import Branches
-from transforms.core.combine_branches import CombineBranches
+from transforms.beam.branches import Branches
+from transforms.beam.combine_branches import CombineBranches
+from transforms.beam.steps import ERRORS_TAG, guarded, unexpected_error
 from transforms.core.record import ErrorRecord, Sample
-from transforms.io.spill import SPILL_SHARD_MB, SpillShard, read_spilled
-from transforms.io.write_shards import WriteTempShards
+from transforms.core.routes import REVIEW
 from transforms.samples.repair import REPAIRED, truncated
 from transforms.samples.route import (
     QUANTILE_POINTS,
-    REVIEW,
     percentile_cut,
     route_by_cut,
     route_by_threshold,
 )
+from transforms.shards.write_shards import WriteTempShards
+from transforms.shuffle.spill import SPILL_SHARD_MB, SpillShard, read_spilled
 
 if TYPE_CHECKING:
     from pipelines.stages.score_samples import SamplesScored

@@ -15,13 +15,13 @@ import apache_beam as beam
 
 from pipelines.config import RunConfig
 from pipelines.progress import CountProgress
-from transforms.core.branches import Branches
+from transforms.beam.branches import Branches
+from transforms.core.routes import CLEAN, ERRORS, REVIEW
 from transforms.core.run_info import RunInfo
-from transforms.io.shard_index import index_path
-from transforms.io.write_shards import OUTCOMES, WRITE_ERRORS, WriteLines, WriteSamples
+from transforms.counts.run_counts import written_outcome
 from transforms.report import summary
-from transforms.report.run_counts import written_outcome
-from transforms.samples.route import CLEAN, ERRORS, REVIEW
+from transforms.shards.shard_index import index_path
+from transforms.shards.write_shards import OUTCOMES, WRITE_ERRORS, WriteLines, WriteSamples
 
 # Error records are small; their JSON Lines files roll over at this size.
 ERRORS_SHARD_MB = 64

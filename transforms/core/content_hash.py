@@ -1,7 +1,7 @@
 """A sample's content, as one hash: its conversation and the bytes of its media.
 
 Two things key on it: the score cache (a sample with the same content needs no new score) and
-the run-to-run comparison (`transforms/report/run_compare.py`: a sample whose id stayed but whose
+the run-to-run comparison (`transforms/history/run_compare.py`: a sample whose id stayed but whose
 hash moved was changed). Ids alone cannot tell a re-exported answer from the one before.
 """
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 import fsspec
 
 from transforms.core.record import VIDEO, ErrorRecord, MediaRef, Sample
-from transforms.media.paths import normalize_member
+from transforms.io.paths import normalize_member
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".wmv", ".webm")
 

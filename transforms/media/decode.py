@@ -46,18 +46,6 @@ def _fit(image: Image.Image, max_side: int | None) -> Image.Image:
     return image
 
 
-def header_size(data: bytes | None) -> tuple[int, int] | None:
-    """(height, width) from an image's header (Pillow reads no pixel data for `.size`)."""
-    if not data:
-        return None
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except Exception:  # noqa: BLE001 - an unreadable header: the caller picks a default
-        return None
-    return height, width
-
-
 def decode_image(data: bytes, max_side: int | None = None) -> np.ndarray:
     """Fully decode an image to an (H, W, 3) uint8 RGB array with EXIF orientation applied."""
     if not data:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipelines.steps import ERRORS_TAG, METRICS_NAMESPACE, unexpected_error
-from transforms.core.bundle_outputs import in_global_window
+from transforms.beam.bundle_outputs import in_global_window
+from transforms.beam.steps import ERRORS_TAG, METRICS_NAMESPACE, unexpected_error
+from transforms.core.image_header import header_size
 from transforms.core.record import IMAGE, ErrorRecord, Sample
-from transforms.media.decode import header_size
 from transforms.media.decode_pool import DecodeJob, DecodePool, DecodeResult
 from transforms.media.decode_slots import DecodeSlots
 

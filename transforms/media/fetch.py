@@ -7,7 +7,7 @@ from collections.abc import Container
 import fsspec
 
 from transforms.core.record import ErrorRecord, MediaRef, Sample
-from transforms.media.paths import RemoteMediaError, UnsafePathError, join_inside
+from transforms.io.paths import RemoteMediaError, UnsafePathError, join_inside
 
 
 def fetch_media(

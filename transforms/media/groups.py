@@ -7,7 +7,7 @@ sample is grouped by (source, id). Exact duplicates name the same media, so they
 group and the same shuffle drops them (for Parquet and WebDataset inputs, duplicates within
 one file). Only light samples, without media bytes, go through it: remote runners pay for every
 byte shuffled, and local ones would hold it whole in memory, so there it goes through sorted
-files (`transforms/io/sorted_runs.py`).
+files (`transforms/shuffle/sorted_runs.py`).
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from html import escape
 
+from transforms.core.routes import CLEAN, REVIEW
 from transforms.report.rows import num
 from transforms.report.scan import StreamingHistogram
-from transforms.samples.route import CLEAN, REVIEW
 
 SVG_WIDTH, SVG_HEIGHT = 580, 210  # px
 LEFT, RIGHT, TOP, BOTTOM = 58, 16, 26, 40  # px of margin around the plot

@@ -21,6 +21,7 @@ from typing import Any
 
 import fsspec
 
+from transforms.core.routes import CLEAN, DROPPED, ERRORS, REVIEW
 from transforms.core.run_identity import run_id
 from transforms.media.video_worker import KillableVideoDecoder
 from transforms.report.comparison_html import comparison_html
@@ -51,7 +52,6 @@ from transforms.report.scan import (
 from transforms.report.summary import REPAIRED, REPAIRED_ORIGINALS
 from transforms.report.thumbs import ThumbWriter
 from transforms.review.evidence import MIN_DECISIONS_PER_BAND
-from transforms.samples.route import CLEAN, DROPPED, ERRORS, REVIEW
 
 VIDEO_TIMEOUT_S = 30.0  # a thumbnail strip is not worth waiting longer for
 

@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 from html import escape
 
-from transforms.io.stored_samples import StoredShardError, iter_stored_samples
+from transforms.core.routes import REVIEW
 from transforms.report.rows import (
     LOWEST,
     NEAREST,
@@ -39,7 +39,7 @@ from transforms.report.rows import (
 )
 from transforms.report.scan import START_BIN_WIDTH, Pick, order_key
 from transforms.report.thumbs import ThumbWriter
-from transforms.samples.route import REVIEW
+from transforms.shards.stored_samples import StoredShardError, iter_stored_samples
 
 MAX_ORDER_BINS = 4096
 NAV_SPAN = 3  # pages linked on each side of the current one

@@ -12,9 +12,9 @@ from html import escape
 from typing import Any
 
 from transforms.core.record import ASSISTANT_ROLES
+from transforms.core.routes import REVIEW
 from transforms.report.assets import SCRIPT, STYLE
 from transforms.report.scan import Pick, order_key
-from transforms.samples.route import REVIEW
 from transforms.samples.turns import first_low_turn
 
 TURNS_SHOWN = 12  # messages: a six-turn conversation whole

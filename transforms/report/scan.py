@@ -25,10 +25,10 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from transforms.core.record import Sample
-from transforms.io.stored_samples import StoredShardError, iter_stored_samples
+from transforms.core.routes import CLEAN, REVIEW
 from transforms.io.webdataset_shards import split_member_name
 from transforms.report.thumbs import Thumb, ThumbWriter
-from transforms.samples.route import CLEAN, REVIEW
+from transforms.shards.stored_samples import StoredShardError, iter_stored_samples
 
 METADATA_COLUMNS = (
     "id",

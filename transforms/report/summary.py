@@ -12,8 +12,8 @@ import fsspec
 
 from transforms.core.json_lines import json_line
 from transforms.core.record import ASSISTANT_ROLES, HUMAN_ROLES, Sample
-from transforms.report.run_counts import RunCounts
-from transforms.samples.route import CLEAN, ERRORS, REVIEW, ROUTES
+from transforms.core.routes import CLEAN, ERRORS, REVIEW, ROUTES
+from transforms.counts.run_counts import RunCounts
 from transforms.samples.turns import first_low_turn
 
 EXCERPT_CHARS = 200

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import fsspec
 
-from transforms.io.shard_index import iter_index
+from transforms.core.routes import CLEAN, REVIEW
 from transforms.review.decisions import KEEP, Decision, DecisionError, problem_list
 from transforms.samples.repair import ORIGINAL, REPAIRED
-from transforms.samples.route import CLEAN, REVIEW
+from transforms.shards.shard_index import iter_index
 
 SUPERSEDED = "superseded"  # a repaired prefix whose original a reviewer kept whole
 

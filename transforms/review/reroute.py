@@ -17,20 +17,20 @@ from dataclasses import dataclass, field
 import fsspec
 
 from transforms.core.record import Sample
+from transforms.core.routes import CLEAN, DROPPED, REVIEW
 from transforms.core.run_info import RunInfo
 from transforms.core.storage import copy_file
-from transforms.io.rolling_shards import (
+from transforms.review.matching import SUPERSEDED, Match
+from transforms.samples.repair import ORIGINAL, REPAIRED, repair_role
+from transforms.shards.rolling_shards import (
     RollingShards,
     finalize_shards,
     temp_dir_under,
     temp_shard_path,
 )
-from transforms.io.shard_formats import SHARD_TYPES, SUFFIXES
-from transforms.io.shard_index import SidecarWriter, index_path, iter_index
-from transforms.io.stored_samples import iter_stored_samples
-from transforms.review.matching import SUPERSEDED, Match
-from transforms.samples.repair import ORIGINAL, REPAIRED, repair_role
-from transforms.samples.route import CLEAN, DROPPED, REVIEW
+from transforms.shards.shard_formats import SHARD_TYPES, SUFFIXES
+from transforms.shards.shard_index import SidecarWriter, index_path, iter_index
+from transforms.shards.stored_samples import iter_stored_samples
 
 UNDECIDED = "undecided"
 DESTINATIONS = (CLEAN, REVIEW, DROPPED)

@@ -1,6 +1,6 @@
 """Where a scored sample goes: an absolute threshold or the lowest p% of its source.
 
-Like every per-sample step (`pipelines/steps.py`), a routing function returns the sample to
+Like every per-sample step (`transforms/beam/steps.py`), a routing function returns the sample to
 pass it on (clean) or a `TaggedOutput` to divert it (review). A conversation of several
 assistant turns with turn scores is flagged when any turn scores below the cut, and its
 reason (`low_score_turn`) and detail name the first such turn; a sample without turn scores,
@@ -12,14 +12,8 @@ from __future__ import annotations
 from apache_beam.pvalue import TaggedOutput
 
 from transforms.core.record import Sample
+from transforms.core.routes import REVIEW
 from transforms.samples.turns import first_low_turn
-
-CLEAN = "clean"
-REVIEW = "review"
-ERRORS = "errors"
-ROUTES = (CLEAN, REVIEW, ERRORS)
-DROPPED = "dropped"  # only after a review: samples reviewers dropped (pipelines/apply_review.py)
-
 
 LOW_SCORE_TURN = "low_score_turn"
 EXCERPT_CHARS = 80

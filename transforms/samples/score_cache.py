@@ -10,7 +10,7 @@ scoring setup (model ids, options and weights: `model_cache_id`):
 
 Looking up never holds the cache in memory. Before media is loaded, the light samples and the
 cache's entries meet in one shuffle keyed by digest (`AttachKnownScores`; on local runners
-through sorted files, `transforms/io/sorted_runs.py`), and each sample takes the scores cached
+through sorted files, `transforms/shuffle/sorted_runs.py`), and each sample takes the scores cached
 under its digest, usually none or one (`known_scores`). Once its media bytes are in, the
 sample's key picks its score among those (`look_up_cached`). A renamed media file is a
 changed sample.
